@@ -33,7 +33,9 @@ DEFAULT_STORE = Path("results")
 
 @app.command()
 def schedules(
-    steps: Annotated[int, typer.Option("--steps", "-T", min=1, help="T for the discrete Δη.")] = 1000,
+    steps: Annotated[
+        int, typer.Option("--steps", "-T", min=1, help="T for the discrete Δη.")
+    ] = 1000,
     spec: Annotated[
         list[str] | None, typer.Option("--spec", help="Extra schedule specs to list.")
     ] = None,
@@ -44,13 +46,170 @@ def schedules(
     print_schedule_table(steps=steps, extra_specs=spec or [])
 
 
+@app.callback()
+def _root() -> None:
+    # An explicit callback keeps `rstsweep` a command group even while it has one command
+    # (typer would otherwise run that command as the root and reject `rstsweep schedules`).
+    pass
+
+
+def _opt(help_text: str) -> typer.models.OptionInfo:
+    return typer.Option(help=help_text, show_default=False)
+
+
+@app.command("train")
+def train_cmd(
+    algorithm: Annotated[str | None, _opt("sgd sam asam gsam gnr looksam esam ssam.")] = None,
+    schedule: Annotated[str | None, _opt("p(t), e.g. 'constant(0.5)', 'cos1'.")] = None,
+    model: Annotated[str | None, _opt("fastcnn, resnet18, wrn-D-K, vgg16-bn, vit-s16, ...")] = None,
+    dataset: Annotated[str | None, _opt("fashion-mnist, cifar10, cifar100, imagenet.")] = None,
+    epochs: Annotated[int | None, _opt("Training epochs.")] = None,
+    seed: Annotated[int | None, _opt("Seed of the model init, data order and coins.")] = None,
+    train_subset: Annotated[int | None, _opt("Use a seeded subset of the training set.")] = None,
+    test_subset: Annotated[int | None, _opt("Use a seeded subset of the test set.")] = None,
+    batch_size: Annotated[int | None, _opt("Batch size.")] = None,
+    lr: Annotated[float | None, _opt("Peak learning rate.")] = None,
+    rho: Annotated[float | None, _opt("SAM radius ρ.")] = None,
+    alpha: Annotated[float | None, _opt("GNR/G-RST mix α.")] = None,
+    optimizer: Annotated[str | None, _opt("Base optimizer: sgd, adam, adamw.")] = None,
+    augment: Annotated[str | None, _opt("none, basic, cutout.")] = None,
+    label_noise: Annotated[float | None, _opt("Symmetric label noise (train only).")] = None,
+    width: Annotated[int | None, _opt("Model width override.")] = None,
+    data_dir: Annotated[str | None, _opt("Dataset directory.")] = None,
+    device: Annotated[str | None, _opt("auto, cpu, cuda, cuda:1 ...")] = None,
+    threads: Annotated[int | None, _opt("torch CPU threads.")] = None,
+    out: Annotated[Path | None, _opt("Directory for checkpoint.pt and final.pt.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT.")] = False,
+    json_: Annotated[bool, typer.Option("--json", help="Print a JSON summary only.")] = False,
+) -> None:
+    """Train one cell (one RST run) and print its summary."""
+    from rstsweep.trainers.loop import run_cli
+
+    options = dict(locals())
+    for key in ("out", "resume", "json_", "run_cli"):
+        options.pop(key)
+    code = run_cli(options, out=out, resume=resume, as_json=json_)
+    if code:
+        sys.exit(code)
+
+
+@app.command()
+def run(
+    sweep: Annotated[str, typer.Argument(help="The sweep to run (a name in the sweeps file).")],
+    file: SweepsFile = DEFAULT_FILE,
+    profile: Profile = "paper",
+    store: StoreDir = DEFAULT_STORE,
+    address: Annotated[
+        str | None, typer.Option(help="An existing Ray cluster (default: a local Ray).")
+    ] = None,
+    cpus_per_trial: Annotated[float, typer.Option(help="CPUs per trial.")] = 1.0,
+    gpus_per_trial: Annotated[float, typer.Option(help="GPUs per trial (0.25: 4 per GPU).")] = 0.0,
+    max_concurrent: Annotated[int | None, typer.Option(help="At most this many trials.")] = None,
+    max_failures: Annotated[int, typer.Option(help="Retries of a crashed trial.")] = 2,
+    num_cpus: Annotated[float | None, typer.Option(help="Local Ray only: CPUs to use.")] = None,
+    num_gpus: Annotated[
+        int | None, typer.Option(help="Local Ray only: GPUs to declare (logical ones allowed).")
+    ] = None,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No live display.")] = False,
+) -> None:
+    """Run the sweep's cells not yet in the store, through Ray Tune (re-running resumes)."""
+    from rstsweep.sweeper.driver import run_command
+
+    options = dict(locals())
+    progress = not options.pop("no_progress")
+    options.pop("run_command")
+    code = run_command(options.pop("sweep"), progress=progress, **options)
+    if code:
+        sys.exit(code)
+
+
+app.command("resume", help="Alias of `run`: run the cells not yet in the store.")(run)
+
+
+@app.command()
+def plan(
+    sweep: Annotated[str, typer.Argument(help="Sweep name from the sweeps file.")],
+    file: SweepsFile = DEFAULT_FILE,
+    profile: Profile = "demo",
+    store: StoreDir = DEFAULT_STORE,
+) -> None:
+    """Show a sweep's cells by group, expected forward-backward passes and estimated time."""
+    from rstsweep.sweeper.plan import plan_sweep, print_plan
+
+    print_plan(plan_sweep(file, sweep, profile, store), store)
+
+
+@app.command()
+def status(
+    sweep: Annotated[
+        str | None, typer.Argument(help="One sweep (default: all in the store).")
+    ] = None,
+    store: StoreDir = DEFAULT_STORE,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="Sweeps YAML (default: ./sweeps.yaml).")
+    ] = None,
+    profile: Annotated[
+        str | None, typer.Option("--profile", "-p", help="Profile (default: the recorded one).")
+    ] = None,
+) -> None:
+    """Done / running / failed / pending cells per sweep and group, realized compute, failures."""
+    from rstsweep.sweeper.status import collect_status, print_status
+
+    if file is not None and not file.exists():
+        raise RstError(f"{file}: sweeps file not found")
+    found = file or (DEFAULT_FILE if DEFAULT_FILE.exists() else None)
+    print_status(collect_status(store, sweep, found, profile), detail=sweep is not None)
+
+
+@app.command()
+def compact(store: StoreDir = DEFAULT_STORE) -> None:
+    """Merge each store table's small Parquet files into one (safe while nothing else compacts)."""
+    from rstsweep.sweeper.store import Store
+
+    if not store.is_dir():
+        raise RstError(f"{store}: no result store here (pass --store DIR)")
+    for table, (before, after) in Store(store).compact().items():
+        print(f"{table}: {before} -> {after} file{'s' if after != 1 else ''}")
+
+
+@app.command()
+def figures(
+    store: StoreDir = DEFAULT_STORE,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the figures.")] = Path(
+        "figures"
+    ),
+    fmt: Annotated[str, typer.Option("--format", help="png, pdf or svg.")] = "png",
+) -> None:
+    """Draw the paper's Figures 1-5 from the store; print the paths written (notes on stderr)."""
+    from rstsweep.analysis.figures import make_figures
+    from rstsweep.analysis.results import require_store
+
+    for path in make_figures(require_store(store), out, fmt):
+        print(path)
+
+
+@app.command()
+def tables(
+    store: StoreDir = DEFAULT_STORE,
+    fmt: Annotated[str, typer.Option("--format", help="md, csv or latex.")] = "md",
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write one file per table here.")
+    ] = None,
+) -> None:
+    """Print the paper's tables (and ours vs the paper's numbers); with --out, write files."""
+    from rstsweep.analysis.results import require_store
+    from rstsweep.analysis.tables import print_or_write_tables
+
+    print_or_write_tables(require_store(store), fmt, out)
+
+
 def main() -> None:
     """Console entry point: run the app, turning user errors into one clean line and exit 2."""
     try:
         app(standalone_mode=False)
     except RstError as exc:
         _fail(str(exc), exc.exit_code)
-    except Exception as exc:  # noqa: BLE001 - only pydantic/click user errors are caught below
+    except Exception as exc:  # only pydantic/click user errors are handled; others re-raise
         _handle_other(exc)
 
 

@@ -57,6 +57,10 @@ TRIALS = pa.schema(
         ("config_json", pa.string()),  # the full CellConfig
         ("versions", pa.string()),  # JSON: rstsweep, torch, python, ray
         ("finished_at", pa.timestamp("s", tz="UTC")),
+        # added by H-sweeper-core (additive): the profile the cell ran under, and its batch size
+        # (plan's time estimate looks up measured step costs by model/dataset/batch)
+        ("profile", pa.string()),
+        ("batch_size", pa.int64()),
     ]
 )
 

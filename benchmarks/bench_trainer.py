@@ -1,0 +1,222 @@
+"""Trainer speed, measured side by side in one run (issue 3): prints JSON, then one summary line.
+
+1. SAM step / SGD step: the trainer's own `train_step` with X_t = 1 vs X_t = 0, same model and
+   batches (goal ≤ 2.03; two passes make 2.0 the floor).
+2. RST(p) extra time / (SGD time × realized Δη) for p ∈ {0.25, 0.5, 0.75}: T_p − T_0 over T_0·Δη
+   for the same number of steps (goal 1.00 ± 0.03, the paper's Fig. 1B: extra cost is linear in Δη
+   with SAM's slope). Also reported: `linearity` = (T_p − T_0) / ((T_1 − T_0)·Δη), which is 1 when
+   the extra time is exactly proportional to the number of SA steps, whatever SAM's own ratio.
+3. Trainer epoch / bare loop epoch: `run_epoch` of the trainer (algorithm sgd: accounting, timers,
+   SAM wrapper's base_step, lr scheduler) vs a hand-written PyTorch loop doing the same math
+   (torch.optim.SGD, clip_grad_norm_, per-step cosine LambdaLR) over the same on-device batches
+   (goal ≤ 1.03).
+
+Parts 1 and 2 run all configurations (p = 0, 0.25, 0.5, 0.75, 1) interleaved in short blocks, and
+part 3 alternates trainer and bare epochs, so load drift on a shared machine hits all alike.
+Data: random uint8 images of Fashion-MNIST's shape (1×28×28, default) or CIFAR's (3×32×32) on the
+device; fastcnn; batch 128.
+
+    .venv/bin/python benchmarks/bench_trainer.py [--shape cifar] [--threads 2] [--steps 120]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+from rstsweep.schedules import parse
+from rstsweep.trainers.augment import train_batches
+from rstsweep.trainers.config import CellConfig
+from rstsweep.trainers.data import DataBundle
+from rstsweep.trainers.loop import build_cell, run_epoch, train_step
+from rstsweep.trainers.models import build_model
+from rstsweep.trainers.optim import lr_factor
+
+SHAPES = {"fmnist": (1, 28), "cifar": (3, 32)}
+PS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def random_bundle(shape: str, n_train: int, device: torch.device, seed: int = 0) -> DataBundle:
+    channels, size = SHAPES[shape]
+    gen = torch.Generator().manual_seed(seed)
+    images = torch.randint(
+        0, 256, (n_train, channels, size, size), dtype=torch.uint8, generator=gen
+    )
+    labels = torch.randint(0, 10, (n_train,), generator=gen)
+    return DataBundle(
+        name=f"random-{shape}",
+        train_images=images.to(device),
+        train_labels=labels.to(device),
+        test_images=images[:256].to(device),
+        test_labels=labels[:256].to(device),
+        num_classes=10,
+        mean=torch.full((channels,), 0.5, device=device),
+        std=torch.full((channels,), 0.25, device=device),
+    )
+
+
+def config_for(args: argparse.Namespace, **overrides) -> CellConfig:
+    base = dict(
+        model="fastcnn",
+        width=args.width,
+        batch_size=args.batch_size,
+        epochs=1,
+        seed=0,
+        device=args.device,
+        threads=args.threads,
+    )
+    return CellConfig(**{**base, **overrides})
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def bench_steps(args: argparse.Namespace, data: DataBundle) -> dict:
+    """Parts 1 and 2: total time of `steps` trainer steps for every p, interleaved in blocks."""
+    cells = {p: build_cell(config_for(args, schedule=f"constant({p})"), data=data) for p in PS}
+    device = cells[0.0].runtime.device
+    batches = list(train_batches(data, args.batch_size, "basic", seed=0, epoch=0))[:16]
+    steps, block = args.steps, args.block
+    draws = {p: parse(f"constant({p})").draws(steps, seed=1).tolist() for p in PS}
+    for cell in cells.values():  # warm-up: both branches, allocator, kernels
+        cell.ctx.reset_epoch_sums()
+        for i in range(args.warmup):
+            x, y = batches[i % len(batches)]
+            train_step(cell.ctx, x, y, sa=bool(i % 2))
+    totals = dict.fromkeys(PS, 0.0)
+    for start in range(0, steps, block):
+        order = PS if (start // block) % 2 == 0 else PS[::-1]  # alternate to cancel drift
+        for p in order:
+            ctx = cells[p].ctx
+            sync(device)
+            t0 = time.perf_counter()
+            for t in range(start, min(start + block, steps)):
+                x, y = batches[t % len(batches)]
+                train_step(ctx, x, y, draws[p][t])
+            sync(device)
+            totals[p] += time.perf_counter() - t0
+    t_sgd, t_sam = totals[0.0], totals[1.0]
+    rst = {}
+    for p in PS[1:-1]:
+        realized = sum(draws[p]) / steps
+        extra = totals[p] - t_sgd
+        rst[str(p)] = {
+            "realized_extra": realized,
+            "time_s": totals[p],
+            "extra_over_sgd_x_deta": extra / (t_sgd * realized),
+            "linearity": extra / ((t_sam - t_sgd) * realized),
+        }
+    return {
+        "steps_per_config": steps,
+        "sgd_step_s": t_sgd / steps,
+        "sam_step_s": t_sam / steps,
+        "sam_over_sgd": t_sam / t_sgd,
+        "rst": rst,
+    }
+
+
+def bare_epoch(model, opt, sched, data: DataBundle, args: argparse.Namespace, epoch: int) -> float:
+    """A hand-written loop: same batches, SGD + global-norm clip 5 + per-step lr schedule."""
+    begin = time.perf_counter()
+    model.train()
+    for x, y in train_batches(data, args.batch_size, "basic", 0, epoch):
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        sched.step()
+    sync(data.train_images.device)
+    return time.perf_counter() - begin
+
+
+def bench_epoch(args: argparse.Namespace, data: DataBundle) -> dict:
+    """Part 3: the trainer's epoch (algorithm sgd) vs the bare loop, alternating."""
+    reps = args.epoch_reps
+    config = config_for(args, algorithm="sgd", epochs=reps + 1, grad_clip=5.0)
+    cell = build_cell(config, data=data)
+    device = cell.runtime.device
+    torch.manual_seed(0)
+    model = build_model("fastcnn", data.in_channels, 10, width=args.width).to(device)
+    opt = torch.optim.SGD(
+        model.parameters(), lr=config.lr, momentum=0.9, nesterov=True, weight_decay=5e-4
+    )
+    spe = cell.steps_per_epoch
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, config, spe))
+    trainer_s, bare_s = [], []
+    for epoch in range(reps + 1):  # epoch 0 is the warm-up of both
+        begin = time.perf_counter()
+        run_epoch(cell)
+        cell.epoch += 1
+        trainer = time.perf_counter() - begin
+        bare = bare_epoch(model, opt, sched, data, args, epoch)
+        if epoch:
+            trainer_s.append(trainer)
+            bare_s.append(bare)
+    return {
+        "steps_per_epoch": spe,
+        "epochs": reps,
+        "trainer_epoch_s": statistics.median(trainer_s),
+        "bare_epoch_s": statistics.median(bare_s),
+        "trainer_over_bare": sum(trainer_s) / sum(bare_s),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="fmnist")
+    parser.add_argument("--width", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=120, help="steps per p in parts 1-2")
+    parser.add_argument("--block", type=int, default=10, help="steps per interleaved block")
+    parser.add_argument("--warmup", type=int, default=6)
+    parser.add_argument("--epoch-steps", type=int, default=40, help="steps per epoch, part 3")
+    parser.add_argument("--epoch-reps", type=int, default=4)
+    args = parser.parse_args(argv)
+
+    probe = config_for(args)
+    device = torch.device(
+        ("cuda" if torch.cuda.is_available() else "cpu") if probe.device == "auto" else probe.device
+    )
+    torch.set_num_threads(args.threads)
+    data = random_bundle(args.shape, args.epoch_steps * args.batch_size, device)
+    started = time.perf_counter()
+    result = {
+        "device": str(device),
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "shape": args.shape,
+        "model": f"fastcnn(width={args.width})",
+        "batch_size": args.batch_size,
+        "steps": bench_steps(args, data),
+        "epoch": bench_epoch(args, data),
+    }
+    result["wall_s"] = time.perf_counter() - started
+    print(json.dumps(result, indent=2))
+    steps, epoch = result["steps"], result["epoch"]
+    rst = " ".join(
+        f"p={p}:{v['extra_over_sgd_x_deta']:.3f}(lin {v['linearity']:.3f})"
+        for p, v in steps["rst"].items()
+    )
+    print(
+        f"SAM/SGD step {steps['sam_over_sgd']:.3f} (goal <= 2.03) | "
+        f"RST extra/(SGD*dEta) {rst} (goal 1.00±0.03) | "
+        f"trainer/bare epoch {epoch['trainer_over_bare']:.3f} (goal <= 1.03) | "
+        f"{result['device']}, {args.threads} thread(s), {result['wall_s']:.0f} s"
+    )
+    if not all(math.isfinite(v["linearity"]) for v in steps["rst"].values()):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,276 @@
+"""`rstsweep run`: run the cells of a sweep that the store does not hold yet, through Ray Tune.
+
+The store is the truth and re-running is the resume: `run_sweep` subtracts `store.done_ids()`,
+records sweep membership, and hands the remaining cells to one Ray Tune experiment (a grid search
+over cell_ids; the configs travel through Ray's object store). Each trial runs the trainer with
+epoch checkpoints (`sweeper.trial`), so `FailureConfig(max_failures)` retries a crashed trial
+from its last epoch; the driver-side callback (`sweeper.tune_callback`) writes each finished cell
+to the store at once. Tune's experiment directory is scratch (`<store>/.scratch/runs/<run_id>/`,
+removed after a clean run; a killed run leaves it behind harmlessly: the next run starts a new
+experiment and skips the cells the store has).
+
+No ray import at module level: `ray` is imported once the inputs are validated.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from rstsweep.errors import RstError
+from rstsweep.sweeper.progress import EventLog, SweepProgress
+from rstsweep.sweeper.resources import (
+    TrialRequest,
+    check_fits,
+    local_resources,
+    ray_session,
+    validate_request,
+)
+
+CRASH_ENV = "RSTSWEEP_TEST_CRASH_ONCE"  # == sweeper.trial.CRASH_ENV (that module imports ray)
+
+
+@dataclass
+class SweepSummary:
+    """What one `run_sweep` call did. `done`: cells finished by this run; `skipped`: cells the store
+    already held; `failed`: cells that still failed after the retries (pending for the next run)."""
+
+    cells: int
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    diverged: int = 0
+    wall_s: float = 0.0
+    run_dir: Path | None = None
+    failures: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def pending(self) -> int:
+        return self.cells - self.done - self.skipped - self.failed
+
+    def line(self) -> str:
+        text = (
+            f"{self.cells} cells: {self.done} run now, {self.skipped} already done, "
+            f"{self.failed} failed, {self.pending} pending ({self.wall_s:.1f} s)"
+        )
+        return text + (f"; {self.diverged} diverged" if self.diverged else "")
+
+
+def unique_cells(cells: Sequence[Any]) -> dict[str, Any]:
+    """cell_id -> first cell with it (a cell shared by two groups runs once)."""
+    out: dict[str, Any] = {}
+    for cell in cells:
+        out.setdefault(cell.cell_id, cell)
+    return out
+
+
+def run_sweep(
+    cells: Sequence[Any],
+    store: Any,
+    *,
+    profile: str,
+    address: str | None = None,
+    cpus_per_trial: float = 1.0,
+    gpus_per_trial: float = 0.0,
+    max_concurrent: int | None = None,
+    max_failures: int = 2,
+    scratch_dir: str | os.PathLike[str] | None = None,
+    progress: bool | None = None,
+    train_fn: Callable[..., Any] | None = None,
+    num_cpus: float | None = None,
+    num_gpus: float | None = None,
+) -> SweepSummary:
+    """Run the not-yet-done `cells` and write each result to `store` as it finishes.
+
+    `address`: an existing Ray cluster (default: a local Ray with `num_cpus`/`num_gpus`, or the Ray
+    already initialised in this process). `progress`: rich live display on stderr (None: when stderr
+    is a terminal). `train_fn(config, out_dir, resume, on_epoch) -> TrainResult` replaces the
+    trainer (tests, benchmarks). Raises RstError, before Ray starts and before the store is
+    touched, for a request Ray would reject or no node can hold.
+    """
+    t0 = time.time()
+    request = TrialRequest(float(cpus_per_trial), float(gpus_per_trial))
+    # a local Ray is checked before it starts; a cluster (or a Ray already up) once connected
+    local = None
+    if not address and not _ray_is_up():
+        local = local_resources(num_cpus, num_gpus if num_gpus is not None or request.gpus else 0)
+    validate_request(
+        request,
+        max_concurrent=max_concurrent,
+        max_failures=max_failures,
+        local_cpus=local[0] if local else None,
+        local_gpus=local[1] if local else None,
+    )
+    by_id = unique_cells(cells)
+    done = store.done_ids()
+    todo = [cid for cid in by_id if cid not in done]
+    summary = SweepSummary(cells=len(by_id), skipped=len(by_id) - len(todo))
+    if not todo:  # nothing to run: no Ray at all
+        store.record_cells(cells, profile)
+        summary.wall_s = time.time() - t0
+        return summary
+
+    with ray_session(address, num_cpus=num_cpus, num_gpus=num_gpus) as ray:
+        check_fits(request, ray.nodes())
+        store.record_cells(cells, profile)  # only now: a refused run leaves the store untouched
+        run_dir = _run_dir(store, scratch_dir)
+        summary.run_dir = run_dir
+        callback = _fit(
+            by_id,
+            todo,
+            store,
+            profile=profile,
+            request=request,
+            max_concurrent=max_concurrent,
+            max_failures=max_failures,
+            run_dir=run_dir,
+            progress=sys.stderr.isatty() if progress is None else progress,
+            train_fn=train_fn,
+            members=[(c.group, c.cell_id) for c in cells],
+            done=done,
+            sweep=_sweep_name(cells),
+        )
+    summary.done = len(callback.written)
+    summary.failed = len(callback.failed)
+    summary.failures = dict(callback.failed)
+    summary.diverged = sum(s != "ok" for s in callback.statuses.values())
+    summary.wall_s = time.time() - t0
+    if not callback.failed and summary.pending == 0:
+        # clean run: drop Tune's checkpoints and the work dirs, keep the event log
+        shutil.rmtree(run_dir / "tune", ignore_errors=True)
+        shutil.rmtree(run_dir / "work", ignore_errors=True)
+    return summary
+
+
+def _ray_is_up() -> bool:
+    ray = sys.modules.get("ray")
+    return bool(ray is not None and ray.is_initialized())
+
+
+def _sweep_name(cells: Sequence[Any]) -> str:
+    names = sorted({c.sweep for c in cells})
+    return ",".join(names) if names else "?"
+
+
+def _run_dir(store: Any, scratch_dir: str | os.PathLike[str] | None) -> Path:
+    root = Path(scratch_dir) if scratch_dir else Path(store.root) / ".scratch" / "runs"
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    run_dir = (root / f"run-{stamp}-{os.getpid()}").absolute()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def _fit(
+    by_id: dict[str, Any],
+    todo: list[str],
+    store: Any,
+    *,
+    profile: str,
+    request: TrialRequest,
+    max_concurrent: int | None,
+    max_failures: int,
+    run_dir: Path,
+    progress: bool,
+    train_fn: Callable[..., Any] | None,
+    members: list[tuple[str, str]],
+    done: set[str],
+    sweep: str,
+) -> Any:
+    """One Tune experiment over `todo`; returns the callback (what was written / failed)."""
+    from ray import tune
+
+    from rstsweep.sweeper.trial import run_cell
+    from rstsweep.sweeper.tune_callback import StoreCallback
+
+    events = EventLog(run_dir / "events.jsonl")
+    tracker = SweepProgress(
+        members, done, sweep=sweep, profile=profile, store=store, live=progress
+    )
+    callback = StoreCallback(by_id, store, profile, tracker, events)
+    trainable = tune.with_parameters(
+        run_cell,
+        configs={cid: by_id[cid].config for cid in todo},
+        train_fn=train_fn,
+        threads=max(1, int(request.cpus)),
+        work_root=str(run_dir / "work"),
+        crash_marker=os.environ.get(CRASH_ENV) or None,
+    )
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, request.as_tune()),
+        param_space={"cell_id": tune.grid_search(todo)},
+        tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, reuse_actors=True),
+        run_config=tune.RunConfig(
+            name="tune",
+            storage_path=str(run_dir),
+            verbose=0,
+            callbacks=[callback],
+            failure_config=tune.FailureConfig(max_failures=max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        ),
+    )
+    events.log("run", None, cells=len(by_id), todo=len(todo), request=request.as_tune())
+    with tracker, _quiet_tune_logs():
+        tuner.fit()
+    events.log("end", None, written=len(callback.written), failed=len(callback.failed))
+    return callback
+
+
+class _quiet_tune_logs:
+    """Tune logs every trial error with a traceback; the store's failures table and events.jsonl
+    already hold them, and the lines would tear the live display."""
+
+    def __enter__(self) -> None:
+        self._logger = logging.getLogger("ray.tune")
+        self._level = self._logger.level
+        self._logger.setLevel(logging.CRITICAL)
+
+    def __exit__(self, *exc: object) -> None:
+        self._logger.setLevel(self._level)
+
+
+def run_command(
+    sweep: str,
+    *,
+    file: Path,
+    profile: str,
+    store: Path,
+    address: str | None = None,
+    cpus_per_trial: float = 1.0,
+    gpus_per_trial: float = 0.0,
+    max_concurrent: int | None = None,
+    max_failures: int = 2,
+    num_cpus: float | None = None,
+    num_gpus: float | None = None,
+    progress: bool = True,
+) -> int:
+    """`rstsweep run`/`resume`: expand, run, print one summary line. Exit code 0 when every cell is
+    done, 1 when some failed (they stay pending); user errors raise RstError (exit 2)."""
+    from rstsweep.sweeper.spec import expand
+    from rstsweep.sweeper.store import Store
+
+    cells = expand(file, sweep, profile)  # YAML, sweep and profile errors: before Ray starts
+    summary = run_sweep(
+        cells,
+        Store(store),
+        profile=profile,
+        address=address,
+        cpus_per_trial=cpus_per_trial,
+        gpus_per_trial=gpus_per_trial,
+        max_concurrent=max_concurrent,
+        max_failures=max_failures,
+        num_cpus=num_cpus,
+        num_gpus=num_gpus,
+        progress=progress and sys.stderr.isatty(),
+    )
+    print(f"{sweep} ({profile}): {summary.line()}")
+    for cid, error in summary.failures.items():
+        print(f"  failed {cid}: {error}")
+    return 1 if summary.failed else 0

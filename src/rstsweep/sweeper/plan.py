@@ -1,0 +1,249 @@
+"""`rstsweep plan SWEEP`: what a sweep would run, its expected forward-backward passes and time.
+
+Steps per cell come from a small table of training-set sizes (subset-aware, the trainer's
+drop_last rule), expected passes are Σ steps × (1 + cost_per_SA_step × Δη), and the time estimate
+uses the median step costs the store has measured for the same model, dataset and batch size.
+No torch, no ray: this must answer in about a second.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from rstsweep.sweeper.spec import Cell, expand, load_sweeps
+from rstsweep.sweeper.store import Store
+
+# Training-set sizes of the known datasets (ImageNet-1k train split).
+TRAIN_SIZES = {
+    "fashion-mnist": 60_000,
+    "cifar10": 50_000,
+    "cifar100": 50_000,
+    "imagenet": 1_281_167,
+}
+
+
+def steps_per_epoch(n_train: int, batch_size: int) -> int:
+    """Batches per epoch; same rule as `rstsweep.trainers.augment.steps_per_epoch` (drop_last, but
+    at least one batch when the set is smaller than a batch). Duplicated here to avoid torch."""
+    if n_train <= 0:
+        return 0
+    return n_train // batch_size if n_train >= batch_size else math.ceil(n_train / batch_size)
+
+
+def cell_steps(config) -> int | None:
+    """T = steps_per_epoch × epochs for a cell, or None for an unknown dataset."""
+    size = TRAIN_SIZES.get(config.dataset)
+    if size is None:
+        return None
+    n = min(size, config.train_subset) if config.train_subset else size
+    return steps_per_epoch(n, config.batch_size) * config.epochs
+
+
+def sa_step_cost(config) -> float:
+    """Extra passes of one sharpness-aware step over a base step (approximate for cheap SAMs):
+    LookSAM does its second pass on every k-th SA step; ESAM's second pass sees a γ-fraction of
+    the batch."""
+    if config.algorithm == "looksam":
+        return 1.0 / config.looksam_k
+    if config.algorithm == "esam":
+        return float(config.esam_gamma)
+    return 1.0
+
+
+def expected_extra(config, steps: int | None) -> float:
+    """Expected Δη of the cell (discrete mean of p over its T steps; 0 for SGD)."""
+    from rstsweep.schedules import parse
+
+    if config.algorithm == "sgd":
+        return 0.0
+    schedule = parse(config.schedule)
+    return schedule.expected_extra(steps) if steps else schedule.closed_form_extra
+
+
+@dataclass
+class GroupPlan:
+    group: str
+    cells: int = 0
+    done: int = 0
+    steps: int = 0  # Σ T over the group's cells (unknown datasets count 0)
+    passes: float = 0.0  # Σ expected forward-backward passes, all cells
+    pending_passes: float = 0.0
+    pending_time_s: float | None = 0.0  # None: some pending cell has no measurement
+    extras: list[float] = field(default_factory=list)
+
+    @property
+    def pending(self) -> int:
+        return self.cells - self.done
+
+    @property
+    def mean_extra(self) -> float:
+        return sum(self.extras) / len(self.extras) if self.extras else 0.0
+
+
+@dataclass
+class SweepPlan:
+    sweep: str
+    profile: str
+    groups: list[GroupPlan]
+    models: list[str]
+    datasets: list[str]
+    seeds: int
+    unknown_steps: int = 0  # cells whose dataset size is unknown
+
+    def total(self) -> GroupPlan:
+        out = GroupPlan("total", pending_time_s=0.0)
+        for g in self.groups:
+            out.cells += g.cells
+            out.done += g.done
+            out.steps += g.steps
+            out.passes += g.passes
+            out.pending_passes += g.pending_passes
+            out.extras += g.extras
+            if out.pending_time_s is not None:
+                out.pending_time_s = (
+                    None if g.pending_time_s is None else out.pending_time_s + g.pending_time_s
+                )
+        return out
+
+
+def step_costs(trials: pd.DataFrame) -> dict[tuple[str, str, int], tuple[float, float]]:
+    """Median measured (sgd_step_s, sa_step_s) per (model, dataset, batch_size). A missing branch
+    is filled as half/double the other (one pass vs two)."""
+    out: dict[tuple[str, str, int], tuple[float, float]] = {}
+    if trials.empty:
+        return out
+    frame = trials.dropna(subset=["model", "dataset", "batch_size"])
+    for (model, dataset, batch), rows in frame.groupby(["model", "dataset", "batch_size"]):
+        sgd, sa = rows["sgd_step_s"].median(), rows["sa_step_s"].median()
+        if pd.isna(sgd) and pd.isna(sa):
+            continue
+        sgd = sa / 2 if pd.isna(sgd) else sgd
+        sa = 2 * sgd if pd.isna(sa) else sa
+        out[(str(model), str(dataset), int(batch))] = (float(sgd), float(sa))
+    return out
+
+
+def make_plan(cells: list[Cell], sweep: str, profile: str, store: Store | None) -> SweepPlan:
+    """Aggregate the cells of a sweep by group: counts, Σ steps, expected passes, estimated time."""
+    done = store.done_ids() if store else set()
+    costs = step_costs(store.read("trials")) if store else {}
+    groups: dict[str, GroupPlan] = {}
+    unknown = 0
+    for cell in cells:
+        g = groups.setdefault(cell.group, GroupPlan(cell.group))
+        cfg = cell.config
+        steps = cell_steps(cfg)
+        unknown += steps is None
+        extra = expected_extra(cfg, steps)
+        passes = (steps or 0) * (1.0 + sa_step_cost(cfg) * extra)
+        g.cells += 1
+        g.steps += steps or 0
+        g.passes += passes
+        g.extras.append(extra)
+        if cell.cell_id in done:
+            g.done += 1
+            continue
+        g.pending_passes += passes
+        cost = costs.get((cfg.model, cfg.dataset, cfg.batch_size))
+        if cost is None or steps is None or g.pending_time_s is None:
+            g.pending_time_s = None
+        else:
+            sgd, sa = cost
+            sa_time = sgd + sa_step_cost(cfg) * (sa - sgd)
+            g.pending_time_s += steps * ((1 - extra) * sgd + extra * sa_time)
+    configs = [c.config for c in cells]
+    return SweepPlan(
+        sweep=sweep,
+        profile=profile,
+        groups=list(groups.values()),
+        models=sorted({c.model for c in configs}),
+        datasets=sorted({c.dataset for c in configs}),
+        seeds=len({c.seed for c in configs}),
+        unknown_steps=unknown,
+    )
+
+
+def plan_sweep(file: Path, sweep: str, profile: str, store_dir: Path | None) -> SweepPlan:
+    """Load, expand and plan (the `plan` command's library entry point)."""
+    cells = expand(load_sweeps(file), sweep, profile)
+    store = Store(store_dir, read_only=True) if store_dir is not None else None
+    return make_plan(cells, sweep, profile, store)
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = float(seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 172_800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86_400:.1f} d"
+
+
+def format_count(n: float) -> str:
+    n = float(n)
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f}{unit}"
+    return f"{n:.0f}"
+
+
+def print_plan(plan: SweepPlan, store_dir: Path | None) -> None:
+    """Render the plan with rich."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not console.is_terminal:  # piped / captured: do not wrap lines at 80 columns
+        console.width = max(console.width, 120)
+    seeds = f"{plan.seeds} seed{'s' if plan.seeds != 1 else ''}"
+    console.print(
+        f"[bold]{plan.sweep}[/] · profile [bold]{plan.profile}[/] · "
+        f"{', '.join(plan.models)} × {', '.join(plan.datasets)} × {seeds}"
+    )
+    table = Table(show_edge=False)
+    for name in ("group", "cells", "done", "pending", "E[Δη]", "passes", "est. time"):
+        table.add_column(name, justify="left" if name == "group" else "right")
+    rows = [*plan.groups, plan.total()]
+    for i, g in enumerate(rows):
+        if i == len(rows) - 1:
+            table.add_section()
+        table.add_row(
+            g.group,
+            str(g.cells),
+            str(g.done),
+            str(g.pending),
+            f"{g.mean_extra:.3f}",
+            format_count(g.passes),
+            format_duration(g.pending_time_s) if g.pending else "done",
+        )
+    console.print(table)
+    total = plan.total()
+    console.print(
+        f"expected forward-backward passes: {format_count(total.passes)} "
+        f"({format_count(total.pending_passes)} pending; SGD alone: {format_count(total.steps)})"
+    )
+    if plan.unknown_steps:
+        console.print(
+            f"{plan.unknown_steps} cells have an unknown dataset size: passes not counted"
+        )
+    if total.pending == 0:
+        console.print("estimated time: nothing left to run")
+    elif total.pending_time_s is None:
+        where = f" in {store_dir}" if store_dir is not None else ""
+        console.print(
+            f"estimated time: no measurements yet{where} for these model/dataset/batch settings "
+            "(run a few cells first)"
+        )
+    else:
+        console.print(
+            f"estimated time: {format_duration(total.pending_time_s)} of training, one cell at a "
+            "time (divide by the concurrent trials; evaluation not included)"
+        )

@@ -1,0 +1,437 @@
+"""The Parquet result store (DESIGN §5): immutable part files, crash-safe writes, deduped reads.
+
+A store is a directory with one sub-directory per table of `schema.TABLES` (`trials`, `epochs`,
+`draws`, `cells`, `failures`) plus `heartbeat.json`. Every write is a new Parquet file written
+under a dot-prefixed temporary name in the same directory, fsynced, `os.replace`d into place,
+and the directory fsynced: a reader never sees half a file, and plain
+`pd.read_parquet("<store>/trials")` works (pyarrow skips dot files).
+
+Done marker: `write_result` writes the cell's epochs and draws first and its `trials` row last; all
+three carry the same fresh `attempt_id`. Readers keep one trials row per cell (the earliest
+finished) and only the epochs/draws rows of that row's attempt, so a kill between the writes, a
+cell re-run after a driver kill, or a compaction interrupted before it removed the old files never
+shows a duplicate or an orphan.
+
+Pure pandas/pyarrow/numpy: no torch, no ray (analysis imports this module).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import socket
+import time
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from rstsweep.sweeper.schema import TABLES
+
+HEARTBEAT = "heartbeat.json"
+
+# Rows with equal keys are the same fact (duplicates only arise from an interrupted compaction or a
+# re-run cell); `read` keeps one of each.
+KEYS: dict[str, list[str]] = {
+    "trials": ["cell_id"],
+    "epochs": ["cell_id", "attempt_id", "epoch"],
+    "draws": ["cell_id", "attempt_id"],
+    "cells": ["sweep", "group", "label", "cell_id", "profile"],
+    "failures": ["cell_id", "error", "failed_at"],
+}
+
+
+class CellLike(Protocol):
+    """What the store needs of a cell (`rstsweep.sweeper.spec.Cell` satisfies it)."""
+
+    sweep: str
+    group: str
+    label: str
+    x: float | None
+    config: Any  # rstsweep.trainers.config.CellConfig
+    cell_id: str
+
+
+# ----------------------------------------------------------------------------- low-level files
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _part_name() -> str:
+    # Time first so a directory listing is roughly chronological; uuid so writers never collide.
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    return f"part-{stamp}-{uuid.uuid4().hex[:12]}.parquet"
+
+
+def write_parquet_atomic(table: pa.Table, directory: Path) -> Path:
+    """Write `table` as a new part file in `directory` (temp name, fsync, rename, fsync dir)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / _part_name()
+    tmp = directory / f".tmp-{final.name}"
+    try:
+        with open(tmp, "wb") as fh:
+            pq.write_table(table, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(directory)
+    return final
+
+
+def part_files(directory: Path) -> list[Path]:
+    """The visible part files of a table directory (dot/underscore files are temporaries)."""
+    if not directory.is_dir():
+        return []
+    return sorted(
+        p
+        for p in directory.iterdir()
+        if p.suffix == ".parquet" and not p.name.startswith((".", "_")) and p.is_file()
+    )
+
+
+def _read_files(files: list[Path], schema: pa.Schema, columns: list[str] | None) -> pa.Table:
+    if not files:
+        table = schema.empty_table()
+        return table.select(columns) if columns else table
+    # An explicit schema makes files written before an additive schema change read as nulls.
+    dataset = ds.dataset([str(f) for f in files], schema=schema, format="parquet")
+    return dataset.to_table(columns=columns)
+
+
+def _read_raw(directory: Path, schema: pa.Schema, columns: list[str] | None = None) -> pa.Table:
+    """All rows of a table directory; re-lists if a concurrent compaction removed a file."""
+    for attempt in range(5):
+        try:
+            return _read_files(part_files(directory), schema, columns)
+        except (FileNotFoundError, OSError) as exc:
+            if attempt == 4 or not _is_missing_file(exc):
+                raise
+            time.sleep(0.05)
+    raise AssertionError("unreachable")
+
+
+def _is_missing_file(exc: BaseException) -> bool:
+    return isinstance(exc, FileNotFoundError) or "No such file" in str(exc)
+
+
+# ----------------------------------------------------------------------------- row builders
+
+
+def package_versions() -> dict[str, str | None]:
+    """Versions of the packages that shape a result (from metadata: importing torch/ray is slow)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in ("rstsweep", "torch", "torchvision", "numpy", "ray"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def trial_row(
+    cell: CellLike, result: Any, profile: str | None, attempt_id: str | None = None
+) -> dict[str, Any]:
+    """One `trials` row from a cell and its `TrainResult` (schedule family/params via `parse`)."""
+    from rstsweep.schedules import parse
+
+    config = cell.config
+    schedule = parse(config.schedule)
+    return {
+        "cell_id": cell.cell_id,
+        "attempt_id": attempt_id or uuid.uuid4().hex,
+        "sweep": cell.sweep,
+        "group": cell.group,
+        "label": cell.label,
+        "x": _opt_float(cell.x),
+        "profile": profile,
+        "family": schedule.family,
+        "schedule": schedule.spec,
+        "param_a": _opt_float(schedule.param_a),
+        "param_b": _opt_float(schedule.param_b),
+        "algorithm": config.algorithm,
+        "base_optimizer": config.optimizer,
+        "model": config.model,
+        "dataset": config.dataset,
+        "augment": config.augment,
+        "seed": config.seed,
+        "epochs": config.epochs,
+        "rho": config.rho,
+        "alpha": config.alpha,
+        "label_noise": config.label_noise,
+        "train_subset": config.train_subset,
+        "batch_size": config.batch_size,
+        "steps": result.steps,
+        "sa_steps": result.sa_steps,
+        "expected_extra": result.expected_extra,
+        "closed_form_extra": result.closed_form_extra,
+        "realized_extra": result.realized_extra,
+        "train_time_s": result.train_time_s,
+        "sgd_step_s": _opt_float(result.sgd_step_s),
+        "sa_step_s": _opt_float(result.sa_step_s),
+        "train_loss": result.train_loss,
+        "train_error": result.train_error,
+        "test_loss": result.test_loss,
+        "test_error": result.test_error,
+        "status": result.status,
+        "error": result.error,
+        "config_json": json.dumps(config.model_dump(mode="json"), sort_keys=True),
+        "versions": json.dumps(package_versions(), sort_keys=True),
+        "finished_at": _now(),
+    }
+
+
+def epoch_rows(cell_id: str, attempt_id: str, result: Any) -> list[dict[str, Any]]:
+    """The `epochs` rows of a result (one per EpochRecord)."""
+    rows = []
+    for rec in result.epochs:
+        row = {name: getattr(rec, name) for name in TABLES["epochs"].names if hasattr(rec, name)}
+        rows.append({**row, "cell_id": cell_id, "attempt_id": attempt_id})
+    return rows
+
+
+def pack_draws(draws: np.ndarray) -> bytes:
+    """X_0..X_{T-1} (bool) -> numpy.packbits bytes (big-endian bit order)."""
+    return np.packbits(np.asarray(draws, dtype=bool)).tobytes()
+
+
+def unpack_draws(bits: bytes, steps: int) -> np.ndarray:
+    """Inverse of `pack_draws`: the first `steps` bits as a bool array."""
+    packed = np.frombuffer(bits, dtype=np.uint8)
+    return np.unpackbits(packed, count=int(steps)).astype(bool)
+
+
+# ----------------------------------------------------------------------------- the store
+
+
+class Store:
+    """A result store directory. Creating a Store touches nothing; the first write creates it."""
+
+    def __init__(self, root: str | os.PathLike[str], *, read_only: bool = False) -> None:
+        self.root = Path(root)
+        self.read_only = read_only
+        self._done_by_file: dict[str, frozenset[str]] = {}
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r})"
+
+    # -- writing
+
+    def _write(self, name: str, rows: list[dict[str, Any]]) -> Path | None:
+        if self.read_only:
+            raise PermissionError(f"store {self.root} is opened read-only")
+        if not rows:
+            return None
+        table = pa.Table.from_pylist(rows, schema=TABLES[name])
+        return write_parquet_atomic(table, self.root / name)
+
+    def write_result(
+        self, cell: CellLike, result: Any, profile: str | None = None, *, skip_if_done: bool = True
+    ) -> str | None:
+        """Record a finished cell: epochs and draws first, the `trials` row (done marker) last.
+
+        Returns the new attempt_id, or None if the cell was already done and `skip_if_done`.
+        """
+        if skip_if_done and cell.cell_id in self.done_ids():
+            return None
+        attempt = uuid.uuid4().hex
+        self._write("epochs", epoch_rows(cell.cell_id, attempt, result))
+        draws = np.asarray(result.draws, dtype=bool)
+        bits = {"cell_id": cell.cell_id, "attempt_id": attempt}
+        self._write("draws", [{**bits, "steps": int(draws.size), "bits": pack_draws(draws)}])
+        path = self._write("trials", [trial_row(cell, result, profile, attempt)])
+        if path is not None:
+            self._done_by_file[path.name] = frozenset({cell.cell_id})
+        return attempt
+
+    def write_failure(self, cell: CellLike, error: str) -> None:
+        """Record a crashed attempt (the cell stays pending and is retried by the next run)."""
+        row = {
+            "cell_id": cell.cell_id,
+            "sweep": cell.sweep,
+            "group": cell.group,
+            "error": error,
+            "failed_at": _now(),
+        }
+        self._write("failures", [row])
+
+    def record_cells(self, cells: Iterable[CellLike], profile: str | None) -> int:
+        """Record sweep membership (which cells a sweep/group holds); writes only new rows.
+
+        Returns the number of new rows written.
+        """
+        rows = [
+            {
+                "sweep": c.sweep,
+                "group": c.group,
+                "label": c.label,
+                "x": _opt_float(c.x),
+                "cell_id": c.cell_id,
+                "profile": profile,
+            }
+            for c in cells
+        ]
+        known = self.read("cells")
+        key = KEYS["cells"]
+        seen = set(known[key].itertuples(index=False, name=None)) if len(known) else set()
+        new = [r for r in rows if tuple(r[k] for k in key) not in seen]
+        self._write("cells", new)
+        return len(new)
+
+    # -- reading
+
+    def read(self, table: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """A table as a DataFrame, deduplicated (see module docstring); empty with the right columns
+        if the store or table does not exist."""
+        if table not in TABLES:
+            raise KeyError(f"unknown table {table!r}; known: {', '.join(TABLES)}")
+        if table in ("epochs", "draws"):
+            return self._read_attempt_rows(table, columns)
+        frame = self._read_deduped(table)
+        return frame[columns] if columns else frame
+
+    def _read_deduped(self, table: str) -> pd.DataFrame:
+        frame = _read_raw(self.root / table, TABLES[table]).to_pandas()
+        if table == "trials" and len(frame):
+            # keep the earliest finished row of each cell (stable: ties keep file order)
+            frame = frame.sort_values("finished_at", kind="stable")
+        frame = frame.drop_duplicates(subset=KEYS[table], keep="first")
+        return frame.reset_index(drop=True)
+
+    def _read_attempt_rows(self, table: str, columns: list[str] | None) -> pd.DataFrame:
+        frame = self._read_deduped(table)
+        trials = self._read_deduped("trials")[["cell_id", "attempt_id"]]
+        frame = frame.merge(trials, on=["cell_id", "attempt_id"], how="inner")
+        if table == "epochs":
+            frame = frame.sort_values(["cell_id", "epoch"], kind="stable")
+        frame = frame.reset_index(drop=True)
+        return frame[columns] if columns else frame
+
+    def done_ids(self) -> set[str]:
+        """cell_ids with a trials row. Incremental: part files are immutable, each is read once."""
+        files = part_files(self.root / "trials")
+        names = {f.name for f in files}
+        for stale in set(self._done_by_file) - names:  # removed by a compaction
+            del self._done_by_file[stale]
+        for f in files:
+            if f.name not in self._done_by_file:
+                try:
+                    col = _read_files([f], TABLES["trials"], ["cell_id"]).column("cell_id")
+                except FileNotFoundError:
+                    continue  # compacted away meanwhile; its rows live in the merged file
+                self._done_by_file[f.name] = frozenset(col.to_pylist())
+        return set().union(*self._done_by_file.values()) if self._done_by_file else set()
+
+    def draws_of(self, cell_id: str) -> np.ndarray | None:
+        """The coin draws X_t of a done cell, or None."""
+        frame = self.read("draws")
+        hit = frame[frame["cell_id"] == cell_id]
+        if hit.empty:
+            return None
+        return unpack_draws(hit["bits"].iloc[0], int(hit["steps"].iloc[0]))
+
+    # -- heartbeat
+
+    def write_heartbeat(self, state: dict[str, Any]) -> None:
+        """Atomically replace heartbeat.json. Fills pid, host and updated_at unless given.
+
+        Expected keys (by convention): pid, host, sweep, profile, started_at, running (list of
+        cell_ids), updated_at (UNIX seconds).
+        """
+        if self.read_only:
+            raise PermissionError(f"store {self.root} is opened read-only")
+        payload = {"pid": os.getpid(), "host": socket.gethostname(), **state}
+        payload["updated_at"] = state.get("updated_at", time.time())
+        self.root.mkdir(parents=True, exist_ok=True)
+        final = self.root / HEARTBEAT
+        tmp = self.root / f".tmp-{uuid.uuid4().hex[:12]}-{HEARTBEAT}"
+        with open(tmp, "w") as fh:
+            json.dump(payload, fh, default=str)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+
+    def read_heartbeat(self) -> dict[str, Any] | None:
+        """The last heartbeat, or None if absent/unreadable."""
+        try:
+            return json.loads((self.root / HEARTBEAT).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def clear_heartbeat(self) -> None:
+        """Remove the heartbeat (a driver calls this when it ends cleanly)."""
+        with contextlib.suppress(FileNotFoundError):
+            (self.root / HEARTBEAT).unlink()
+
+    # -- maintenance
+
+    def compact(self, tables: Iterable[str] | None = None) -> dict[str, tuple[int, int]]:
+        """Merge each table's part files into one new file, then remove the old ones.
+
+        Rows are kept (exact duplicates by key dropped), including epochs/draws of attempts that
+        have no trials row yet: a live driver may be between its epochs and trials writes. A
+        crash after the merged file is written but before all old files are gone leaves
+        duplicates that every read dedupes. Returns {table: (files before, files after)}.
+        """
+        if self.read_only:
+            raise PermissionError(f"store {self.root} is opened read-only")
+        report: dict[str, tuple[int, int]] = {}
+        for name in tables or TABLES:
+            directory = self.root / name
+            files = part_files(directory)
+            if len(files) < 2:
+                report[name] = (len(files), len(files))
+                continue
+            write_parquet_atomic(
+                _dedupe_arrow(name, _read_files(files, TABLES[name], None)), directory
+            )
+            for f in files:
+                with contextlib.suppress(FileNotFoundError):
+                    f.unlink()
+            _fsync_dir(directory)
+            report[name] = (len(files), len(part_files(directory)))
+        return report
+
+
+def _dedupe_arrow(name: str, table: pa.Table) -> pa.Table:
+    """Drop rows whose key repeats (trials: keep the earliest finished), staying in arrow so
+    nullable ints and timestamps round-trip exactly."""
+    keys = table.select(KEYS[name]).to_pandas()
+    if name == "trials":
+        keys["_t"] = table.column("finished_at").to_pandas()
+        keys = keys.sort_values("_t", kind="stable").drop(columns="_t")
+    keep = keys.drop_duplicates(keep="first").index.sort_values()
+    return table.take(pa.array(keep, type=pa.int64()))
+
+
+def read_table(root: str | os.PathLike[str], name: str) -> pd.DataFrame:
+    """Read one deduplicated table of the store at `root` (empty frame if it does not exist)."""
+    return Store(root, read_only=True).read(name)

@@ -1,0 +1,103 @@
+"""Epoch-boundary checkpoints of one training run: atomic writes, RNG capture and restore.
+
+A checkpoint is one `torch.save`d dict (model, optimizer incl. SAM state, lr scheduler, position,
+accounting, epoch records, RNG states). It is written to a temporary file in the same directory,
+fsync'ed and `os.replace`d into place, so a reader (or a resumed run) sees either the previous
+checkpoint or the new one, never half a file, even if the writer is SIGKILLed mid-write.
+Everything stored is plain data (tensors, numbers, strings, lists, dicts), so loading uses
+`torch.load(weights_only=True)`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+CHECKPOINT_NAME = "checkpoint.pt"
+FINAL_WEIGHTS_NAME = "final.pt"
+FORMAT_VERSION = 1
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """`torch.save(obj, path)` via tmp file + fsync + os.replace (+ fsync of the directory)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def remove_stale_temporaries(directory: Path) -> None:
+    """Delete `.tmp-*` files a killed writer left in `directory` (never the real files)."""
+    for name in (CHECKPOINT_NAME, FINAL_WEIGHTS_NAME):
+        for stale in Path(directory).glob(f".tmp-{name}-*"):
+            stale.unlink(missing_ok=True)
+
+
+def _fsync_dir(directory: Path) -> None:
+    # The rename itself is durable only once the directory entry is flushed (POSIX).
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by `atomic_torch_save` (plain data only: weights_only=True)."""
+    return torch.load(Path(path), map_location=map_location, weights_only=True)
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """torch (CPU + every CUDA device), numpy-global and python `random` states as plain data."""
+    name, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+        "python": _to_lists(random.getstate()),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Inverse of `capture_rng_state`."""
+    torch.set_rng_state(state["torch"].cpu())
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    random.setstate(_to_tuples(state["python"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def _to_lists(value: Any) -> Any:
+    # python's random state is nested tuples; lists survive any serializer unchanged.
+    if isinstance(value, tuple):
+        return [_to_lists(v) for v in value]
+    return value
+
+
+def _to_tuples(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_to_tuples(v) for v in value)
+    return value

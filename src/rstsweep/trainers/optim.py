@@ -1,0 +1,85 @@
+"""From a CellConfig to the optimizer and the per-step lr schedule the RST loop drives.
+
+`build_optimizer` always returns a SAM-family object: the loop takes `base_step()` on X_t = 0 and
+the sharpness-aware branch on X_t = 1 (for algorithm `sgd` the schedule is constant(0), so that
+branch is never used). `alpha` (GNR's γ/ρ) applies to every sharpness-aware algorithm: `gnr` is
+`sam` with alpha, and asam/gsam/looksam/esam/ssam with alpha ≠ 1 are their G-RST versions.
+ESAM's sharpness-sensitive data selection (esam_gamma) acts on the loss of the second pass, not on
+the optimizer; here ESAM is its weight-perturbation part (a random mask_fraction of entries).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch.optim.lr_scheduler import LambdaLR
+
+from rstsweep.errors import RstError
+from rstsweep.trainers.config import CellConfig
+from rstsweep.trainers.sam import GSAM, SAM, LookSAM
+
+STEP_MILESTONES = (0.3, 0.6, 0.8)  # fractions of training where the `step` schedule multiplies lr
+STEP_FACTOR = 0.2  # by this (the WRN/SAM CIFAR recipe: 60/120/160 of 200 epochs)
+
+
+def _base_optimizer(config: CellConfig) -> tuple[Callable[..., torch.optim.Optimizer], dict]:
+    """The base optimizer class and its kwargs (weight decay applied by it, once)."""
+    if config.optimizer == "sgd":
+        if config.nesterov and config.momentum == 0:
+            raise RstError("nesterov: Nesterov momentum needs momentum > 0")
+        kwargs = dict(
+            lr=config.lr,
+            momentum=config.momentum,
+            nesterov=config.nesterov,
+            weight_decay=config.weight_decay,
+        )
+        return torch.optim.SGD, kwargs
+    cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
+    return cls, dict(lr=config.lr, weight_decay=config.weight_decay)
+
+
+def build_optimizer(params: Iterable[Any], config: CellConfig) -> SAM:
+    """The SAM-family optimizer of `config.algorithm` over the base optimizer `config.optimizer`."""
+    base, kwargs = _base_optimizer(config)
+    kwargs.update(rho=config.rho, alpha=config.alpha, max_grad_norm=config.grad_clip)
+    algorithm = config.algorithm
+    if algorithm == "asam":
+        return SAM(params, base, adaptive=True, eta=config.asam_eta, **kwargs)
+    if algorithm == "gsam":
+        return GSAM(params, base, gsam_alpha=config.gsam_alpha, **kwargs)
+    if algorithm == "looksam":
+        return LookSAM(
+            params, base, k=config.looksam_k, looksam_alpha=config.looksam_alpha, **kwargs
+        )
+    if algorithm in ("esam", "ssam"):
+        kind = "random" if algorithm == "esam" else config.mask_kind
+        mask = dict(mask_fraction=config.mask_fraction, mask_kind=kind, mask_seed=config.seed)
+        return SAM(params, base, **mask, **kwargs)
+    if algorithm in ("sam", "gnr", "sgd"):
+        return SAM(params, base, **kwargs)
+    raise RstError(f"algorithm: unknown {algorithm!r}")
+
+
+def lr_factor(step: int, config: CellConfig, steps_per_epoch: int) -> float:
+    """The lr multiplier at global step `step` (0-based): linear warmup to 1 over warmup_epochs
+    (factor (step+1)/W), then cosine from 1 to 0 over the remaining steps, or ×0.2 at 30/60/80 %
+    of all steps (`step`), or 1 (`constant`)."""
+    total = config.epochs * steps_per_epoch
+    warmup = min(config.warmup_epochs * steps_per_epoch, total)
+    if step < warmup:
+        return (step + 1) / warmup
+    if config.lr_schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+    if config.lr_schedule == "step":
+        return STEP_FACTOR ** sum(step >= int(f * total) for f in STEP_MILESTONES)
+    return 1.0
+
+
+def build_lr_scheduler(optimizer: SAM, config: CellConfig, steps_per_epoch: int) -> LambdaLR:
+    """A LambdaLR stepped once per training step (SA or base) with `lr_factor`."""
+    if steps_per_epoch < 1:
+        raise RstError(f"steps_per_epoch: {steps_per_epoch} must be >= 1")
+    return LambdaLR(optimizer, lambda step: lr_factor(step, config, steps_per_epoch))

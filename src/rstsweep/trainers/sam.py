@@ -1,0 +1,401 @@
+"""The sharpness-aware optimizer family: SAM, ASAM, GNR(α), GSAM, LookSAM and weight masking.
+
+Notation: θ weights, g = ∇L(θ) (first pass), ε the perturbation, g_s = ∇L(θ+ε) (second pass).
+
+    SAM       ε = ρ·g/‖g‖, update gradient g_s                   (Foret et al. 2021)
+    ASAM      ε = ρ·T²g/‖Tg‖, T = diag(|θ| + η), adaptive=True    (Kwon et al. 2021)
+    mask      g is replaced by g⊙m in ε: ε = ρ·(g⊙m)/‖g⊙m‖ (with ASAM: ρ·T²(g⊙m)/‖T(g⊙m)‖);
+              m ~ Bernoulli(mask_fraction) per entry (ESAM's SWP), or the top mask_fraction entries
+              of g² (an SSAM-style Fisher mask, see `_mask`)
+    GNR(α)    update gradient (1−α)·g + α·u, u the variant's SA gradient (g_s for SAM); α = γ/ρ.
+              α = 1 is the variant itself (g is then not stored), α = 0 the base gradient g.
+    GSAM(γ)   u = g_s − γ·g_⊥, g_⊥ = g − (⟨g,g_s⟩/‖g_s‖²)·g_s    (Zhuang et al. 2022)
+    LookSAM   u = g_s on every k-th SA step (storing g_v = g_s − (⟨g,g_s⟩/‖g‖²)·g), and
+              u = g + α_l·(‖g‖/‖g_v‖)·g_v on the others, which need one pass only
+                                                                 (Liu et al. 2022)
+
+The final update gradient is clipped to `max_grad_norm` (global norm) and handed to the base
+optimizer, which alone applies weight decay and momentum. Every norm and inner product is global
+over all parameters with a gradient, accumulated in at least fp32, with eps 1e-12.
+
+Usage per step (the first pass `loss.backward()` has been done by the caller, as in davda54/sam):
+
+    opt.first_step(zero_grad=True)                          # θ -> θ+ε
+    with disable_running_stats(model): loss_fn(model(x), y).backward()
+    opt.second_step(zero_grad=True)                         # θ restored, base step with the update
+    # or opt.step(closure) doing the same; opt.base_step() is a genuine one-pass base step,
+    # opt.reuse_step() LookSAM's one-pass step when opt.needs_second_pass() is False.
+
+`param_groups` are shared with the base optimizer, so lr schedulers work on the SAM object; `rho` is
+a per-group option. `state_dict()` covers the base optimizer, the mask generator and LookSAM's
+state, so a resumed run is bit-identical.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+EPS = 1e-12  # in every division by a norm
+CLIP_EPS = 1e-6  # as torch.nn.utils.clip_grad_norm_
+
+
+# ----------------------------------------------------------------------------- multi-tensor math
+def _acc_dtype(tensors: list[Tensor]) -> torch.dtype:
+    """Accumulation dtype: at least fp32 (bf16/fp16 grads are summed in fp32; fp64 stays fp64)."""
+    dtype = torch.float32
+    for t in tensors:
+        dtype = torch.promote_types(dtype, t.dtype)
+    return dtype
+
+
+def global_norm(tensors: list[Tensor]) -> Tensor:
+    """‖tensors‖₂ over all their entries, as a 0-dim tensor (no host sync)."""
+    if not tensors:
+        return torch.zeros(())
+    norms = torch._foreach_norm(tensors, 2, dtype=_acc_dtype(tensors))
+    device = norms[0].device
+    return torch.linalg.vector_norm(torch.stack([n.to(device) for n in norms]))
+
+
+def global_dot(xs: list[Tensor], ys: list[Tensor]) -> Tensor:
+    """⟨xs, ys⟩ summed over all tensors, as a 0-dim tensor."""
+    dtype = _acc_dtype(xs)
+    prods = torch._foreach_mul(xs, ys)
+    device = prods[0].device
+    return torch.stack([p.sum(dtype=dtype).to(device) for p in prods]).sum()
+
+
+def _orthogonal(x: list[Tensor], d: list[Tensor]) -> list[Tensor]:
+    """The component of x orthogonal to d: x − (⟨x,d⟩/‖d‖²)·d (a new list)."""
+    coef = global_dot(x, d) / (global_norm(d).square() + EPS)
+    return torch._foreach_sub(x, torch._foreach_mul(d, coef))
+
+
+@contextlib.contextmanager
+def disable_running_stats(model: nn.Module) -> Iterator[None]:
+    """Run SAM's second pass without touching BatchNorm running statistics.
+
+    Inside the block BN still normalises with the batch statistics (train mode), but on exit every
+    BN layer's running_mean, running_var and num_batches_tracked are restored exactly (a snapshot,
+    so this also holds for momentum=None and non-finite batches): the kept statistics are the
+    first pass's.
+    """
+    buffers = [
+        b
+        for m in model.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm)
+        for b in (m.running_mean, m.running_var, m.num_batches_tracked)
+        if b is not None
+    ]
+    saved = [b.clone() for b in buffers]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for b, s in zip(buffers, saved, strict=True):
+                b.copy_(s)
+
+
+# ----------------------------------------------------------------------------- SAM (+ASAM/GNR/mask)
+class SAM(torch.optim.Optimizer):
+    """SAM with the ASAM (`adaptive`), GNR (`alpha`) and weight-mask (`mask_fraction`) options.
+
+    ε = ρ·T²h/‖T h‖ with h = g⊙m (m = 1 without a mask) and T = diag(|θ| + eta) if adaptive else I.
+    Update gradient (1−α)·g + α·∇L(θ+ε), clipped to max_grad_norm, then the base optimizer's step.
+    With rho = 0 this still costs two passes: it is NOT the base optimizer (use `base_step`).
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        base_optimizer: Callable[..., torch.optim.Optimizer],
+        rho: float = 0.05,
+        adaptive: bool = False,
+        alpha: float = 1.0,
+        eta: float = 0.01,
+        mask_fraction: float = 1.0,
+        mask_kind: str = "random",
+        max_grad_norm: float | None = None,
+        mask_seed: int = 0,
+        **base_kwargs: Any,
+    ) -> None:
+        if rho < 0:
+            raise ValueError(f"rho: {rho} must be >= 0")
+        if eta <= 0:
+            raise ValueError(f"eta: {eta} must be > 0")
+        if not 0 < mask_fraction <= 1:
+            raise ValueError(f"mask_fraction: {mask_fraction} is not in (0, 1]")
+        if mask_kind not in ("random", "fisher"):
+            raise ValueError(f"mask_kind: {mask_kind!r} is not 'random' or 'fisher'")
+        if max_grad_norm is not None and max_grad_norm <= 0:
+            raise ValueError(f"max_grad_norm: {max_grad_norm} must be > 0 or None")
+        super().__init__(params, dict(rho=rho, **base_kwargs))
+        self.base_optimizer = base_optimizer(self.param_groups, **base_kwargs)
+        # one set of groups, so lr schedulers and group['rho'] edits reach the base optimizer
+        self.param_groups = self.base_optimizer.param_groups
+        self.defaults.update(self.base_optimizer.defaults)
+        self.adaptive, self.eta, self.alpha = adaptive, eta, alpha
+        self.mask_fraction, self.mask_kind, self.mask_seed = mask_fraction, mask_kind, mask_seed
+        self.max_grad_norm = max_grad_norm
+        self._generator: torch.Generator | None = None  # random masks; made on the grads' device
+        self._perturbed: list[Tensor] = []  # params moved to θ+ε by first_step, not yet restored
+
+    # --- the steps the trainer calls -------------------------------------------------------------
+    def needs_second_pass(self) -> bool:
+        """Whether the next sharpness-aware step is first_step/second_step (False: reuse_step)."""
+        return True
+
+    @torch.no_grad()
+    def first_step(self, zero_grad: bool = False) -> None:
+        """θ -> θ+ε from the current gradients g (remembered when the update needs them)."""
+        if self._perturbed:
+            raise RuntimeError("first_step called twice without second_step")
+        params = self._params_with_grad()
+        grads = [p.grad for p in params]
+        if self._keeps_g():
+            for p in params:
+                self.state[p]["g"] = p.grad.clone()
+        eps = self._perturbation(params, grads)
+        for p in params:
+            self.state[p]["old_p"] = p.detach().clone()  # restored bit-exactly by second_step
+        torch._foreach_add_(params, eps)
+        self._perturbed = params
+        if zero_grad:
+            self.zero_grad()
+
+    @torch.no_grad()
+    def second_step(self, zero_grad: bool = False) -> None:
+        """Restore θ, form the update gradient from g and g_s = current .grad, clip, base step."""
+        if not self._perturbed:
+            raise RuntimeError("second_step called without first_step")
+        params, self._perturbed = self._perturbed, []
+        torch._foreach_copy_(params, [self.state[p].pop("old_p") for p in params])
+        g = [self.state[p].pop("g") for p in params] if self._keeps_g() else []
+        if any(p.grad is None for p in params):
+            raise RuntimeError("second_step: a parameter perturbed by first_step has no gradient")
+        grads = [p.grad for p in params]
+        if self._keeps_g():
+            self._sa_gradient(params, g, grads)  # grads <- the variant's SA gradient u, in place
+            if self.alpha != 1.0:  # GNR: (1−α)·g + α·u
+                torch._foreach_mul_(grads, self.alpha)
+                torch._foreach_add_(grads, g, alpha=1.0 - self.alpha)
+        self._base_update(zero_grad)
+
+    @torch.no_grad()
+    def base_step(self, zero_grad: bool = False) -> None:
+        """The genuine one-pass branch: clip the current gradient, base optimizer step."""
+        if self._perturbed:
+            raise RuntimeError("base_step called between first_step and second_step")
+        self._base_update(zero_grad)
+
+    def reuse_step(self, zero_grad: bool = False) -> None:
+        """LookSAM's one-pass SA step; plain SAM always needs its second pass."""
+        raise RuntimeError(f"{type(self).__name__} has no one-pass SA step (needs_second_pass())")
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> None:  # type: ignore[override]
+        """A whole SA step. The caller has done the first pass; `closure` runs a full forward-
+        backward pass at θ+ε (freeze BN running stats inside it: see disable_running_stats)."""
+        if not self.needs_second_pass():
+            self.reuse_step()
+            return
+        if closure is None:
+            raise ValueError("SAM.step needs a closure doing a full forward-backward pass")
+        self.first_step(zero_grad=True)
+        with torch.enable_grad():
+            closure()
+        self.second_step()
+
+    # --- the pieces subclasses change ------------------------------------------------------------
+    def _keeps_g(self) -> bool:
+        """Whether second_step needs the first-pass gradient g (not for plain SAM: saves memory)."""
+        return self.alpha != 1.0
+
+    def _sa_gradient(self, params: list[Tensor], g: list[Tensor], gs: list[Tensor]) -> None:
+        """Turn gs = ∇L(θ+ε) into the variant's SA gradient u, in place (SAM: u = g_s)."""
+
+    def _perturbation(self, params: list[Tensor], grads: list[Tensor]) -> list[Tensor]:
+        """ε = ρ·T²h/‖T h‖ with h = g⊙m, T = |θ| + eta (adaptive) or I; ρ is per param group."""
+        mask = self._mask(grads)
+        h = grads if mask is None else torch._foreach_mul(grads, mask)
+        if self.adaptive:
+            t = torch._foreach_add(torch._foreach_abs(params), self.eta)
+            th = torch._foreach_mul(h, t)
+            eps = torch._foreach_mul(th, t)
+        else:
+            th, eps = h, [x.clone() for x in h]
+        scale = 1.0 / (global_norm(th) + EPS)
+        rho = {p: group["rho"] for group in self.param_groups for p in group["params"]}
+        torch._foreach_mul_(eps, [scale * rho[p] for p in params])
+        return eps
+
+    def _mask(self, grads: list[Tensor]) -> list[Tensor] | None:
+        """The 0/1 weight mask m (grads' dtype), or None when every entry is perturbed.
+
+        random: a fresh Bernoulli(mask_fraction) draw per entry at every first_step (ESAM's SWP),
+        from a generator owned by the optimizer (seeded with mask_seed, saved in state_dict).
+        fisher: the top mask_fraction of all entries by g² of the *current* minibatch gradient.
+        SSAM-F instead accumulates the empirical Fisher over many batches and refreshes the mask
+        every few hundred steps; the per-step g² is the cheap, stateless simplification used here.
+        """
+        if self.mask_fraction >= 1.0 or not grads:
+            return None
+        if self.mask_kind == "random":
+            gen = self._mask_generator(grads[0].device)
+            return [
+                (torch.rand(g.shape, generator=gen, device=gen.device) < self.mask_fraction).to(
+                    device=g.device, dtype=g.dtype
+                )
+                for g in grads
+            ]
+        sq = torch.cat([g.flatten().to(_acc_dtype(grads)).square() for g in grads])
+        keep = torch.zeros_like(sq, dtype=torch.bool)
+        k = max(1, round(self.mask_fraction * sq.numel()))
+        keep[torch.topk(sq, k, sorted=False).indices] = True
+        parts = keep.split([g.numel() for g in grads])
+        return [m.view_as(g).to(g.dtype) for m, g in zip(parts, grads, strict=True)]
+
+    # --- internals -------------------------------------------------------------------------------
+    def _params_with_grad(self) -> list[Tensor]:
+        return [p for group in self.param_groups for p in group["params"] if p.grad is not None]
+
+    def _all_params(self) -> list[Tensor]:
+        return [p for group in self.param_groups for p in group["params"]]
+
+    def _mask_generator(self, device: torch.device) -> torch.Generator:
+        if self._generator is None:
+            self._generator = torch.Generator(device=device).manual_seed(self.mask_seed)
+        return self._generator
+
+    def _base_update(self, zero_grad: bool) -> None:
+        """Clip the current .grad (global norm) and take the base optimizer's step."""
+        if self.max_grad_norm is not None:
+            grads = [p.grad for p in self._params_with_grad()]
+            if grads:
+                coef = (self.max_grad_norm / (global_norm(grads) + CLIP_EPS)).clamp(max=1.0)
+                torch._foreach_mul_(grads, coef.to(grads[0].device))
+        self.base_optimizer.step()
+        # lr schedulers warn unless the optimizer they wrap (this one) had its `step` called;
+        # every update goes through here, so mark it.
+        self._opt_called = True
+        if zero_grad:
+            self.zero_grad()
+
+    # --- checkpoints -----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Base optimizer state (momentum etc., param groups with lr/rho) and the mask RNG state."""
+        if self._perturbed:
+            raise RuntimeError("state_dict between first_step and second_step")
+        generator = None if self._generator is None else self._generator.get_state()
+        return {"base": self.base_optimizer.state_dict(), "mask_generator": generator}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.base_optimizer.load_state_dict(state_dict["base"])
+        # the base optimizer builds new group dicts on load: share them again
+        self.param_groups = self.base_optimizer.param_groups
+        self._generator = None
+        if state_dict.get("mask_generator") is not None:
+            device = self._all_params()[0].device
+            self._mask_generator(device).set_state(state_dict["mask_generator"])
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.base_optimizer!r})"
+
+
+# ----------------------------------------------------------------------------- GSAM
+class GSAM(SAM):
+    """GSAM: u = g_s − γ·g_⊥, where g_⊥ = g − (⟨g,g_s⟩/‖g_s‖²)·g_s is the part of the first-pass
+    gradient g orthogonal to g_s = ∇L(θ+ε) (γ = gsam_alpha; γ = 0 is SAM). Descending −g_⊥ lowers
+    the surrogate gap without changing the perturbed loss to first order. (The paper's ρ schedule
+    tied to the lr is not included: ρ is constant unless the caller changes group["rho"].)"""
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        base_optimizer: Callable[..., torch.optim.Optimizer],
+        rho: float = 0.05,
+        gsam_alpha: float = 0.1,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(params, base_optimizer, rho=rho, **kwargs)
+        self.gsam_alpha = gsam_alpha
+
+    def _keeps_g(self) -> bool:
+        return True
+
+    def _sa_gradient(self, params: list[Tensor], g: list[Tensor], gs: list[Tensor]) -> None:
+        torch._foreach_add_(gs, _orthogonal(g, gs), alpha=-self.gsam_alpha)
+
+
+# ----------------------------------------------------------------------------- LookSAM
+class LookSAM(SAM):
+    """LookSAM: the SA steps are counted; the 1st, (k+1)th, (2k+1)th, ... are full SAM steps
+    (u = g_s, two passes) that also store g_v = g_s − (⟨g,g_s⟩/‖g‖²)·g, the part of g_s orthogonal
+    to g. The others are one-pass `reuse_step`s: u = g + α_l·(‖g‖/‖g_v‖)·g_v (α_l = looksam_alpha).
+    `needs_second_pass()` tells the loop which one is next. GNR's `alpha` mixes u with g as in
+    SAM."""
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        base_optimizer: Callable[..., torch.optim.Optimizer],
+        rho: float = 0.05,
+        k: int = 5,
+        looksam_alpha: float = 0.7,
+        **kwargs: Any,
+    ) -> None:
+        if k < 1:
+            raise ValueError(f"k: {k} must be >= 1")
+        super().__init__(params, base_optimizer, rho=rho, **kwargs)
+        self.k, self.looksam_alpha = k, looksam_alpha
+        self.sa_steps = 0  # SA steps taken so far (full and reuse)
+
+    def needs_second_pass(self) -> bool:
+        has_g_v = any("g_v" in self.state[p] for p in self._all_params())
+        return self.sa_steps % self.k == 0 or not has_g_v
+
+    def _keeps_g(self) -> bool:
+        return True
+
+    def _sa_gradient(self, params: list[Tensor], g: list[Tensor], gs: list[Tensor]) -> None:
+        for p, g_v in zip(params, _orthogonal(gs, g), strict=True):
+            self.state[p]["g_v"] = g_v
+
+    def second_step(self, zero_grad: bool = False) -> None:
+        super().second_step(zero_grad)
+        self.sa_steps += 1
+
+    @torch.no_grad()
+    def reuse_step(self, zero_grad: bool = False) -> None:
+        """One-pass SA step on the current gradient g: g + α·α_l·(‖g‖/‖g_v‖)·g_v, clip, base step"""
+        if self.needs_second_pass() or self._perturbed:
+            raise RuntimeError("LookSAM.reuse_step called when a full SAM step is due")
+        params = [p for p in self._params_with_grad() if "g_v" in self.state[p]]
+        grads = [p.grad for p in params]
+        g_v = [self.state[p]["g_v"] for p in params]
+        coef = self.alpha * self.looksam_alpha * global_norm(grads) / (global_norm(g_v) + EPS)
+        torch._foreach_add_(grads, torch._foreach_mul(g_v, coef))
+        self.sa_steps += 1
+        self._base_update(zero_grad)
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        g_v = [self.state[p].get("g_v") for p in self._all_params()]
+        state["looksam"] = {
+            "sa_steps": self.sa_steps,
+            "g_v": [None if v is None else v.clone() for v in g_v],
+        }
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        self.sa_steps = state_dict["looksam"]["sa_steps"]
+        for p, g_v in zip(self._all_params(), state_dict["looksam"]["g_v"], strict=True):
+            self.state[p].pop("g_v", None)
+            if g_v is not None:
+                self.state[p]["g_v"] = g_v.to(device=p.device, dtype=p.dtype, copy=True)

@@ -1,0 +1,334 @@
+"""sweeps.yaml and its expansion: every sweep x profile, hand-counted cells, exact errors."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rstsweep.errors import RstError
+from rstsweep.schedules import parse
+from rstsweep.sweeper import spec as spec_mod
+from rstsweep.sweeper.spec import expand, expand_all, load_sweeps, parse_sweeps
+
+ROOT = Path(__file__).resolve().parents[1]
+SWEEPS = ROOT / "sweeps.yaml"
+TEXT = SWEEPS.read_text()
+ALL_SWEEPS = {
+    "baselines", "constant", "piecewise-1", "piecewise-2", "piecewise-3", "linear-1", "linear-2",
+    "summary", "trigonometric", "p-gamma", "g-rst", "imagenet", "cutout", "other-models",
+    "variants", "mixing",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def sweeps():
+    return load_sweeps(SWEEPS)
+
+
+def test_every_design_grid_is_declared_and_expands_under_every_profile(sweeps) -> None:
+    assert set(sweeps.sweeps) == ALL_SWEEPS
+    assert {"paper", "demo", "ci"} <= set(sweeps.profiles)
+    for profile in sweeps.profiles:
+        for name, cells in expand_all(sweeps, profile).items():
+            assert cells, (profile, name)
+            assert len({c.cell_id for c in cells}) == len(cells)
+
+
+@pytest.mark.parametrize(
+    ("sweep", "profile", "count"),
+    [
+        (
+            "constant",
+            "paper",
+            (9 + 2) * 2 * 2 * 5,
+        ),  # (a_c grid + SGD + SAM) x models x datasets x seeds
+        ("piecewise-1", "paper", (9 + 2) * 2 * 2 * 5),
+        ("summary", "paper", (2 + 6 * 9) * 1 * 2 * 5),  # WRN only; SGD/SAM shared by all six
+        ("trigonometric", "paper", (4 + 2) * 1 * 2 * 5),
+        ("p-gamma", "paper", 5 * 11 * 1 * 2 * 5),
+        ("g-rst", "paper", 3 * 3 * 2 * 5),  # SGD, SAM, G-RST x (R18, WRN, ViT)
+        ("imagenet", "paper", 3 * 2 * 1 * 3),  # 3 seeds only
+        ("cutout", "paper", (2 + 9 + 9 + 9 + 4) * 1 * 2 * 5),
+        ("variants", "paper", (2 + 2 + 1 + 2 + 1) * 2 * 2 * 5),
+        ("mixing", "paper", (2 + 3 * 3) * 2 * 2 * 5),
+        ("constant", "demo", 11 * 3),
+        ("constant", "ci", 11),
+        ("g-rst", "ci", 3),  # three models collapse onto fastcnn: the cells coincide
+    ],
+)
+def test_cell_counts_by_hand(sweeps, sweep: str, profile: str, count: int) -> None:
+    assert len(expand(sweeps, sweep, profile)) == count
+
+
+def test_paper_setting_is_resolved(sweeps) -> None:
+    cells = expand(sweeps, "constant", "paper")
+    for cell in cells:
+        c = cell.config
+        assert (c.epochs, c.batch_size, c.lr, c.lr_schedule) == (200, 256, 0.1, "cosine")
+        assert (c.optimizer, c.momentum, c.nesterov, c.weight_decay) == ("sgd", 0.9, True, 1e-3)
+        assert (c.grad_clip, c.augment, c.label_smoothing) == (5.0, "basic", 0.0)
+        assert c.rho == {"cifar10": 0.05, "cifar100": 0.1}[c.dataset]
+    assert {c.config.model for c in cells} == {"resnet18", "wrn-28-10"}
+    assert {c.config.seed for c in cells} == {0, 1, 2, 3, 4}
+    # seed-major order: every seed-0 cell comes before any seed-1 cell
+    seeds = [c.config.seed for c in cells]
+    assert seeds == sorted(seeds)
+
+
+def test_x_is_the_expected_extra_passes_where_the_paper_plots_against_it(sweeps) -> None:
+    for sweep in ("constant", "piecewise-1", "piecewise-2", "linear-1"):
+        for cell in expand(sweeps, sweep, "ci"):
+            closed = parse(cell.config.schedule).closed_form_extra
+            assert cell.x == pytest.approx(closed, abs=1e-12), (sweep, cell.label)
+    by_label = {c.label: c for c in expand(sweeps, "piecewise-1", "ci")}
+    assert by_label["b_p=0.3"].config.schedule == "piecewise(a=0, b=0.3)"
+    assert by_label["b_p=0.3"].x == pytest.approx(0.7)
+    assert by_label["SGD"].config.algorithm == "sgd" and by_label["SGD"].x == 0
+    linear2 = {c.label: c.config.schedule for c in expand(sweeps, "linear-2", "ci")}
+    assert linear2["b_l=0.1"] == "linear(a=0.8, b=0.1)"  # through (0, 0.1) and (1/2, 1/2)
+
+
+def test_same_cell_has_the_same_id_in_every_sweep(sweeps) -> None:
+    constant = {c.cell_id: c for c in expand(sweeps, "constant", "paper")}
+    summary = {c.cell_id: c for c in expand(sweeps, "summary", "paper")}
+    shared = set(constant) & set(summary)
+    wrn_constant = {i for i, c in constant.items() if c.config.model == "wrn-28-10"}
+    assert shared == wrn_constant and len(shared) == 11 * 2 * 5
+    ci_constant = {c.cell_id for c in expand(sweeps, "constant", "ci")}
+    ci_baselines = {c.cell_id for c in expand(sweeps, "baselines", "ci")}
+    assert ci_baselines <= ci_constant
+
+
+def test_groups_resolve_special_fields(sweeps) -> None:
+    pg = expand(sweeps, "p-gamma", "paper")
+    for cell in pg:
+        p = parse(cell.config.schedule).param_a
+        assert cell.config.algorithm == "gnr"
+        assert cell.config.alpha == pytest.approx(cell.x / p, rel=1e-11)  # α = (γ/ρ)/p, 12 digits
+    assert {round(c.config.alpha, 9) for c in pg} >= {15.0, 5.0, 1.0}
+    variants = {(c.label, c.config.dataset): c.config for c in expand(sweeps, "variants", "paper")}
+    assert variants[("ASAM p=1", "cifar10")].rho == pytest.approx(0.5)  # 10 x SAM's 0.05
+    assert variants[("ASAM p=1", "cifar100")].rho == pytest.approx(1.0)
+    assert variants[("GSAM G-RST p=0.5", "cifar10")].alpha == 2.0
+    grst = expand(sweeps, "g-rst", "paper")
+    vit = [c.config for c in grst if c.config.model == "vit-s16"]
+    assert vit and all(c.optimizer == "adam" for c in vit)
+    assert all(c.config.optimizer == "sgd" for c in grst if c.config.model != "vit-s16")
+    other = expand(sweeps, "other-models", "paper")
+    assert {c.config.epochs for c in other} == {300}
+    assert {c.config.epochs for c in expand(sweeps, "other-models", "demo")} == {4}
+    cutout = expand(sweeps, "cutout", "ci")
+    assert {c.config.augment for c in cutout} == {"cutout"}
+    imagenet = expand(sweeps, "imagenet", "paper")
+    assert {c.config.epochs for c in imagenet} == {100}
+    assert {c.config.seed for c in imagenet} == {0, 1, 2}
+
+
+def test_small_profiles_are_small(sweeps) -> None:
+    for cell in expand(sweeps, "constant", "ci"):
+        c = cell.config
+        assert (c.model, c.dataset, c.epochs, c.train_subset, c.test_subset) == (
+            "fastcnn", "fashion-mnist", 1, 256, 256,
+        )  # fmt: skip
+    demo = expand(sweeps, "constant", "demo")
+    assert {(c.config.model, c.config.dataset) for c in demo} == {("fastcnn", "fashion-mnist")}
+    assert {c.group for c in demo} == {"sgd", "sam", "constant"}
+
+
+def test_known_model_and_dataset_names_match_the_trainers() -> None:
+    """spec.py mirrors the trainers' name lists (modules that import torch): read their source."""
+    src = ROOT / "src" / "rstsweep" / "trainers"
+
+    def constant(path: Path, name: str) -> tuple[str, ...]:
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", None) == name:
+                return ast.literal_eval(node.value)
+            if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == name:
+                return ast.literal_eval(node.value)
+        raise AssertionError(f"{name} not found in {path}")
+
+    models = constant(src / "models.py", "MODEL_NAMES")
+    for name in models:
+        assert spec_mod._MODEL_RE.match(name.replace("wrn-D-K", "wrn-28-10")), name
+    assert set(spec_mod.KNOWN_DATASETS) == set(constant(src / "data.py", "DATASETS"))
+
+
+# ----------------------------------------------------------------------------- errors
+
+MINI = """
+profiles:
+  ci: {seeds: [0], models: [fastcnn], datasets: [fashion-mnist], config: {epochs: 1}}
+sweeps:
+  s:
+    groups:
+      g:
+        grid: {a_c: [0.1, 0.5]}
+        schedule: "constant({a_c})"
+"""
+
+
+def _error(text: str, sweep: str = "s", profile: str = "ci") -> str:
+    with pytest.raises(RstError) as info:
+        expand(parse_sweeps(text), sweep, profile)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("[0.1, 0.5]", "[0.1, 0.5, 1.2]", "sweeps.s.groups.g.grid.a_c[2]: 1.2 is not in [0, 1]"),
+        (
+            'schedule: "constant({a_c})"',
+            "schedule: {piecewise_group: 1, value: '{a_c}'}",
+            None,  # valid
+        ),
+        (
+            'schedule: "constant({a_c})"',
+            'schedule: "constant({b})"',
+            "sweeps.s.groups.g.schedule: {b} is not a grid name (grid: a_c)",
+        ),
+        (
+            "        grid:",
+            "        gird: 1\n        grid:",
+            "sweeps.s.groups.g.gird: unknown key (did you mean 'grid'? group keys: "
+            "description, grid, schedule, label, x, rho_scale, or a CellConfig field)",
+        ),
+        ("  s:\n", "  s:\n    figur: x\n", None),  # checked separately below (known list)
+        ("seeds: [0]", "seeds: [zero]", "profiles.ci.seeds[0]: 'zero': Input should be a valid "
+         "integer, unable to parse string as an integer"),
+        ("config: {epochs: 1}", "config: {epochs: -1}",
+         "profiles.ci.config.epochs: -1: Input should be greater than or equal to 1"),
+        ("config: {epochs: 1}", "config: {epoch: 1}",
+         "profiles.ci.config.epoch: unknown key (did you mean 'epochs'? not a CellConfig field)"),
+        ("models: [fastcnn]", "models: [resnet19]",
+         "profiles.ci.models[0]: unknown model 'resnet19' (known: fastcnn, resnet18, wrn-D-K, "
+         "vgg16-bn, vit-s16, ...)"),
+        ('schedule: "constant({a_c})"', 'schedule: "constant({a_c})"\n        lr: "-{a_c}"',
+         "sweeps.s.groups.g.grid.a_c[0]: 0.1: Input should be greater than 0"),
+        ('schedule: "constant({a_c})"', 'schedule: "nosuch"',
+         "sweeps.s.groups.g.schedule: unknown schedule family 'nosuch' (known: constant, "
+         "piecewise, linear, cos1, cos2, sin1, sin2) (grid point a_c=0.1)"),
+        ("  s:\n", "  s:\n    include: [t]\n",
+         "sweeps.s.include[0]: unknown sweep 't' (known: s)"),
+    ],
+)  # fmt: skip
+def test_bad_yaml_gives_one_exact_line(old: str, new: str, message: str | None) -> None:
+    assert old in MINI
+    text = MINI.replace(old, new, 1)
+    if message is None:
+        if "figur" in new:
+            with pytest.raises(RstError, match=r"^sweeps\.s\.figur: unknown key \(did you mean"):
+                parse_sweeps(text)
+        else:
+            assert len(expand(parse_sweeps(text), "s", "ci")) == 2
+        return
+    assert _error(text) == message
+
+
+def test_the_design_example_message_on_the_real_file() -> None:
+    text = TEXT.replace("grid: {a_c: [0.1, 0.2, 0.3, 0.4,", "grid: {a_c: [0.1, 0.2, 0.3, 1.2,", 1)
+    assert text != TEXT
+    assert _error(text, "constant", "demo") == (
+        "sweeps.constant.groups.constant.grid.a_c[3]: 1.2 is not in [0, 1]"
+    )
+    helper = TEXT.replace("{b_p: [0.1, 0.2,", "{b_p: [0.1, 1.5,", 1)
+    assert _error(helper, "piecewise-1", "ci") == (
+        "sweeps.piecewise-1.groups.piecewise-1.grid.b_p[1]: 1.5 is not in [0, 1]"
+    )
+
+
+def test_unknown_sweep_profile_file_and_invalid_yaml(tmp_path: Path, sweeps) -> None:
+    with pytest.raises(RstError, match=r"^unknown sweep 'nope' \(known: baselines, constant, "):
+        expand(sweeps, "nope", "ci")
+    with pytest.raises(RstError, match=r"^unknown profile 'nope' \(known: paper, demo, ci\)$"):
+        expand(sweeps, "constant", "nope")
+    with pytest.raises(RstError, match=r"missing\.yaml: sweeps file not found"):
+        load_sweeps(tmp_path / "missing.yaml")
+    with pytest.raises(RstError, match=r"^x\.yaml: invalid YAML at line 2, column 5: expected"):
+        parse_sweeps("a: [1,\nb: 2", source="x.yaml")
+    with pytest.raises(RstError, match=r"^profiles: required key is missing$"):
+        parse_sweeps("sweeps: {}")
+
+
+def test_cycles_and_arithmetic() -> None:
+    cyc = MINI + "  t: {include: [u]}\n  u: {include: [t]}\n"
+    with pytest.raises(RstError, match=r"include cycle t -> u -> t"):
+        parse_sweeps(cyc)
+    assert spec_mod._arith("1 - 0.3") == pytest.approx(0.7)
+    assert spec_mod._arith("1.5/0.1") == 15.0  # rounded to 12 significant digits
+    assert spec_mod._arith("cos1") is None and spec_mod._arith("__import__('os')") is None
+
+
+# ----------------------------------------------------------------------------- through the CLI
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "120"}
+    return subprocess.run(
+        [sys.executable, "-m", "rstsweep.cli", *args],
+        cwd=cwd, capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_cli_bad_input_exits_2_with_one_line_and_store_untouched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    from rstsweep.sweeper.store import Store
+    from test_store import make_cell, make_result
+
+    store_dir = tmp_path / "store"
+    cell = make_cell()
+    Store(store_dir).write_result(cell, make_result(cell), "ci")
+    before = _snapshot(store_dir)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        TEXT.replace("grid: {a_c: [0.1, 0.2, 0.3, 0.4,", "grid: {a_c: [0.1, 0.2, 0.3, 1.2,")
+    )
+    cases = [
+        (("plan", "constant", "-f", str(bad), "-s", str(store_dir)),
+         "rstsweep: error: sweeps.constant.groups.constant.grid.a_c[3]: 1.2 is not in [0, 1]"),
+        (("plan", "nope", "-f", str(SWEEPS), "-s", str(store_dir)),
+         "rstsweep: error: unknown sweep 'nope' (known: "),
+        (("plan", "constant", "-p", "nope", "-f", str(SWEEPS)),
+         "rstsweep: error: unknown profile 'nope' (known: paper, demo, ci)"),
+        (("status", "constant", "-f", str(bad), "-p", "ci", "-s", str(store_dir)),
+         "rstsweep: error: sweeps.constant.groups.constant.grid.a_c[3]: 1.2 is not in [0, 1]"),
+        (("plan", "constant", "-f", str(tmp_path / "missing.yaml")),
+         "rstsweep: error: "),
+    ]  # fmt: skip
+    # the first two as real processes, the rest in-process through the same entry point (faster)
+    for i, (args, expected) in enumerate(cases):
+        if i < 2:
+            proc = _cli(*args, cwd=tmp_path)
+            code, out, err = proc.returncode, proc.stdout, proc.stderr
+        else:
+            code, out, err = _in_process(args, monkeypatch, capsys)
+        assert code == 2, (args, err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(expected), (args, err)
+        assert out == ""
+    assert _snapshot(store_dir) == before
+    assert not (tmp_path / "results").exists()
+
+
+def _in_process(args, monkeypatch, capsys) -> tuple[int, str, str]:
+    from rstsweep import cli
+
+    capsys.readouterr()
+    monkeypatch.chdir(Path(args[args.index("-f") + 1]).parent if "-f" in args else ROOT)
+    monkeypatch.setattr(sys, "argv", ["rstsweep", *args])
+    with pytest.raises(SystemExit) as info:
+        cli.main()
+    captured = capsys.readouterr()
+    return info.value.code, captured.out, captured.err

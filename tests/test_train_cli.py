@@ -1,0 +1,132 @@
+"""`rstsweep train`: the JSON summary, one-line user errors, and kill -9 + `--resume` giving the
+same final weights and metrics as an uninterrupted run (a real process, really killed)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from rstsweep import cli
+from rstsweep.trainers.config import CellConfig
+from rstsweep.trainers.loop import train
+
+torch.set_num_threads(1)
+
+TINY_ARGS = [
+    "--model", "fastcnn", "--width", "4", "--dataset", "fashion-mnist",
+    "--train-subset", "256", "--test-subset", "128", "--batch-size", "64",
+    "--epochs", "1", "--seed", "2", "--device", "cpu", "--threads", "1",
+]  # fmt: skip
+
+
+def run_main(monkeypatch, capsys, args: list[str]) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["rstsweep", *args])
+    code = 0
+    try:
+        cli.main()
+    except SystemExit as exc:
+        code = exc.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_json_summary(monkeypatch, capsys, tmp_path):
+    args = ["train", *TINY_ARGS, "--schedule", "constant(0.5)", "--json", "--out", str(tmp_path)]
+    code, out, err = run_main(monkeypatch, capsys, args)
+    assert code == 0, err
+    summary = json.loads(out)  # stdout holds the JSON only (no progress bar with --json)
+    config = CellConfig(
+        model="fastcnn", width=4, train_subset=256, test_subset=128, batch_size=64, epochs=1,
+        seed=2, schedule="constant(0.5)",
+    )  # fmt: skip
+    assert summary["cell_id"] == config.cell_id()
+    assert summary["status"] == "ok" and summary["error"] is None
+    assert summary["steps"] == 4 and summary["realized_extra"] == summary["sa_steps"] / 4
+    assert summary["expected_extra"] == pytest.approx(0.5)
+    assert 0 <= summary["test_error"] <= 1 and "draws" not in summary and "epochs" not in summary
+    assert (tmp_path / "checkpoint.pt").exists() and (tmp_path / "final.pt").exists()
+
+
+def test_human_summary(monkeypatch, capsys):
+    code, out, _ = run_main(monkeypatch, capsys, ["train", *TINY_ARGS, "--algorithm", "sgd"])
+    assert code == 0
+    assert "status ok" in out and "SA steps 0" in out and "test error" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--algorithm", "nosuch"], "algorithm:"),
+        (["--schedule", "constant(1.5)"], "schedule"),
+        (["--epochs", "0"], "epochs:"),
+        (["--resume"], "--resume: needs --out"),
+        (["--model", "nosuch"], "nosuch"),
+    ],
+)
+def test_bad_options_give_one_line_and_exit_2(monkeypatch, capsys, args, message):
+    code, out, err = run_main(monkeypatch, capsys, ["train", *TINY_ARGS, *args])
+    assert code == 2
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1 and message in err
+
+
+def file_hash(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def weights_hash(path) -> str:
+    state = torch.load(path, weights_only=True)
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        digest.update(key.encode())
+        digest.update(state[key].cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
+    """Start `rstsweep train --out DIR`, SIGKILL it once epoch 1's checkpoint exists, resume with
+    `--resume`: final weights (hash) and test metrics equal those of an uninterrupted run."""
+    options = dict(
+        model="fastcnn", width=4, dataset="fashion-mnist", train_subset=1024, test_subset=256,
+        batch_size=64, epochs=3, seed=4, schedule="constant(0.5)", algorithm="sam",
+    )  # fmt: skip
+    args = [sys.executable, "-m", "rstsweep.cli", "train", "--device", "cpu", "--threads", "1"]
+    for key, value in options.items():
+        args += [f"--{key.replace('_', '-')}", str(value)]
+    out = tmp_path / "killed"
+    checkpoint = out / "checkpoint.pt"
+    proc = subprocess.Popen([*args, "--out", str(out), "--json"], stdout=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not checkpoint.exists():
+            assert proc.poll() is None, "the run ended before its first checkpoint"
+            assert time.monotonic() < deadline, "no checkpoint after 120 s"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (out / "final.pt").exists(), "killed too late: the run had finished"
+    killed_at = torch.load(checkpoint, weights_only=True)["epoch"]
+    assert 1 <= killed_at < options["epochs"]
+
+    resumed = subprocess.run(
+        [*args, "--out", str(out), "--resume", "--json"], capture_output=True, text=True, check=True
+    )
+    summary = json.loads(resumed.stdout)
+
+    config = CellConfig(**options, device="cpu", threads=1)
+    straight = train(config, out_dir=tmp_path / "straight")
+    assert summary["cell_id"] == straight.cell_id
+    assert weights_hash(out / "final.pt") == weights_hash(tmp_path / "straight" / "final.pt")
+    for key in ("steps", "sa_steps", "test_loss", "test_error", "train_loss", "train_error"):
+        assert summary[key] == getattr(straight, key), key
