@@ -22,7 +22,9 @@ torch.set_num_threads(1)
 # --------------------------------------------------------------------------- file generators
 def write_idx(path: Path, array: np.ndarray) -> None:
     """IDX: magic 0x00000800 | rank (uint8 data), big-endian int32 dims, then the bytes."""
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}i", *array.shape)
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(
+        f">{array.ndim}i", *array.shape
+    )
     with gzip.open(path, "wb") as fh:
         fh.write(header + array.astype(np.uint8).tobytes())
 
@@ -40,7 +42,9 @@ def decode_index(images: torch.Tensor) -> np.ndarray:
     return flat[:, 0] + 256 * flat[:, 1]
 
 
-def make_idx_dataset(directory: Path, n_train: int, n_test: int, classes: int = 10, seed: int = 0) -> dict:
+def make_idx_dataset(
+    directory: Path, n_train: int, n_test: int, classes: int = 10, seed: int = 0
+) -> dict:
     rng = np.random.default_rng(seed)
     arrays = {
         "train-images-idx3-ubyte.gz": index_coded(n_train),
@@ -68,7 +72,9 @@ def make_cifar10(root: Path, per_batch: int = 6, n_test: int = 5) -> tuple[np.nd
     for b in range(5):
         sl = slice(b * per_batch, (b + 1) * per_batch)
         write_pickle(folder / f"data_batch_{b + 1}", {"data": rows[sl], "labels": labels[sl]})
-    write_pickle(folder / "test_batch", {"data": rows[5 * per_batch :], "labels": labels[5 * per_batch :]})
+    write_pickle(
+        folder / "test_batch", {"data": rows[5 * per_batch :], "labels": labels[5 * per_batch :]}
+    )
     write_pickle(folder / "batches.meta", {"label_names": [f"c{i}" for i in range(10)]})
     return rows, labels
 
@@ -134,7 +140,12 @@ def test_cifar10_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     rows, labels = make_cifar10(tmp_path)
     for root in (tmp_path, tmp_path / "cifar-10-batches-py"):  # parent dir or the folder itself
         bundle = load_data("cifar10", data_dir=root)
-        assert bundle.train_images.shape == (30, 3, 32, 32) and bundle.test_images.shape == (5, 3, 32, 32)
+        assert bundle.train_images.shape == (30, 3, 32, 32) and bundle.test_images.shape == (
+            5,
+            3,
+            32,
+            32,
+        )
         assert bundle.num_classes == 10
         # CIFAR rows are 1024 red, 1024 green, 1024 blue values, each row-major
         i, c, y, x = 13, 2, 5, 30
@@ -150,11 +161,19 @@ def test_cifar100_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     folder = tmp_path / "cifar-100-python"
     folder.mkdir()
     rng = np.random.default_rng(2)
-    train, test = rng.integers(0, 256, (8, 3072), dtype=np.uint8), rng.integers(0, 256, (4, 3072), dtype=np.uint8)
+    train, test = (
+        rng.integers(0, 256, (8, 3072), dtype=np.uint8),
+        rng.integers(0, 256, (4, 3072), dtype=np.uint8),
+    )
     fine, coarse = [0, 99, 5, 7, 42, 3, 3, 1], [0, 19, 1, 1, 8, 0, 0, 0]
     write_pickle(folder / "train", {"data": train, "fine_labels": fine, "coarse_labels": coarse})
-    write_pickle(folder / "test", {"data": test, "fine_labels": [9, 8, 7, 6], "coarse_labels": [1] * 4})
-    write_pickle(folder / "meta", {"fine_label_names": [str(i) for i in range(100)], "coarse_label_names": []})
+    write_pickle(
+        folder / "test", {"data": test, "fine_labels": [9, 8, 7, 6], "coarse_labels": [1] * 4}
+    )
+    write_pickle(
+        folder / "meta",
+        {"fine_label_names": [str(i) for i in range(100)], "coarse_label_names": []},
+    )
     bundle = load_data("cifar100", data_dir=tmp_path)
     assert bundle.num_classes == 100
     assert bundle.train_labels.tolist() == fine  # fine labels, not coarse
@@ -164,7 +183,7 @@ def test_cifar100_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 
 # --------------------------------------------------------------------------- ImageNet (ImageFolder)
 @pytest.mark.slow  # imports torchvision (~6 s)
-def test_tiny_image_folder(tmp_path: Path) -> None:
+def test_tiny_image_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from PIL import Image
 
     colours = {"ant": (255, 0, 0), "bee": (0, 0, 255)}
@@ -174,15 +193,25 @@ def test_tiny_image_folder(tmp_path: Path) -> None:
             for k in range(count):
                 Image.new("RGB", (40 + k, 30), colour).save(tmp_path / split / cls / f"{k}.png")
     bundle = load_data("imagenet", data_dir=tmp_path, image_size=16)
-    assert bundle.train_images.shape == (6, 3, 16, 16) and bundle.test_images.shape == (4, 3, 16, 16)
+    assert bundle.train_images.shape == (6, 3, 16, 16) and bundle.test_images.shape == (
+        4,
+        3,
+        16,
+        16,
+    )
     assert bundle.num_classes == 2
     assert bundle.train_labels.tolist() == [0, 0, 0, 1, 1, 1]
     assert (bundle.train_images[0, 0] == 255).all() and (bundle.train_images[0, 2] == 0).all()
     assert (bundle.test_images[-1, 2] == 255).all() and (bundle.test_images[-1, 0] == 0).all()
+    monkeypatch.setattr(data, "IMAGENET_MAX_BYTES", 6 * 3 * 16 * 16 - 1)  # one byte too few
+    with pytest.raises(RstError, match=r"imagenet at .* needs .* only small ImageFolders"):
+        load_data("imagenet", data_dir=tmp_path, image_size=16)
 
 
 # --------------------------------------------------------------------------- subsets and noise
-def test_subsets_are_seeded_and_prefix_stable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_subsets_are_seeded_and_prefix_stable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     offline(monkeypatch, tmp_path)
     make_idx_dataset(tmp_path, 500, 100)
 
@@ -248,15 +277,17 @@ def test_missing_fashion_mnist_is_one_line(tmp_path: Path, monkeypatch: pytest.M
 
 def test_missing_cifar_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     offline(monkeypatch, tmp_path)
-    with pytest.raises(RstError, match=r"cifar100 not found in .*cifar-100-python.*--data-dir") as info:
+    with pytest.raises(
+        RstError, match=r"cifar100 not found in .*cifar-100-python.*--data-dir"
+    ) as info:
         load_data("cifar100", data_dir=tmp_path / "nowhere")
     assert "\n" not in str(info.value)
-    with pytest.raises(RstError, match="imagenet not found.*train/ and val/"):
+    with pytest.raises(RstError, match=r"imagenet not found.*train/ and val/"):
         load_data("imagenet", data_dir=tmp_path)
 
 
 def test_bad_arguments_are_user_errors() -> None:
-    with pytest.raises(RstError, match="unknown dataset 'mnist'.*fashion-mnist, cifar10"):
+    with pytest.raises(RstError, match=r"unknown dataset 'mnist'.*fashion-mnist, cifar10"):
         load_data("mnist")
     with pytest.raises(RstError, match=r"label_noise: 1.5 is not in \[0, 1\)"):
         load_data("fashion-mnist", label_noise=1.5)

@@ -11,6 +11,7 @@ covered in test_driver_cli.py, the 2-node cluster in test_driver_cluster.py.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import Counter
 from pathlib import Path
@@ -156,7 +157,19 @@ def test_grown_grid_runs_only_the_new_cells(ray_local, tmp_path):
     pd.testing.assert_frame_equal(after.set_index("cell_id").loc[before.index, before.columns], before)
 
 
+def wait_idle(ray, timeout: float = 30.0) -> None:
+    """Wait until the previous test's trial actors have released their CPUs/GPUs (Ray frees them
+    asynchronously after an experiment ends)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        total, free = ray.cluster_resources(), ray.available_resources()
+        if all(free.get(k, 0) >= total[k] for k in ("CPU", "GPU")):
+            return
+        time.sleep(0.2)
+
+
 def test_fractional_gpus_are_shared_as_asked(ray_local, tmp_path):
+    wait_idle(ray_local)
     cells = expand(write_yaml(tmp_path / "s.yaml", [0.2, 0.4, 0.6], epochs=3), "s", "t")
     store = Store(tmp_path / "store")
     summary = run_sweep(
@@ -175,20 +188,16 @@ def test_fractional_gpus_are_shared_as_asked(ray_local, tmp_path):
     assert all(len(e["gpu_ids"]) == 1 for e in done)
     assert sorted(Counter(e["gpu_ids"][0] for e in done).values()) == [2, 2]
     # ... at the same time: all four started before the first one finished
-    order = [e["event"] for e in events if e["event"] in ("start", "done")]
-    assert order[:4] == ["start"] * 4
+    starts = [e["t"] for e in events if e["event"] == "start"]
+    assert len(starts) == 4 and max(starts) < min(e["t"] for e in done)
     assert len({e["pid"] for e in done}) == 4  # four workers, not one reused serially
-
-
-def always_fails(config, out_dir, resume=False, on_epoch=None):
-    raise ValueError(f"boom in {config.cell_id()}")
 
 
 def test_cell_failing_after_retries_goes_to_failures_and_stays_pending(ray_local, tmp_path):
     cells = expand(write_yaml(tmp_path / "s.yaml", [0.5], epochs=1), "s", "t")
     store = Store(tmp_path / "store")
     summary = run_sweep(
-        cells[:1], store, profile="t", max_failures=1, train_fn=always_fails, progress=False
+        cells[:1], store, profile="t", max_failures=1, train_fn=fake.always_fails, progress=False
     )
     cid = cells[0].cell_id
     assert (summary.done, summary.failed) == (0, 1)

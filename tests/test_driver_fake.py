@@ -40,6 +40,11 @@ def busy_train(config, out_dir, resume=False, on_epoch=None):
     return _run(config, Path(out_dir), resume, on_epoch, float(config.lr), busy=True)
 
 
+def always_fails(config, out_dir, resume=False, on_epoch=None):
+    """A cell whose training always raises (a bug, not a crash)."""
+    raise ValueError(f"boom in {config.cell_id()}")
+
+
 def _run(config, out: Path, resume: bool, on_epoch, epoch_s: float, busy: bool) -> TrainResult:
     ckpt = out / "checkpoint.pt"
     state = {"epoch": 0, "records": [], "ran": []}

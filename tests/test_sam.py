@@ -299,6 +299,17 @@ def test_sam_epsilon_has_norm_rho_and_second_step_restores_theta_exactly():
     assert torch.equal(flat_params(model), theta)
 
 
+def test_rho_per_param_group_with_the_global_norm():
+    model, (x, y) = make_model(), make_batches(1)[0]
+    first, rest = list(model[0].parameters()), [*model[1].parameters(), *model[3].parameters()]
+    opt = SAM([{"params": first, "rho": 0.5}, {"params": rest}], torch.optim.SGD, rho=0.1, lr=0.1)
+    eps, g = epsilon_of(opt, model, x, y)
+    n_first = sum(p.numel() for p in first)
+    rho = torch.full_like(g, 0.1)
+    rho[:n_first] = 0.5
+    torch.testing.assert_close(eps, rho * g / g.norm(), rtol=1e-10, atol=1e-14)
+
+
 def test_random_mask_fraction_and_epsilon_norm():
     torch.manual_seed(0)
     model = nn.Linear(100, 50).double()  # 5050 entries
@@ -358,13 +369,20 @@ def test_bn_running_stats_come_from_the_first_pass_only():
     assert not torch.equal(bn_buffers(unguarded)[0], bn_buffers(first_pass_only)[0])
 
 
-def test_disable_running_stats_restores_cumulative_bn():
-    bn = nn.BatchNorm1d(4, momentum=None).double()  # cumulative average: momentum=0 would not do
+@pytest.mark.parametrize("momentum", [0.1, None])  # None: BN's cumulative average
+def test_disable_running_stats_keeps_buffers_and_allows_backward_after(momentum):
+    bn = nn.BatchNorm1d(4, momentum=momentum).double()
     bn(torch.randn(8, 4, dtype=torch.float64))
     before = bn_buffers(bn)
+    x = torch.randn(8, 4, dtype=torch.float64, requires_grad=True)
     with disable_running_stats(bn):
-        bn(torch.randn(8, 4, dtype=torch.float64) + 3)
+        loss = bn(x + 3).square().sum()
+    loss.backward()  # nothing autograd saved was modified on exit
+    assert x.grad is not None and bn.momentum == momentum
     assert all(torch.equal(a, b) for a, b in zip(bn_buffers(bn), before, strict=True))
+    bn(x + 3)  # outside the block the statistics move again
+    assert not torch.equal(bn_buffers(bn)[0], before[0])
+    assert bn.num_batches_tracked.item() == 2
 
 
 def test_rho_zero_sam_still_costs_two_passes():

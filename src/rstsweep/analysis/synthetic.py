@@ -293,3 +293,30 @@ def _failure_rows(rows: list[Cell], pending: set[str], now: datetime) -> list[di
 def _write(root: Path, name: str, table: pa.Table) -> None:
     if table.num_rows:
         write_parquet_atomic(table, root / name)
+
+
+def small_store(
+    root: str | os.PathLike[str],
+    sweeps_file: str | os.PathLike[str] | SweepsFile,
+    *,
+    sweeps: Iterable[str],
+    models: Iterable[str] = ("resnet18",),
+    datasets: Iterable[str] = ("cifar10", "cifar100"),
+    seeds: int = 3,
+    epochs: int = 2,
+    steps_per_epoch: int = 10,
+    unfinished: Mapping[str, float] | None = None,
+) -> list[Cell]:
+    """A small synthetic store (tests): `sweeps` of the real grid under a profile with the given
+    models, datasets, seeds and epochs, T = steps_per_epoch × epochs. Returns the cells."""
+    profile = {
+        "seeds": list(range(seeds)),
+        "models": list(models),
+        "datasets": list(datasets),
+        "overrides": {"epochs": epochs},
+    }
+    cells = grid_cells(sweeps_file, "small", sweeps, profile_spec=profile)
+    write_synthetic_store(
+        root, cells, unfinished=unfinished, steps_per_epoch=steps_per_epoch, profile="small"
+    )
+    return cells

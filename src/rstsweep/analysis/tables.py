@@ -121,7 +121,8 @@ def build_tables(res: Results) -> list[tuple[str, str, pd.DataFrame, list[str]]]
     tables = []
     ends = res.unique_cases(res.cases[res.cases["role"].isin(["sgd", "sam"])])
     if len(ends):
-        tables.append(("table1_baselines", "Table 1: SGD and SAM", case_frame(ends), []))
+        frame = case_frame(ends.assign(group=None))  # shared endpoints: their group is noise
+        tables.append(("table1_baselines", "Table 1: SGD and SAM", frame, []))
     tables.append(("table2_schedules", _table2_title(res), schedules_frame(_steps(res)), []))
     used: set[str] = set()
     for spec in SPECS:
@@ -176,7 +177,8 @@ def _sort(cases: pd.DataFrame) -> pd.DataFrame:
         _d=cases["dataset"].map(drank).fillna(len(drank)),
         _r=cases["role"].map(_ROLE_ORDER),
     )
-    cols = ["_m", "model", "_d", "dataset", "_r", "group", "expected_extra", "param_a", "param_b"]
+    cols = ["_m", "model", "_d", "dataset", "setting", "_r", "group", "expected_extra", "param_a"]
+    cols.append("param_b")
     return key.sort_values(cols, na_position="first", kind="stable").drop(
         columns=["_m", "_d", "_r"]
     )
@@ -220,6 +222,8 @@ def case_frame(cases: pd.DataFrame) -> pd.DataFrame:
             "n_seeds": cases["n_seeds"].astype(int),
             "n_diverged": cases["n_diverged"].astype(int),
             "epochs": cases["epochs"],
+            "train_subset": cases["train_subset"],
+            "label_noise": cases["label_noise"],
         }
     ).reset_index(drop=True)
 
@@ -386,12 +390,16 @@ def _ordering_notes(order: pd.DataFrame) -> list[str]:
     for (model, dataset), g in order.groupby(["model", "dataset"], sort=False):
         holds = int(g["sgd_gt_rst_gt_sam"].sum())
         gain = g["sgd_pct"].iloc[0] - g["sam_pct"].iloc[0]
-        spread = np.nanmax([g["sgd_pct_std"].iloc[0], g["sam_pct_std"].iloc[0], 0.0])
+        stds = [g["sgd_pct_std"].iloc[0], g["sam_pct_std"].iloc[0]]
+        spread = (
+            "one seed: no spread over seeds"
+            if all(pd.isna(stds))
+            else f"largest std over seeds {np.nanmax(stds):.2f}"
+        )
         verdict = "SAM beats SGD" if gain > 0 else "SAM does NOT beat SGD"
         notes.append(
             f"{display_model(model)} · {display_dataset(dataset)}: SGD > RST > SAM holds for "
-            f"{holds} of {len(g)} RST cases; {verdict} by {gain:+.2f} points "
-            f"(largest std over seeds {spread:.2f})."
+            f"{holds} of {len(g)} RST cases; {verdict} by {gain:+.2f} points ({spread})."
         )
     return notes
 
@@ -426,8 +434,9 @@ def _time(mean: pd.Series, std: pd.Series) -> pd.Series:
             out.append("—")
             continue
         unit, div = ("s", 1) if m < 120 else ("min", 60) if m < 7200 else ("h", 3600)
-        std_text = "" if pd.isna(s) else f" ± {s / div:.1f}"
-        out.append(f"{m / div:.1f}{std_text} {unit}")
+        digits = 3 if m < 1 else 1  # CI-sized runs take fractions of a second
+        std_text = "" if pd.isna(s) else f" ± {s / div:.{digits}f}"
+        out.append(f"{m / div:.{digits}f}{std_text} {unit}")
     return pd.Series(out, index=mean.index, dtype=object)
 
 
@@ -472,9 +481,19 @@ def _display_cases(frame: pd.DataFrame) -> pd.DataFrame:
     )
     if shown["group"].nunique() <= 1:
         shown = shown.drop(columns="group")
-    if frame["augment"].nunique() > 1:
-        shown.insert(2, "augment", frame["augment"])
+    setting = _setting_text(frame)
+    if setting.nunique() > 1:  # e.g. Cutout next to basic, or a ci run next to the demo
+        shown.insert(2, "setting", setting)
     return shown
+
+
+def _setting_text(frame: pd.DataFrame) -> pd.Series:
+    """'basic, 200 ep' (+ ', n=5000' for a training subset, ', noise 0.2' for label noise)."""
+    text = frame["augment"].astype(str) + ", " + frame["epochs"].astype("Int64").astype(str) + " ep"
+    subset = frame["train_subset"].astype("Int64")
+    text = text + np.where(subset.notna(), ", n=" + subset.astype(str), "")
+    noise = frame["label_noise"].astype(float).fillna(0.0)
+    return text + np.where(noise > 0, ", noise " + noise.map("{:g}".format), "")
 
 
 def _display_paper(frame: pd.DataFrame) -> pd.DataFrame:

@@ -48,7 +48,8 @@ class SweepSummary:
     skipped: int = 0
     failed: int = 0
     diverged: int = 0
-    wall_s: float = 0.0
+    wall_s: float = 0.0  # the whole call, Ray start and stop included
+    fit_s: float = 0.0  # the Tune experiment alone
     run_dir: Path | None = None
     failures: dict[str, str] = field(default_factory=dict)
 
@@ -123,6 +124,7 @@ def run_sweep(
         store.record_cells(cells, profile)  # only now: a refused run leaves the store untouched
         run_dir = _run_dir(store, scratch_dir)
         summary.run_dir = run_dir
+        t_fit = time.time()
         callback = _fit(
             by_id,
             todo,
@@ -138,6 +140,7 @@ def run_sweep(
             done=done,
             sweep=_sweep_name(cells),
         )
+        summary.fit_s = time.time() - t_fit
     summary.done = len(callback.written)
     summary.failed = len(callback.failed)
     summary.failures = dict(callback.failed)

@@ -162,7 +162,7 @@ def ray_session(
                 _temp_dir=ray_temp_dir(),
                 **quiet,
             )
-    except (ConnectionError, ValueError, RuntimeError) as exc:
+    except (ConnectionError, ValueError, RuntimeError, OSError) as exc:
         where = f"--address {address}" if address else "local Ray"
         raise RstError(f"{where}: cannot start/connect: {str(exc).splitlines()[0]}") from None
     session_dir = None if address else _session_dir(ray)

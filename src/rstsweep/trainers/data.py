@@ -105,7 +105,9 @@ def _download(dataset: str, root: Path) -> None:
 
 def _missing(dataset: str, looked: list[Path], how: str, err: BaseException | None) -> RstError:
     where = ", ".join(str(p) for p in looked)
-    why = f"; download failed: {type(err).__name__}: {str(err).splitlines()[0][:120]}" if err else ""
+    why = (
+        f"; download failed: {type(err).__name__}: {str(err).splitlines()[0][:120]}" if err else ""
+    )
     return RstError(f"dataset: {dataset} not found in {where}{why}; {how}")
 
 
@@ -127,10 +129,16 @@ def _find_idx(directory: Path, stem: str) -> Path | None:
 
 def _read_idx(path: Path) -> np.ndarray:
     """An IDX file (big-endian header: magic with the rank in its last byte, then the dims)."""
-    raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
+    if path.suffix == ".gz":
+        with gzip.open(path) as fh:
+            raw = fh.read()
+    else:
+        raw = path.read_bytes()
     rank = raw[3]
     dims = np.frombuffer(raw, dtype=">i4", count=rank, offset=4)
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * rank).reshape(tuple(int(d) for d in dims))
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * rank).reshape(
+        tuple(int(d) for d in dims)
+    )
 
 
 def _idx_dir(candidates: list[Path]) -> Path | None:
@@ -155,7 +163,10 @@ def _load_fashion_mnist(data_dir: Path | None) -> _Arrays:
             error = exc
         found = _idx_dir(candidates)
         if found is None:
-            how = "install it (apt-get install dataset-fashion-mnist) or pass --data-dir DIR with the IDX files"
+            how = (
+                "install it (apt-get install dataset-fashion-mnist) "
+                "or pass --data-dir DIR with the IDX files"
+            )
             raise _missing("fashion-mnist", candidates, how, error)
     arrays = {key: _read_idx(_find_idx(found, stem)) for key, stem in _IDX_FILES.items()}  # type: ignore[arg-type]
     return _Arrays(
@@ -178,11 +189,20 @@ _CIFAR = {
         "batches.meta",
         "label_names",
     ),
-    "cifar100": ("cifar-100-python", ["train"], ["test"], "fine_labels", "meta", "fine_label_names"),
+    "cifar100": (
+        "cifar-100-python",
+        ["train"],
+        ["test"],
+        "fine_labels",
+        "meta",
+        "fine_label_names",
+    ),
 }
 
 
-def _read_cifar_files(folder: Path, files: list[str], label_key: str) -> tuple[np.ndarray, np.ndarray]:
+def _read_cifar_files(
+    folder: Path, files: list[str], label_key: str
+) -> tuple[np.ndarray, np.ndarray]:
     images, labels = [], []
     for name in files:
         with open(folder / name, "rb") as fh:
@@ -226,9 +246,7 @@ def _load_image_folder(root: Path, image_size: int) -> tuple[np.ndarray, np.ndar
     from torchvision.transforms import v2
 
     resize = v2.Compose([v2.PILToTensor(), v2.Resize(image_size), v2.CenterCrop(image_size)])
-    folder = torchvision.datasets.ImageFolder(
-        str(root), transform=resize, loader=lambda p: _pil_rgb(p)
-    )
+    folder = torchvision.datasets.ImageFolder(str(root), transform=resize, loader=_pil_rgb)
     n_bytes = len(folder) * 3 * image_size * image_size
     if n_bytes > IMAGENET_MAX_BYTES:
         raise RstError(
@@ -243,7 +261,7 @@ def _load_image_folder(root: Path, image_size: int) -> tuple[np.ndarray, np.ndar
     return images, labels, folder.classes
 
 
-def _pil_rgb(path: str):  # noqa: ANN202 - PIL image
+def _pil_rgb(path: str):  # -> PIL.Image.Image (PIL imported lazily)
     from PIL import Image
 
     with open(path, "rb") as fh:

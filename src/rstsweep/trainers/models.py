@@ -6,7 +6,8 @@ and 32×32 inputs: the heads pool adaptively, so only ViT needs `image_size` (it
 - `fastcnn`: a small airbench-style net (conv-BN-GELU blocks with max-pooling, widths w/2w/4w) for
   CPU demos; default w = 16 trains Fashion-MNIST to ~90 % in about a minute on 2 cores.
 - `resnet18`: the CIFAR variant (3×3 stem, no max-pool), ~11.2 M parameters for 10 classes.
-- `wrn-D-K`: WideResNet-D-K (Zagoruyko & Komodakis), pre-activation, no dropout; `width` overrides K.
+- `wrn-D-K`: WideResNet-D-K (Zagoruyko & Komodakis), pre-activation, no dropout; `width`
+  overrides K.
 - `vgg16-bn`: the CIFAR variant (13 convs with BN, one linear classifier).
 - `vit-s16`: ViT-S adapted to small images (patch 4, dim 384, depth 12, heads 6); `width` overrides
   the embedding dim (heads = dim // 64) for small CPU runs.
@@ -35,7 +36,7 @@ FASTCNN_WIDTH = 16
 _WRN_RE = re.compile(r"^wrn-(\d+)-(\d+)$")
 
 
-# --------------------------------------------------------------------------- fastcnn (airbench-like)
+# ----------------------------------------------------------------------- fastcnn (airbench-like)
 def _conv_bn_gelu(c_in: int, c_out: int, pool: bool) -> list[nn.Module]:
     layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)]
     if pool:  # airbench pools right after the first conv of a block (cheaper BN/GELU)
@@ -54,7 +55,9 @@ class FastCNN(nn.Module):
         layers: list[nn.Module] = []
         c_in = in_channels
         for c_out in widths:
-            layers += _conv_bn_gelu(c_in, c_out, pool=True) + _conv_bn_gelu(c_out, c_out, pool=False)
+            layers += _conv_bn_gelu(c_in, c_out, pool=True) + _conv_bn_gelu(
+                c_out, c_out, pool=False
+            )
             c_in = c_out
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveMaxPool2d(1)
@@ -109,7 +112,7 @@ class CifarResNet18(nn.Module):
 
 # --------------------------------------------------------------------------- WideResNet-D-K
 class WideBlock(nn.Module):
-    """Pre-activation wide basic block (BN-ReLU-conv ×2) with a 1×1 projection when shapes change."""
+    """Pre-activation wide basic block (BN-ReLU-conv ×2), 1×1 projection when shapes change."""
 
     def __init__(self, c_in: int, c_out: int, stride: int) -> None:
         super().__init__()
@@ -136,7 +139,7 @@ class WideResNet(nn.Module):
         self.stem = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)
         blocks: list[nn.Module] = []
         c_in = widths[0]
-        for c_out, stride in zip(widths[1:], (1, 2, 2)):
+        for c_out, stride in zip(widths[1:], (1, 2, 2), strict=True):
             for i in range(n):
                 blocks.append(WideBlock(c_in, c_out, stride if i == 0 else 1))
                 c_in = c_out

@@ -8,7 +8,7 @@ Notation: θ weights, g = ∇L(θ) (first pass), ε the perturbation, g_s = ∇L
               m ~ Bernoulli(mask_fraction) per entry (ESAM's SWP), or the top mask_fraction entries
               of g² (an SSAM-style Fisher mask, see `_mask`)
     GNR(α)    update gradient (1−α)·g + α·u, u the variant's SA gradient (g_s for SAM); α = γ/ρ.
-              α = 1 is the variant itself (g is then not stored), α = 0 the base gradient g.
+              α = 1 is the variant itself (plain SAM then keeps no copy of g), α = 0 gives g.
     GSAM(γ)   u = g_s − γ·g_⊥, g_⊥ = g − (⟨g,g_s⟩/‖g_s‖²)·g_s    (Zhuang et al. 2022)
     LookSAM   u = g_s on every k-th SA step (storing g_v = g_s − (⟨g,g_s⟩/‖g‖²)·g), and
               u = g + α_l·(‖g‖/‖g_v‖)·g_v on the others, which need one pass only
@@ -78,27 +78,29 @@ def _orthogonal(x: list[Tensor], d: list[Tensor]) -> list[Tensor]:
 
 @contextlib.contextmanager
 def disable_running_stats(model: nn.Module) -> Iterator[None]:
-    """Run SAM's second pass without touching BatchNorm running statistics.
+    """Run SAM's second pass without changing BatchNorm running statistics.
 
-    Inside the block BN still normalises with the batch statistics (train mode), but on exit every
-    BN layer's running_mean, running_var and num_batches_tracked are restored exactly (a snapshot,
-    so this also holds for momentum=None and non-finite batches): the kept statistics are the
-    first pass's.
+    Inside the block BN still normalises with the batch statistics (train mode), but its momentum
+    is 0, so running_mean/var stay bit-identical (r·1 + 0·batch = r for finite batch statistics,
+    also for momentum=None layers), and num_batches_tracked is put back on exit: the kept
+    statistics are the first pass's. Nothing that autograd saved is modified afterwards, so the
+    backward may run inside or after the block.
     """
-    buffers = [
-        b
+    layers = [
+        m
         for m in model.modules()
-        if isinstance(m, nn.modules.batchnorm._BatchNorm)
-        for b in (m.running_mean, m.running_var, m.num_batches_tracked)
-        if b is not None
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
     ]
-    saved = [b.clone() for b in buffers]
+    saved = [(m.momentum, m.num_batches_tracked.clone()) for m in layers]
+    for m in layers:
+        m.momentum = 0.0
     try:
         yield
     finally:
         with torch.no_grad():
-            for b, s in zip(buffers, saved, strict=True):
-                b.copy_(s)
+            for m, (momentum, count) in zip(layers, saved, strict=True):
+                m.momentum = momentum
+                m.num_batches_tracked.copy_(count)
 
 
 # ----------------------------------------------------------------------------- SAM (+ASAM/GNR/mask)
@@ -158,12 +160,9 @@ class SAM(torch.optim.Optimizer):
         params = self._params_with_grad()
         grads = [p.grad for p in params]
         if self._keeps_g():
-            for p in params:
-                self.state[p]["g"] = p.grad.clone()
-        eps = self._perturbation(params, grads)
-        for p in params:
-            self.state[p]["old_p"] = p.detach().clone()  # restored bit-exactly by second_step
-        torch._foreach_add_(params, eps)
+            self._stash("g", params, grads)
+        self._stash("old_p", params, params)  # restored bit-exactly by second_step
+        self._perturb(params, grads)
         self._perturbed = params
         if zero_grad:
             self.zero_grad()
@@ -174,12 +173,11 @@ class SAM(torch.optim.Optimizer):
         if not self._perturbed:
             raise RuntimeError("second_step called without first_step")
         params, self._perturbed = self._perturbed, []
-        torch._foreach_copy_(params, [self.state[p].pop("old_p") for p in params])
-        g = [self.state[p].pop("g") for p in params] if self._keeps_g() else []
+        torch._foreach_copy_(params, [self.state[p]["old_p"] for p in params])
         if any(p.grad is None for p in params):
             raise RuntimeError("second_step: a parameter perturbed by first_step has no gradient")
-        grads = [p.grad for p in params]
         if self._keeps_g():
+            grads, g = [p.grad for p in params], [self.state[p]["g"] for p in params]
             self._sa_gradient(params, g, grads)  # grads <- the variant's SA gradient u, in place
             if self.alpha != 1.0:  # GNR: (1−α)·g + α·u
                 torch._foreach_mul_(grads, self.alpha)
@@ -219,20 +217,23 @@ class SAM(torch.optim.Optimizer):
     def _sa_gradient(self, params: list[Tensor], g: list[Tensor], gs: list[Tensor]) -> None:
         """Turn gs = ∇L(θ+ε) into the variant's SA gradient u, in place (SAM: u = g_s)."""
 
-    def _perturbation(self, params: list[Tensor], grads: list[Tensor]) -> list[Tensor]:
-        """ε = ρ·T²h/‖T h‖ with h = g⊙m, T = |θ| + eta (adaptive) or I; ρ is per param group."""
+    def _perturb(self, params: list[Tensor], grads: list[Tensor]) -> None:
+        """θ += ε, ε = ρ·T²h/‖T h‖ with h = g⊙m, T = |θ| + eta (adaptive) or I; ρ is per group.
+        `params` are those with a gradient, in param_groups order (as `_params_with_grad`)."""
         mask = self._mask(grads)
         h = grads if mask is None else torch._foreach_mul(grads, mask)
-        if self.adaptive:
-            t = torch._foreach_add(torch._foreach_abs(params), self.eta)
-            th = torch._foreach_mul(h, t)
-            eps = torch._foreach_mul(th, t)
-        else:
-            th, eps = h, [x.clone() for x in h]
+        t = torch._foreach_add(torch._foreach_abs(params), self.eta) if self.adaptive else None
+        th = h if t is None else torch._foreach_mul(h, t)
         scale = 1.0 / (global_norm(th) + EPS)
-        rho = {p: group["rho"] for group in self.param_groups for p in group["params"]}
-        torch._foreach_mul_(eps, [scale * rho[p] for p in params])
-        return eps
+        factors = []  # ρ/‖T h‖ per param, as 0-dim tensors (no host sync)
+        for group in self.param_groups:
+            n = sum(p.grad is not None for p in group["params"])
+            factors += [scale * group["rho"]] * n
+        if t is not None:
+            torch._foreach_mul_(t, factors)
+            factors = t
+        # in place, without a temporary ε (large allocations cost more than the arithmetic on CPU)
+        torch._foreach_addcmul_(params, th, factors)
 
     def _mask(self, grads: list[Tensor]) -> list[Tensor] | None:
         """The 0/1 weight mask m (grads' dtype), or None when every entry is perturbed.
@@ -263,6 +264,15 @@ class SAM(torch.optim.Optimizer):
     # --- internals -------------------------------------------------------------------------------
     def _params_with_grad(self) -> list[Tensor]:
         return [p for group in self.param_groups for p in group["params"] if p.grad is not None]
+
+    def _stash(self, key: str, params: list[Tensor], values: list[Tensor]) -> None:
+        """state[p][key] <- a copy of value, reusing the buffer kept from the previous step."""
+        bufs = [self.state[p].get(key) for p in params]
+        if all(b is not None and b.shape == v.shape for b, v in zip(bufs, values, strict=True)):
+            torch._foreach_copy_(bufs, values)
+            return
+        for p, v in zip(params, values, strict=True):
+            self.state[p][key] = v.detach().clone()
 
     def _all_params(self) -> list[Tensor]:
         return [p for group in self.param_groups for p in group["params"]]
@@ -379,7 +389,7 @@ class LookSAM(SAM):
         grads = [p.grad for p in params]
         g_v = [self.state[p]["g_v"] for p in params]
         coef = self.alpha * self.looksam_alpha * global_norm(grads) / (global_norm(g_v) + EPS)
-        torch._foreach_add_(grads, torch._foreach_mul(g_v, coef))
+        torch._foreach_addcmul_(grads, g_v, [coef] * len(g_v))  # in place, no temporary
         self.sa_steps += 1
         self._base_update(zero_grad)
 

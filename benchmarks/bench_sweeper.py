@@ -1,0 +1,169 @@
+"""Sweep orchestration cost (issue 4), measured through the real driver: prints JSON, then one line.
+
+A sweep of N equal cells, each a fixed-duration busy-work compute cell (a CPU spin split into
+epochs, with the same epoch checkpoints and Tune reports as a real cell, but no torch), runs
+through `rstsweep.sweeper.driver.run_sweep` on a fresh local Ray, once per cell duration asked
+for, and reports side by side:
+
+- overhead per cell = (driver wall − Σ cell compute / slots) / cells, where "cell compute" is the
+  time each cell spent inside its training function and `slots` the trials that fit at once
+  (goal ≤ 0.5 s with actor reuse). Reported with the driver wall of the whole `run_sweep` call
+  (Ray start and stop included: what a user waits for) and of the Tune experiment alone.
+- slot efficiency = Σ cell compute / (wall × slots) (goal ≥ 0.90 for ~60 s cells).
+
+    .venv/bin/python benchmarks/bench_sweeper.py                         # 8 cells of 5 s
+    .venv/bin/python benchmarks/bench_sweeper.py --cell-seconds 5 60 --cells 8 4
+    .venv/bin/python benchmarks/bench_sweeper.py --json out.json
+
+The cells spin the CPU; on a machine shared with other work they are slowed down, never shortened
+(each cell spins until its wall-clock budget is used), so the numbers stay comparable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from rstsweep.sweeper.driver import run_sweep
+from rstsweep.sweeper.spec import Cell
+from rstsweep.sweeper.store import Store
+from rstsweep.trainers.config import CellConfig
+from rstsweep.trainers.result import EpochRecord, TrainResult
+
+EPOCHS = 5
+
+
+def busy_cell(config, out_dir, resume=False, on_epoch=None, *, seconds: float = 5.0):
+    """A cell that computes for `seconds` of wall time in EPOCHS epochs, checkpointing each epoch
+    (a small file, atomically, like the trainer) and resuming after the last checkpoint."""
+    out = Path(out_dir)
+    ckpt = out / "checkpoint.pt"
+    start = int(ckpt.read_text()) if resume and ckpt.exists() else 0
+    t0 = time.perf_counter()
+    records = []
+    for epoch in range(start + 1, config.epochs + 1):
+        _spin(seconds / config.epochs)
+        (out / ".tmp").write_text(str(epoch))
+        os.replace(out / ".tmp", ckpt)
+        record = EpochRecord(epoch, 1.0, 0.5, 1.0, 0.5, 0.1, epoch * 10, 0, 0.0)
+        records.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+    compute = time.perf_counter() - t0
+    return TrainResult(
+        cell_id=config.cell_id(),
+        status="ok",
+        error=None,
+        steps=config.epochs * 10,
+        sa_steps=0,
+        expected_extra=0.0,
+        closed_form_extra=0.0,
+        train_time_s=compute,
+        sgd_step_s=compute / (config.epochs * 10),
+        sa_step_s=None,
+        train_loss=1.0,
+        train_error=0.5,
+        test_loss=1.0,
+        test_error=0.5,
+        epochs=records,
+        draws=np.zeros(config.epochs * 10, dtype=bool),
+    )
+
+
+def _spin(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    x = 0
+    while time.perf_counter() < end:
+        for i in range(5000):
+            x += i * i
+
+
+def make_cells(n: int, tag: str) -> list[Cell]:
+    cells = []
+    for i in range(n):
+        config = CellConfig(algorithm="sgd", epochs=EPOCHS, seed=i, label_smoothing=0.0)
+        cells.append(Cell(f"bench-{tag}", "busy", f"seed={i}", float(i), config, config.cell_id()))
+    return cells
+
+
+def measure(cells: int, seconds: float, cpus_per_trial: float, num_cpus: int) -> dict:
+    root = Path(tempfile.mkdtemp(prefix="bench-sweeper-"))
+    try:
+        store = Store(root / "store")
+        summary = run_sweep(
+            make_cells(cells, f"{seconds:g}s"),
+            store,
+            profile="bench",
+            cpus_per_trial=cpus_per_trial,
+            num_cpus=num_cpus,
+            progress=False,
+            train_fn=functools.partial(busy_cell, seconds=seconds),
+        )
+        trials = store.read("trials")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    assert summary.done == cells and len(trials) == cells, summary.line()
+    slots = min(cells, math.floor(num_cpus / cpus_per_trial + 1e-9))
+    compute = float(trials["train_time_s"].sum())
+    ideal = compute / slots
+    return {
+        "cells": cells,
+        "cell_seconds": seconds,
+        "slots": slots,
+        "sum_compute_s": round(compute, 2),
+        "wall_s": round(summary.wall_s, 2),
+        "fit_s": round(summary.fit_s, 2),
+        "ray_start_stop_s": round(summary.wall_s - summary.fit_s, 2),
+        "overhead_per_cell_s": round((summary.wall_s - ideal) / cells, 3),
+        "overhead_per_cell_fit_s": round((summary.fit_s - ideal) / cells, 3),
+        "slot_efficiency": round(compute / (summary.wall_s * slots), 3),
+        "slot_efficiency_fit": round(compute / (summary.fit_s * slots), 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cell-seconds", type=float, nargs="+", default=[5.0])
+    parser.add_argument("--cells", type=int, nargs="+", default=[8], help="one per duration")
+    parser.add_argument("--cpus-per-trial", type=float, default=1.0)
+    parser.add_argument("--num-cpus", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--json", type=Path, help="also write the JSON here")
+    args = parser.parse_args()
+    counts = args.cells * len(args.cell_seconds) if len(args.cells) == 1 else args.cells
+    if len(counts) != len(args.cell_seconds):
+        parser.error("--cells: give one count, or one per --cell-seconds value")
+    runs = [
+        measure(n, s, args.cpus_per_trial, args.num_cpus)
+        for n, s in zip(counts, args.cell_seconds, strict=True)
+    ]
+    report = {
+        "benchmark": "sweeper",
+        "goals": {"overhead_per_cell_s": 0.5, "slot_efficiency_60s_cells": 0.90},
+        "machine": {"cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2)},
+        "runs": runs,
+    }
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+    line = " | ".join(
+        f"{r['cells']}x{r['cell_seconds']:g}s cells on {r['slots']} slots: overhead/cell "
+        f"{r['overhead_per_cell_s']:.2f} s ({r['overhead_per_cell_fit_s']:.2f} s w/o Ray start), "
+        f"slot efficiency {r['slot_efficiency']:.3f} ({r['slot_efficiency_fit']:.3f})"
+        for r in runs
+    )
+    print(f"bench_sweeper: {line}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

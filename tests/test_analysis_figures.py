@@ -1,0 +1,118 @@
+"""Figures from synthetic stores: every figure renders to a real image file, missing sweeps are
+skipped with a note, partial sweeps say "k of n", and Figure 4 draws the stored coin draws."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rstsweep.analysis.figures import figure4, make_figures
+from rstsweep.analysis.results import group_key, load
+from rstsweep.analysis.synthetic import small_store
+from rstsweep.errors import RstError
+
+SWEEPS_FILE = Path(__file__).resolve().parents[1] / "sweeps.yaml"
+PNG = b"\x89PNG\r\n\x1a\n"
+ALL = ["constant", "piecewise-1", "piecewise-3", "linear-2", "trigonometric", "p-gamma"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("store")
+    small_store(root, SWEEPS_FILE, sweeps=ALL, seeds=2, unfinished={"p-gamma": 0.4})
+    return root
+
+
+def test_every_figure_renders_and_partial_sweep_is_noted(store, tmp_path):
+    notes: list[str] = []
+    paths = make_figures(store, tmp_path / "figs", "png", note=notes.append)
+    assert [p.name for p in paths] == [f"figure{i}.png" for i in range(1, 6)]
+    for path in paths:
+        data = path.read_bytes()
+        assert data.startswith(PNG) and len(data) > 20_000, path
+    cells = pd.read_parquet(store / "cells")
+    ids = set(cells.loc[cells["sweep"] == "p-gamma", "cell_id"])
+    done = len(ids & set(pd.read_parquet(store / "trials")["cell_id"]))
+    assert f"figure 5: sweep p-gamma is partial ({done} of {len(ids)} cells)" in notes
+    assert not any(n.startswith(("figure 1", "figure 2", "figure 4")) for n in notes)
+
+
+@pytest.mark.parametrize(("fmt", "magic"), [("pdf", b"%PDF"), ("svg", b"<?xml")])
+def test_vector_formats(tmp_path, fmt, magic):
+    store = tmp_path / "store"
+    small_store(store, SWEEPS_FILE, sweeps=["constant"], datasets=["cifar10"], seeds=1)
+    paths = make_figures(store, tmp_path / "out", fmt, note=lambda _: None)
+    assert [p.suffix for p in paths] == [f".{fmt}", f".{fmt}"]  # figures 1 and 3
+    assert all(p.read_bytes().startswith(magic) for p in paths)
+
+
+def test_bad_format_is_a_user_error(store, tmp_path):
+    with pytest.raises(RstError, match="--format: 'jpg' is not one of png, pdf, svg"):
+        make_figures(store, tmp_path, "jpg")
+
+
+def test_missing_sweeps_are_skipped_with_one_line_notes(tmp_path):
+    store = tmp_path / "store"
+    small_store(
+        store, SWEEPS_FILE, sweeps=["constant"], models=["fastcnn"], datasets=["fashion-mnist"]
+    )
+    notes: list[str] = []
+    paths = make_figures(store, tmp_path / "out", note=notes.append)
+    assert [p.name for p in paths] == ["figure1.png", "figure3.png"]
+    assert notes == [
+        "figure 2 skipped: no piecewise-*/linear-* sweep in store",
+        "figure 4 skipped: sweep 'trigonometric' not in store",
+        "figure 5 skipped: sweep 'p-gamma' not in store",
+    ]
+
+
+def test_empty_or_fresh_store_draws_nothing_and_does_not_crash(tmp_path):
+    notes: list[str] = []
+    assert make_figures(tmp_path, tmp_path / "out", note=notes.append) == []
+    assert len(notes) == 5 and not (tmp_path / "out").exists()
+
+
+def test_sweep_with_no_finished_cell_is_skipped(tmp_path):
+    store = tmp_path / "store"
+    unfinished = {"trigonometric": 1.0}
+    small_store(store, SWEEPS_FILE, sweeps=["trigonometric"], seeds=1, unfinished=unfinished)
+    notes: list[str] = []
+    assert make_figures(store, tmp_path / "out", note=notes.append) == []
+    assert "figure 4 skipped: sweep 'trigonometric' has no finished cells" in notes
+
+
+def test_figure4_draws_the_stored_coin_draws(store):
+    res = load(store)
+    fig = figure4(res, note=lambda _: None)
+    trials = pd.read_parquet(store / "trials")
+    draws = pd.read_parquet(store / "draws").set_index("cell_id")
+    for ax in fig.axes:
+        family = ax.get_title().split(":")[0]
+        cells = trials[trials["schedule"] == family].sort_values(["dataset", "seed"])
+        cell = cells.iloc[0]  # CIFAR-10 before CIFAR-100, lowest seed
+        bits = draws.loc[cell["cell_id"], "bits"]
+        x = np.unpackbits(np.frombuffer(bits, np.uint8), count=int(cell["steps"])).astype(float)
+        edges = np.linspace(0, x.size, min(40, x.size) + 1).astype(int)
+        want = [x[a:b].mean() for a, b in itertools.pairwise(edges)]
+        stairs = next(p for p in ax.patches if hasattr(p, "get_data"))
+        assert np.allclose(stairs.get_data().values, want)
+        assert f"seed {cell['seed']}" in ax.get_title()
+
+
+@pytest.mark.parametrize(
+    ("sweep", "group", "key"),
+    [
+        ("piecewise-1", "piecewise-1", "piecewise-1"),
+        ("summary", "linear-2", "linear-2"),
+        ("piecewise", "3", "piecewise-3"),
+        ("piecewise-2", "sgd", "piecewise-2"),
+        ("constant", "constant", None),
+        ("summary", "sam", None),
+    ],
+)
+def test_group_key(sweep, group, key):
+    assert group_key(sweep, group) == key

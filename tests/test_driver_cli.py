@@ -1,0 +1,193 @@
+"""`rstsweep run` as a user runs it: real processes, a real local Ray, the real trainer (tiny cells).
+
+- bad input (YAML, profile, resources) exits 2 with one line, before Ray starts, store untouched;
+- the driver SIGKILLed mid-sweep, then `rstsweep run` again: every cell exactly once, none lost,
+  the cells finished before the kill not re-run;
+- a trial's worker killed right after its epoch-1 checkpoint is retried from that checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from rstsweep.sweeper.progress import read_events
+
+YAML = """
+profiles:
+  t:
+    seeds: [0]
+    models: [fastcnn]
+    datasets: [fashion-mnist]
+    config: {{batch_size: 64, lr: 0.05, threads: 1}}
+    overrides: {{epochs: {epochs}, train_subset: 256, test_subset: 128, width: 4}}
+sweeps:
+  s:
+    groups:
+      sgd: {{algorithm: sgd, label: SGD, x: 0}}
+      constant:
+        grid: {{a_c: [{values}]}}
+        schedule: "constant({{a_c}})"
+        label: "a_c={{a_c}}"
+        x: "{{a_c}}"
+"""
+
+
+def write_yaml(path: Path, values: list[float], epochs: int) -> Path:
+    path.write_text(YAML.format(values=", ".join(map(str, values)), epochs=epochs))
+    return path
+
+
+def rstsweep_cmd(*args: str | Path) -> list[str]:
+    return [sys.executable, "-m", "rstsweep.cli", *map(str, args)]
+
+
+@pytest.fixture
+def ray_dir():
+    """Ray's temp dir for the test (not created: Ray creates it when it starts). Short, under /tmp:
+    Ray's Unix sockets live there and their paths may not exceed 107 bytes."""
+    parent = Path(tempfile.mkdtemp(prefix="rst-", dir="/tmp"))
+    yield parent / "ray"
+    shutil.rmtree(parent, ignore_errors=True)
+
+
+def env_for(ray_dir: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", **extra)
+    env["RSTSWEEP_RAY_TMPDIR"] = str(ray_dir)
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+def run_cli(tmp_path: Path, ray_dir: Path, *args: str | Path, timeout: float = 180, **env: str):
+    return subprocess.run(
+        rstsweep_cmd(*args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env_for(ray_dir, **env),
+        cwd=tmp_path,
+    )
+
+
+def raw_trials(store: Path) -> pd.DataFrame:
+    """Every trials row on disk, without the reader's dedup (a re-run cell would show twice)."""
+    files = sorted((store / "trials").glob("part-*.parquet"))
+    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+
+
+def run_events(store: Path) -> list[list[dict]]:
+    """The event log of each run, oldest first."""
+    return [read_events(d / "events.jsonl") for d in sorted((store / ".scratch/runs").iterdir())]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--profile", "nosuch"], "profile"),
+        (["--gpus-per-trial", "1.5"], "--gpus-per-trial: 1.5 must be a fraction <= 1"),
+        (["--cpus-per-trial", "0"], "--cpus-per-trial: 0 must be > 0"),
+        (["--max-concurrent", "0"], "--max-concurrent: 0 must be >= 1"),
+        (["--cpus-per-trial", "512"], "resources: a trial asks for 512 CPU + 0 GPU but this machine"),
+        (["--num-gpus", "1", "--gpus-per-trial", "2"], "resources: a trial asks for 1 CPU + 2 GPU"),
+        (["--bad-yaml"], "sweeps.s.groups.constant.grid.a_c[1]: "),
+    ],
+)
+def test_bad_input_exits_2_before_ray_and_leaves_the_store_untouched(
+    tmp_path, ray_dir, args, message
+):
+    sweeps = write_yaml(tmp_path / "s.yaml", [0.5], epochs=1)
+    if args == ["--bad-yaml"]:
+        sweeps = write_yaml(tmp_path / "s.yaml", [0.5, 1.5], epochs=1)  # a_c = 1.5 > 1
+        args = []
+    done = run_cli(tmp_path, ray_dir, "run", "s", "--file", sweeps, "--profile", "t", "--store", "st", *args)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rstsweep: error: "), done.stderr
+    assert message in lines[0]
+    assert not (tmp_path / "st").exists()
+    assert not ray_dir.exists()  # Ray never started
+
+
+@pytest.mark.slow
+def test_driver_sigkilled_mid_sweep_then_rerun_runs_every_cell_exactly_once(tmp_path, ray_dir):
+    sweeps = write_yaml(tmp_path / "s.yaml", [0.2, 0.4, 0.6, 0.8], epochs=2)
+    store = tmp_path / "st"
+    args = ("run", "s", "--file", sweeps, "--profile", "t", "--store", store, "--no-progress")
+    with open(tmp_path / "first.log", "w") as log:
+        proc = subprocess.Popen(
+            rstsweep_cmd(*args),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env_for(ray_dir),
+            cwd=tmp_path,
+            start_new_session=True,  # its own process group: Ray's processes die with it
+        )
+        try:
+            deadline = time.monotonic() + 150
+            while not list((store / "trials").glob("part-*.parquet")):
+                assert proc.poll() is None, (tmp_path / "first.log").read_text()
+                assert time.monotonic() < deadline, "no cell finished in time"
+                time.sleep(0.05)
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    early = raw_trials(store)
+    assert 1 <= len(early) < 5, "the kill should land mid-sweep"
+    assert json.loads((store / "heartbeat.json").read_text())["counts"]["done"] >= 1  # stale
+
+    second = run_cli(tmp_path, ray_dir, *args)
+    assert second.returncode == 0, second.stderr
+    assert f"5 cells: {5 - len(early)} run now, {len(early)} already done, 0 failed" in second.stdout
+
+    rows = raw_trials(store)
+    assert rows["cell_id"].is_unique and len(rows) == 5  # every cell exactly once, none lost
+    recorded = set(pd.read_parquet(store / "cells")["cell_id"])
+    assert set(rows["cell_id"]) == recorded
+    kept = rows.set_index("cell_id").loc[early["cell_id"], ["attempt_id", "finished_at"]]
+    pd.testing.assert_frame_equal(kept, early.set_index("cell_id")[["attempt_id", "finished_at"]])
+    started_again = {e["cell_id"] for e in run_events(store)[-1] if e["event"] == "start"}
+    assert started_again == set(rows["cell_id"]) - set(early["cell_id"])
+    assert not (store / "heartbeat.json").exists()
+
+
+@pytest.mark.slow
+def test_trial_killed_mid_trial_is_retried_from_its_epoch_checkpoint(tmp_path, ray_dir):
+    sweeps = write_yaml(tmp_path / "s.yaml", [0.5], epochs=3)
+    marker = tmp_path / "crashed"
+    store = tmp_path / "st"
+    done = run_cli(
+        tmp_path,
+        ray_dir,
+        *("run", "s", "--file", sweeps, "--profile", "t", "--store", store, "--no-progress"),
+        *("--max-concurrent", "1"),
+        RSTSWEEP_TEST_CRASH_ONCE=str(marker),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "2 cells: 2 run now" in done.stdout
+    killed_pid = int(marker.read_text().split()[0])  # the worker that died after epoch 1
+    [events] = run_events(store)
+    [retry] = [e for e in events if e["event"] == "retry"]
+    cid = retry["cell_id"]
+    epochs = [(e["epoch"], e["pid"]) for e in events if e["event"] == "epoch" and e["cell_id"] == cid]
+    assert epochs[0] == (1, killed_pid)
+    assert [epoch for epoch, _ in epochs] == [1, 2, 3]  # the retry began at epoch 2
+    assert killed_pid not in {pid for _, pid in epochs[1:]}
+    assert [e["start_epoch"] for e in events if e["event"] == "done" and e["cell_id"] == cid] == [1]
+    trials = raw_trials(store)
+    assert trials["cell_id"].is_unique and len(trials) == 2
+    epochs_table = pd.read_parquet(store / "epochs")
+    mine = epochs_table[epochs_table["cell_id"] == cid]
+    attempt = trials.set_index("cell_id").loc[cid, "attempt_id"]
+    assert sorted(mine[mine["attempt_id"] == attempt]["epoch"]) == [1, 2, 3]
+    assert trials.set_index("cell_id").loc[cid, "steps"] == 3 * (256 // 64)

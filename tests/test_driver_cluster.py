@@ -1,0 +1,104 @@
+"""`rstsweep run --address` on a 2-node local Ray cluster (`ray.cluster_utils.Cluster`), each node
+with 1 CPU and 1 logical GPU: a sweep at 0.5 CPU + 0.5 GPU per trial runs four trials at once,
+two per node and two per GPU; a request no node can hold is refused before the store is touched."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from rstsweep.sweeper.progress import read_events
+
+pytestmark = pytest.mark.slow
+
+YAML = """
+profiles:
+  t:
+    seeds: [0]
+    models: [fastcnn]
+    datasets: [fashion-mnist]
+    config: {batch_size: 64, lr: 0.05, threads: 1}
+    overrides: {epochs: 2, train_subset: 256, test_subset: 128, width: 4}
+sweeps:
+  s:
+    groups:
+      sgd: {algorithm: sgd, label: SGD, x: 0}
+      constant:
+        grid: {a_c: [0.3, 0.6, 0.9]}
+        schedule: "constant({a_c})"
+"""
+
+
+@pytest.fixture
+def cluster(monkeypatch):
+    # Short temp dir (Unix socket paths <= 107 bytes); RAY_TMPDIR also keeps the cluster's address
+    # file out of the machine-wide /tmp/ray, so no other `ray.init()` here joins it by accident.
+    short = tempfile.mkdtemp(prefix="rst-", dir="/tmp")
+    monkeypatch.setenv("RAY_TMPDIR", short)
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    from ray.cluster_utils import Cluster
+
+    nodes = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 1, "num_gpus": 1, "include_dashboard": False},
+    )
+    try:
+        nodes.add_node(num_cpus=1, num_gpus=1)
+        nodes.wait_for_nodes()
+        yield nodes
+    finally:
+        nodes.shutdown()
+        shutil.rmtree(short, ignore_errors=True)
+
+
+def run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    return subprocess.run(
+        [sys.executable, "-m", "rstsweep.cli", "run", "s", "--file", "s.yaml", "--profile", "t"]
+        + ["--store", "st", "--no-progress", *args],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+        cwd=tmp_path,
+    )
+
+
+def test_two_node_cluster_runs_a_sweep_with_fractional_gpus(cluster, tmp_path):
+    (tmp_path / "s.yaml").write_text(YAML)
+    refused = run_cli(tmp_path, "--address", cluster.address, "--gpus-per-trial", "2")
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        "rstsweep: error: resources: a trial asks for 1 CPU + 2 GPU but any node of the Ray "
+        "cluster has at most 1 CPU + 1 GPU (2 nodes); lower --cpus-per-trial/--gpus-per-trial"
+    )
+    assert not (tmp_path / "st").exists()
+
+    done = run_cli(
+        tmp_path,
+        *("--address", cluster.address, "--cpus-per-trial", "0.5", "--gpus-per-trial", "0.5"),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "4 cells: 4 run now" in done.stdout
+    trials = pd.read_parquet(tmp_path / "st" / "trials")
+    assert trials["cell_id"].is_unique and len(trials) == 4
+    assert (trials["status"] == "ok").all() and (trials["steps"] == 2 * 4).all()
+
+    [run_dir] = (tmp_path / "st" / ".scratch" / "runs").iterdir()
+    events = read_events(run_dir / "events.jsonl")
+    finished = [e for e in events if e["event"] == "done"]
+    # both nodes used, two trials on each; one GPU id per trial, each (node, GPU) shared by two
+    assert sorted(Counter(e["node_id"] for e in finished).values()) == [2, 2]
+    assert all(len(e["gpu_ids"]) == 1 for e in finished)
+    assert sorted(Counter((e["node_id"], e["gpu_ids"][0]) for e in finished).values()) == [2, 2]
+    # and at the same time: all four started before the first finished
+    starts = [e["t"] for e in events if e["event"] == "start"]
+    assert len(starts) == 4 and max(starts) < min(e["t"] for e in finished)
