@@ -9,6 +9,8 @@ for, and reports side by side:
   time each cell spent inside its training function and `slots` the trials that fit at once
   (goal ≤ 0.5 s with actor reuse). Reported with the driver wall of the whole `run_sweep` call
   (Ray start and stop included: what a user waits for) and of the Tune experiment alone.
+  Also: the steady-state overhead per cell (first trial start to last result, from the driver's
+  event log), and the fixed costs it excludes (Ray start/stop, time to the first trial).
 - slot efficiency = Σ cell compute / (wall × slots) (goal ≥ 0.90 for ~60 s cells).
 
     .venv/bin/python benchmarks/bench_sweeper.py                         # 8 cells of 5 s
@@ -35,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from rstsweep.sweeper.driver import run_sweep
+from rstsweep.sweeper.progress import read_events
 from rstsweep.sweeper.spec import Cell
 from rstsweep.sweeper.store import Store
 from rstsweep.trainers.config import CellConfig
@@ -110,12 +113,20 @@ def measure(cells: int, seconds: float, cpus_per_trial: float, num_cpus: int) ->
             train_fn=functools.partial(busy_cell, seconds=seconds),
         )
         trials = store.read("trials")
+        events = read_events(summary.run_dir / "events.jsonl")
     finally:
         shutil.rmtree(root, ignore_errors=True)
     assert summary.done == cells and len(trials) == cells, summary.line()
     slots = min(cells, math.floor(num_cpus / cpus_per_trial + 1e-9))
     compute = float(trials["train_time_s"].sum())
     ideal = compute / slots
+    # From the driver's event log: first trial start after the experiment began, last result
+    # before it ended; in between is the steady state, where actor reuse matters.
+    t_run = next(e["t"] for e in events if e["event"] == "run")
+    t_end = next(e["t"] for e in events if e["event"] == "end")
+    first = min(e["t"] for e in events if e["event"] == "start")
+    last = max(e["t"] for e in events if e["event"] == "done")
+    steady = (last - first - ideal) / cells
     return {
         "cells": cells,
         "cell_seconds": seconds,
@@ -123,9 +134,14 @@ def measure(cells: int, seconds: float, cpus_per_trial: float, num_cpus: int) ->
         "sum_compute_s": round(compute, 2),
         "wall_s": round(summary.wall_s, 2),
         "fit_s": round(summary.fit_s, 2),
-        "ray_start_stop_s": round(summary.wall_s - summary.fit_s, 2),
         "overhead_per_cell_s": round((summary.wall_s - ideal) / cells, 3),
         "overhead_per_cell_fit_s": round((summary.fit_s - ideal) / cells, 3),
+        "steady_overhead_per_cell_s": round(steady, 3),
+        "fixed_s": {
+            "ray_start_stop": round(summary.wall_s - summary.fit_s, 2),
+            "to_first_trial": round(first - t_run, 2),
+            "after_last_trial": round(t_end - last, 2),
+        },
         "slot_efficiency": round(compute / (summary.wall_s * slots), 3),
         "slot_efficiency_fit": round(compute / (summary.fit_s * slots), 3),
     }
@@ -158,7 +174,7 @@ def main() -> None:
         args.json.write_text(text + "\n")
     line = " | ".join(
         f"{r['cells']}x{r['cell_seconds']:g}s cells on {r['slots']} slots: overhead/cell "
-        f"{r['overhead_per_cell_s']:.2f} s ({r['overhead_per_cell_fit_s']:.2f} s w/o Ray start), "
+        f"{r['overhead_per_cell_s']:.2f} s (steady state {r['steady_overhead_per_cell_s']:.2f} s), "
         f"slot efficiency {r['slot_efficiency']:.3f} ({r['slot_efficiency_fit']:.3f})"
         for r in runs
     )

@@ -11,7 +11,6 @@ covered in test_driver_cli.py, the 2-node cluster in test_driver_cluster.py.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections import Counter
 from pathlib import Path
@@ -128,7 +127,9 @@ def test_killed_worker_resumes_from_its_last_epoch_checkpoint(ray_local, tmp_pat
     [retry] = [e for e in events if e["event"] == "retry"]
     assert retry["error"] == "the trial's worker process died"
     crashed = retry["cell_id"]
-    epochs = [(e["epoch"], e["pid"]) for e in events if e["event"] == "epoch" and e["cell_id"] == crashed]
+    epochs = [
+        (e["epoch"], e["pid"]) for e in events if e["event"] == "epoch" and e["cell_id"] == crashed
+    ]
     # epoch 1 once (the killed attempt), then the retry continues at epoch 2 in another process
     assert [epoch for epoch, _ in epochs] == [1, 2, 3]
     assert epochs[0][1] == int(marker.read_text().split()[0]) != epochs[1][1]
@@ -154,7 +155,9 @@ def test_grown_grid_runs_only_the_new_cells(ray_local, tmp_path):
     assert {e["cell_id"] for e in events_of(summary) if e["event"] == "start"} == new
     after = raw_trials(store.root)
     assert sorted(after["cell_id"]) == sorted(c.cell_id for c in grown)
-    pd.testing.assert_frame_equal(after.set_index("cell_id").loc[before.index, before.columns], before)
+    pd.testing.assert_frame_equal(
+        after.set_index("cell_id").loc[before.index, before.columns], before
+    )
 
 
 def wait_idle(ray, timeout: float = 30.0) -> None:
@@ -210,7 +213,9 @@ def test_cell_failing_after_retries_goes_to_failures_and_stays_pending(ray_local
         "failed",
     ]
     failures = store.read("failures")
-    assert list(failures["cell_id"]) == [cid] and failures["error"][0] == f"ValueError: boom in {cid}"
+    assert (
+        list(failures["cell_id"]) == [cid] and failures["error"][0] == f"ValueError: boom in {cid}"
+    )
     assert store.done_ids() == set()
     assert (summary.run_dir / "tune").exists()  # kept for inspection after a failure
 

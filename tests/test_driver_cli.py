@@ -1,4 +1,4 @@
-"""`rstsweep run` as a user runs it: real processes, a real local Ray, the real trainer (tiny cells).
+"""`rstsweep run` as a user runs it: real processes, a real local Ray, the real trainer, tiny cells.
 
 - bad input (YAML, profile, resources) exits 2 with one line, before Ray starts, store untouched;
 - the driver SIGKILLed mid-sweep, then `rstsweep run` again: every cell exactly once, none lost,
@@ -97,7 +97,10 @@ def run_events(store: Path) -> list[list[dict]]:
         (["--gpus-per-trial", "1.5"], "--gpus-per-trial: 1.5 must be a fraction <= 1"),
         (["--cpus-per-trial", "0"], "--cpus-per-trial: 0 must be > 0"),
         (["--max-concurrent", "0"], "--max-concurrent: 0 must be >= 1"),
-        (["--cpus-per-trial", "512"], "resources: a trial asks for 512 CPU + 0 GPU but this machine"),
+        (
+            ["--cpus-per-trial", "512"],
+            "resources: a trial asks for 512 CPU + 0 GPU but this machine",
+        ),
         (["--num-gpus", "1", "--gpus-per-trial", "2"], "resources: a trial asks for 1 CPU + 2 GPU"),
         (["--bad-yaml"], "sweeps.s.groups.constant.grid.a_c[1]: "),
     ],
@@ -109,7 +112,9 @@ def test_bad_input_exits_2_before_ray_and_leaves_the_store_untouched(
     if args == ["--bad-yaml"]:
         sweeps = write_yaml(tmp_path / "s.yaml", [0.5, 1.5], epochs=1)  # a_c = 1.5 > 1
         args = []
-    done = run_cli(tmp_path, ray_dir, "run", "s", "--file", sweeps, "--profile", "t", "--store", "st", *args)
+    done = run_cli(
+        tmp_path, ray_dir, "run", "s", "--file", sweeps, "--profile", "t", "--store", "st", *args
+    )
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("rstsweep: error: "), done.stderr
@@ -148,7 +153,9 @@ def test_driver_sigkilled_mid_sweep_then_rerun_runs_every_cell_exactly_once(tmp_
 
     second = run_cli(tmp_path, ray_dir, *args)
     assert second.returncode == 0, second.stderr
-    assert f"5 cells: {5 - len(early)} run now, {len(early)} already done, 0 failed" in second.stdout
+    assert (
+        f"5 cells: {5 - len(early)} run now, {len(early)} already done, 0 failed" in second.stdout
+    )
 
     rows = raw_trials(store)
     assert rows["cell_id"].is_unique and len(rows) == 5  # every cell exactly once, none lost
@@ -179,7 +186,9 @@ def test_trial_killed_mid_trial_is_retried_from_its_epoch_checkpoint(tmp_path, r
     [events] = run_events(store)
     [retry] = [e for e in events if e["event"] == "retry"]
     cid = retry["cell_id"]
-    epochs = [(e["epoch"], e["pid"]) for e in events if e["event"] == "epoch" and e["cell_id"] == cid]
+    epochs = [
+        (e["epoch"], e["pid"]) for e in events if e["event"] == "epoch" and e["cell_id"] == cid
+    ]
     assert epochs[0] == (1, killed_pid)
     assert [epoch for epoch, _ in epochs] == [1, 2, 3]  # the retry began at epoch 2
     assert killed_pid not in {pid for _, pid in epochs[1:]}

@@ -59,11 +59,13 @@ def cluster(monkeypatch):
         shutil.rmtree(short, ignore_errors=True)
 
 
+RUN = [sys.executable, "-m", "rstsweep.cli", "run", "s", "--file", "s.yaml", "--profile", "t"]
+
+
 def run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     return subprocess.run(
-        [sys.executable, "-m", "rstsweep.cli", "run", "s", "--file", "s.yaml", "--profile", "t"]
-        + ["--store", "st", "--no-progress", *args],
+        [*RUN, "--store", "st", "--no-progress", *args],
         capture_output=True,
         text=True,
         timeout=240,

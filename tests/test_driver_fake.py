@@ -1,4 +1,4 @@
-"""A stand-in trainer for the driver tests: sleeps per epoch, checkpoints, resumes, returns a TrainResult.
+"""A stand-in trainer for the driver tests: sleeps per epoch, checkpoints, resumes, returns results.
 
 It honours the trainer contract the driver relies on (`train(config, out_dir, resume, on_epoch)`;
 `out_dir/checkpoint.pt` is on disk when `on_epoch` is called; `resume=True` continues after the
@@ -11,6 +11,7 @@ import this test module. The tests below check the stand-in itself (no Ray).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -32,7 +33,9 @@ def register_by_value() -> None:
 
 def fake_train(config, out_dir, resume=False, on_epoch=None, epoch_s: float | None = None):
     """Sleep `epoch_s` seconds per epoch (default RSTSWEEP_FAKE_EPOCH_S or 0.3)."""
-    return _run(config, Path(out_dir), resume, on_epoch, epoch_s if epoch_s else EPOCH_S, busy=False)
+    return _run(
+        config, Path(out_dir), resume, on_epoch, epoch_s if epoch_s else EPOCH_S, busy=False
+    )
 
 
 def busy_train(config, out_dir, resume=False, on_epoch=None):
@@ -122,10 +125,8 @@ def test_fake_train_resumes_from_its_checkpoint(tmp_path):
         if record.epoch == 1:
             raise KeyboardInterrupt  # a crash right after the epoch-1 checkpoint
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         fake_train(config, tmp_path, on_epoch=stop_after_first, epoch_s=0.01)
-    except KeyboardInterrupt:
-        pass
     result = fake_train(
         config, tmp_path, resume=True, on_epoch=lambda r: seen.append(r.epoch), epoch_s=0.01
     )

@@ -32,7 +32,7 @@ from rstsweep.trainers.result import EpochRecord, TrainResult
         (
             TrialRequest(1, 0.25),
             {"local_cpus": 2, "local_gpus": 0},
-            "resources: a trial asks for 1 CPU + 0.25 GPU but this machine has at most 2 CPU + 0 GPU",
+            "resources: a trial asks for 1 CPU + 0.25 GPU but this machine has at most 2 CPU + 0",
         ),
     ],
 )
@@ -86,7 +86,14 @@ class _Clock:
 def test_progress_counts_eta_and_heartbeat():
     clock, store = _Clock(), _FakeStore()
     # "shared" belongs to two groups (an endpoint both grids include); "old" was done before
-    members = [("a", "c1"), ("a", "c2"), ("a", "shared"), ("b", "shared"), ("b", "c3"), ("b", "old")]
+    members = [
+        ("a", "c1"),
+        ("a", "c2"),
+        ("a", "shared"),
+        ("b", "shared"),
+        ("b", "c3"),
+        ("b", "old"),
+    ]
     progress = SweepProgress(
         members, {"old"}, sweep="s", profile="p", store=store, heartbeat_every=5, clock=clock
     )
@@ -118,7 +125,8 @@ def test_progress_counts_eta_and_heartbeat():
         progress.tick()
         assert len(store.beats) == n + 1
         text = _render_text(progress)
-        assert "s (p): 2/5 done" in text
+        # at t=15: c3 pending (10 s) + shared 5 s into its 10 s, one running -> 15 s to go
+        assert "s (p): 2/5 cells done · elapsed 0:15 · ETA 0:15" in text
         assert [line.split() for line in text.splitlines() if line.startswith(("│ a", "│ b"))] == [
             ["│", "a", "│", "1", "│", "1", "│", "1", "│", "0", "│"],
             ["│", "b", "│", "1", "│", "1", "│", "0", "│", "1", "│"],
@@ -172,6 +180,4 @@ def test_unique_cells_and_summary():
     assert {k: v.group for k, v in unique_cells(cells).items()} == {"x": "a", "y": "a"}
     summary = SweepSummary(cells=10, done=3, skipped=4, failed=1, wall_s=2.0)
     assert summary.pending == 2
-    assert summary.line() == (
-        "10 cells: 3 run now, 4 already done, 1 failed, 2 pending (2.0 s)"
-    )
+    assert summary.line() == ("10 cells: 3 run now, 4 already done, 1 failed, 2 pending (2.0 s)")

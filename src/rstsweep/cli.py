@@ -110,6 +110,10 @@ def run(
     num_gpus: Annotated[
         int | None, typer.Option(help="Local Ray only: GPUs to declare (logical ones allowed).")
     ] = None,
+    scratch: Annotated[
+        Path | None,
+        typer.Option(help="Ray Tune's scratch dir; shared by all nodes of a multi-node cluster."),
+    ] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No live display.")] = False,
 ) -> None:
     """Run the sweep's cells not yet in the store, through Ray Tune (re-running resumes)."""

@@ -25,7 +25,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from rstsweep.errors import RstError
 from rstsweep.sweeper.progress import EventLog, SweepProgress
 from rstsweep.sweeper.resources import (
     TrialRequest,
@@ -194,9 +193,7 @@ def _fit(
     from rstsweep.sweeper.tune_callback import StoreCallback
 
     events = EventLog(run_dir / "events.jsonl")
-    tracker = SweepProgress(
-        members, done, sweep=sweep, profile=profile, store=store, live=progress
-    )
+    tracker = SweepProgress(members, done, sweep=sweep, profile=profile, store=store, live=progress)
     callback = StoreCallback(by_id, store, profile, tracker, events)
     trainable = tune.with_parameters(
         run_cell,
@@ -252,10 +249,12 @@ def run_command(
     max_failures: int = 2,
     num_cpus: float | None = None,
     num_gpus: float | None = None,
+    scratch: Path | None = None,
     progress: bool = True,
 ) -> int:
     """`rstsweep run`/`resume`: expand, run, print one summary line. Exit code 0 when every cell is
-    done, 1 when some failed (they stay pending); user errors raise RstError (exit 2)."""
+    done, 1 when some failed or the run was interrupted (those cells stay pending: run again);
+    user errors raise RstError (exit 2)."""
     from rstsweep.sweeper.spec import expand
     from rstsweep.sweeper.store import Store
 
@@ -271,9 +270,10 @@ def run_command(
         max_failures=max_failures,
         num_cpus=num_cpus,
         num_gpus=num_gpus,
+        scratch_dir=scratch,
         progress=progress and sys.stderr.isatty(),
     )
     print(f"{sweep} ({profile}): {summary.line()}")
     for cid, error in summary.failures.items():
         print(f"  failed {cid}: {error}")
-    return 1 if summary.failed else 0
+    return 1 if summary.failed or summary.pending else 0

@@ -38,7 +38,7 @@ class CellState:
 
 
 class EventLog:
-    """Append-only JSON lines (`t`, `event`, `cell_id`, ...): the run's history for humans and tests."""
+    """Append-only JSON lines (`t`, `event`, `cell_id`, ...): the run's history."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
@@ -158,8 +158,8 @@ class SweepProgress:
             return out
 
     def eta_s(self) -> float | None:
-        """Seconds to go: remaining cell-time / cells running at once, from this run's finished cells
-        (or, before any finishes, from the running cells' epoch progress). None if unknown."""
+        """Seconds to go: remaining cell-time / cells running at once, from the cells this run
+        finished (before any, from the running cells' epoch progress). None if unknown."""
         with self._lock:
             now = self.clock()
             ran = [c for c in self.cells.values() if c.state == DONE and c.started and c.finished]
@@ -168,7 +168,9 @@ class SweepProgress:
             if ran:
                 per_cell = sum(c.finished - c.started for c in ran) / len(ran)
             else:
-                rates = [(now - c.started) * c.epochs / c.epoch for c in running if c.epoch and c.epochs]
+                rates = [
+                    (now - c.started) * c.epochs / c.epoch for c in running if c.epoch and c.epochs
+                ]
                 if not rates:
                     return None if running or pending else 0.0
                 per_cell = sum(rates) / len(rates)
@@ -198,24 +200,28 @@ class SweepProgress:
     # -- the rich display
 
     def render(self) -> Any:
+        """A headline (done/total, elapsed, ETA) above a table of per-group counts."""
+        from rich.console import Group
         from rich.table import Table
+        from rich.text import Text
 
         counts = self.counts()
         total = counts.pop("total")
         eta = self.eta_s()
         elapsed = self.clock() - self.started
-        title = (
-            f"{self.sweep} ({self.profile}): {total[DONE]}/{sum(total.values())} done · "
-            f"elapsed {_hms(elapsed)} · ETA {_hms(eta) if eta is not None else '?'}"
+        headline = Text(
+            f"{self.sweep} ({self.profile}): {total[DONE]}/{sum(total.values())} cells done · "
+            f"elapsed {_hms(elapsed)} · ETA {_hms(eta) if eta is not None else '?'}",
+            style="bold",
         )
-        table = Table(title=title, title_justify="left", expand=False)
+        table = Table(expand=False)
         table.add_column("group")
         for state in STATES:
             table.add_column(state, justify="right")
         for group, row in counts.items():
             table.add_row(group, *(str(row[s]) for s in STATES))
         table.add_row("[b]cells[/b]", *(f"[b]{total[s]}[/b]" for s in STATES))
-        return table
+        return Group(headline, table)
 
     def __enter__(self) -> SweepProgress:
         self._beat()

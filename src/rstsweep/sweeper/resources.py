@@ -117,7 +117,7 @@ def detect_gpus() -> float:
 
         manager = get_accelerator_manager_for_resource("GPU")
         return float(manager.get_current_node_num_accelerators() or 0)
-    except Exception:  # noqa: BLE001 - private Ray API: fall back to the check after ray.init
+    except Exception:
         return 0.0
 
 
@@ -152,7 +152,9 @@ def ray_session(
     quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
     try:
         if address:
-            ray.init(address=address, **{k: v for k, v in quiet.items() if k != "include_dashboard"})
+            ray.init(
+                address=address, **{k: v for k, v in quiet.items() if k != "include_dashboard"}
+            )
         else:
             os.makedirs(ray_temp_dir(), exist_ok=True)
             ray.init(
@@ -180,5 +182,5 @@ def _session_dir(ray: Any) -> str | None:
     """This local Ray's session directory (logs, sockets), removed after a clean run."""
     try:
         return ray._private.worker._global_node.get_session_dir_path()
-    except Exception:  # noqa: BLE001 - private API: just leave the directory
+    except Exception:
         return None

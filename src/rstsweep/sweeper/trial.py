@@ -51,7 +51,7 @@ def run_cell(
     work_root: str | None = None,
     crash_marker: str | None = None,
 ) -> None:
-    """Tune trainable for the cell `params["cell_id"]` (configs arrive via `tune.with_parameters`)."""
+    """Tune trainable for the cell `params["cell_id"]` (configs come via `tune.with_parameters`)."""
     cell_id = params["cell_id"]
     config = _with_threads(configs[cell_id], threads)
     work = _fresh_work_dir(work_root, cell_id)
@@ -65,8 +65,8 @@ def run_cell(
 
 
 def _with_threads(config: Any, threads: int | None) -> Any:
-    # torch threads = the CPUs Ray reserved for the trial (CellConfig.threads is runtime-only, so the
-    # cell_id is unchanged); a config that already sets it wins.
+    # torch threads = the CPUs Ray reserved for the trial (CellConfig.threads is runtime-only, so
+    # the cell_id is unchanged); a config that already sets it wins.
     if threads and getattr(config, "threads", 0) is None and hasattr(config, "model_copy"):
         return config.model_copy(update={"threads": threads})
     return config

@@ -125,7 +125,7 @@ def _load_error(trial: Any) -> BaseException | None:
             with open(path, "rb") as fh:
                 return cloudpickle.load(fh)
         return trial.get_pickled_error()
-    except Exception:  # noqa: BLE001 - missing or unreadable error file: no reason to show
+    except Exception:
         return None
 
 

@@ -17,6 +17,8 @@ _LAZY = {
     "GSAM": "rstsweep.trainers.sam",
     "LookSAM": "rstsweep.trainers.sam",
     "disable_running_stats": "rstsweep.trainers.sam",
+    "build_optimizer": "rstsweep.trainers.optim",
+    "build_lr_scheduler": "rstsweep.trainers.optim",
     "build_model": "rstsweep.trainers.models",
     "load_data": "rstsweep.trainers.data",
     "train": "rstsweep.trainers.loop",

@@ -37,7 +37,7 @@ class CellConfig(BaseModel):
     rho: float = Field(0.05, ge=0.0, description="SAM radius (ASAM: ~10x larger)")
     alpha: float = Field(1.0, ge=0.0, description="GNR/G-RST mix gamma/rho: (1-a)g + a*g_sam")
     asam_eta: float = Field(0.01, gt=0.0)
-    gsam_alpha: float = Field(0.0, ge=0.0, description="GSAM: g_p - alpha * g_perp")
+    gsam_alpha: float = Field(0.1, ge=0.0, description="GSAM: g_p - alpha * g_perp")
     looksam_k: int = Field(5, ge=1, description="LookSAM: full SAM every k-th SA step")
     looksam_alpha: float = Field(0.7, ge=0.0)
     mask_fraction: float = Field(0.5, gt=0.0, le=1.0, description="ESAM/SSAM: fraction perturbed")
