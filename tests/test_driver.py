@@ -11,6 +11,8 @@ covered in test_driver_cli.py, the 2-node cluster in test_driver_cluster.py.
 
 from __future__ import annotations
 
+import functools
+import shutil
 import time
 from collections import Counter
 from pathlib import Path
@@ -83,8 +85,10 @@ def ray_local():
         _temp_dir=ray_temp_dir(),
     )
     fake.register_by_value()  # workers cannot import the test modules
+    session_dir = ray._private.worker._global_node.get_session_dir_path()
     yield ray
     ray.shutdown()
+    shutil.rmtree(session_dir, ignore_errors=True)
 
 
 def test_sweep_end_to_end_one_row_per_cell_then_nothing_to_do(ray_local, tmp_path):
@@ -181,7 +185,7 @@ def test_fractional_gpus_are_shared_as_asked(ray_local, tmp_path):
         profile="t",
         cpus_per_trial=0.5,
         gpus_per_trial=0.5,
-        train_fn=fake.fake_train,
+        train_fn=functools.partial(fake.fake_train, epoch_s=1.0),  # long enough to overlap
         progress=False,
     )
     assert summary.done == 4

@@ -103,6 +103,7 @@ def run_events(store: Path) -> list[list[dict]]:
         ),
         (["--num-gpus", "1", "--gpus-per-trial", "2"], "resources: a trial asks for 1 CPU + 2 GPU"),
         (["--bad-yaml"], "sweeps.s.groups.constant.grid.a_c[1]: "),
+        (["--address", "127.0.0.1:1"], "--address 127.0.0.1:1: no Ray cluster answers there"),
     ],
 )
 def test_bad_input_exits_2_before_ray_and_leaves_the_store_untouched(
@@ -149,7 +150,8 @@ def test_driver_sigkilled_mid_sweep_then_rerun_runs_every_cell_exactly_once(tmp_
     assert proc.returncode == -signal.SIGKILL
     early = raw_trials(store)
     assert 1 <= len(early) < 5, "the kill should land mid-sweep"
-    assert json.loads((store / "heartbeat.json").read_text())["counts"]["done"] >= 1  # stale
+    beat = json.loads((store / "heartbeat.json").read_text())  # left behind by the dead driver
+    assert beat["pid"] == proc.pid and beat["sweep"] == "s"
 
     second = run_cli(tmp_path, ray_dir, *args)
     assert second.returncode == 0, second.stderr

@@ -33,14 +33,7 @@ def register_by_value() -> None:
 
 def fake_train(config, out_dir, resume=False, on_epoch=None, epoch_s: float | None = None):
     """Sleep `epoch_s` seconds per epoch (default RSTSWEEP_FAKE_EPOCH_S or 0.3)."""
-    return _run(
-        config, Path(out_dir), resume, on_epoch, epoch_s if epoch_s else EPOCH_S, busy=False
-    )
-
-
-def busy_train(config, out_dir, resume=False, on_epoch=None):
-    """Spin the CPU for `config.lr` seconds per epoch (compute, not sleep: benchmarks)."""
-    return _run(config, Path(out_dir), resume, on_epoch, float(config.lr), busy=True)
+    return _run(config, Path(out_dir), resume, on_epoch, epoch_s if epoch_s else EPOCH_S)
 
 
 def always_fails(config, out_dir, resume=False, on_epoch=None):
@@ -48,14 +41,14 @@ def always_fails(config, out_dir, resume=False, on_epoch=None):
     raise ValueError(f"boom in {config.cell_id()}")
 
 
-def _run(config, out: Path, resume: bool, on_epoch, epoch_s: float, busy: bool) -> TrainResult:
+def _run(config, out: Path, resume: bool, on_epoch, epoch_s: float) -> TrainResult:
     ckpt = out / "checkpoint.pt"
     state = {"epoch": 0, "records": [], "ran": []}
     if resume and ckpt.exists():
         state = json.loads(ckpt.read_text())
     t0 = time.perf_counter()
     while state["epoch"] < config.epochs:
-        _spend(epoch_s, busy)
+        time.sleep(epoch_s)
         epoch = state["epoch"] + 1
         steps = epoch * 4
         record = EpochRecord(
@@ -98,17 +91,6 @@ def _run(config, out: Path, resume: bool, on_epoch, epoch_s: float, busy: bool) 
         epochs=records,
         draws=draws,
     )
-
-
-def _spend(seconds: float, busy: bool) -> None:
-    end = time.perf_counter() + seconds
-    if not busy:
-        time.sleep(seconds)
-        return
-    x = 0
-    while time.perf_counter() < end:
-        for i in range(2000):
-            x += i * i
 
 
 # ----------------------------------------------------------------------------- the stand-in's tests

@@ -85,8 +85,15 @@ def hand_eval(model, data) -> tuple[float, float]:
 
 # --------------------------------------------------------------------------- exactness
 def test_p0_is_plain_sgd_bit_for_bit(tmp_path):
-    """constant(0) with algorithm sam never takes the SA branch: identical to torch.optim.SGD."""
-    cfg = tiny(algorithm="sam", schedule="constant(0)", lr_schedule="constant", grad_clip=None)
+    """constant(0) with algorithm sam never takes the SA branch: identical to torch.optim.SGD
+    (with label smoothing in the training loss, none in the test loss)."""
+    cfg = tiny(
+        algorithm="sam",
+        schedule="constant(0)",
+        lr_schedule="constant",
+        grad_clip=None,
+        label_smoothing=0.1,
+    )
     result = loop_module.train(cfg, out_dir=tmp_path)
     assert result.status == "ok" and result.sa_steps == 0 and not result.draws.any()
 
@@ -102,7 +109,7 @@ def test_p0_is_plain_sgd_bit_for_bit(tmp_path):
     for epoch in range(cfg.epochs):
         for x, y in train_batches(data, cfg.batch_size, cfg.augment, cfg.seed, epoch):
             sgd.zero_grad()
-            F.cross_entropy(model(x), y).backward()
+            F.cross_entropy(model(x), y, label_smoothing=0.1).backward()
             sgd.step()
     assert_same_weights(final_weights(tmp_path), model.state_dict())
     test_loss, test_error = hand_eval(model, data)
@@ -253,7 +260,12 @@ def test_resume_after_crash_matches_uninterrupted_run(tmp_path):
 
     with pytest.raises(Crash):
         loop_module.train(cfg, out_dir=tmp_path / "resumed", on_epoch=crash_after_first)
-    assert load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")["epoch"] == 1
+    state = load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")
+    assert state["epoch"] == 1
+    acc = state["accounting"]  # first step of each branch kept apart as warm-up
+    assert acc["base_count"] + acc["warmup_base_count"] == acc["steps"] - acc["sa_steps"]
+    assert acc["sa_count"] + acc["warmup_sa_count"] == acc["sa_steps"] > 0
+    assert acc["warmup_base_count"] == 1 and acc["warmup_sa_count"] == 1
     # Disturb every global RNG in between: the checkpoint must restore them.
     torch.rand(7), np.random.rand(3)
     resumed = loop_module.train(cfg, out_dir=tmp_path / "resumed", resume=True)

@@ -45,7 +45,7 @@ def test_steps_follow_the_trainers_batching_rule() -> None:
     assert steps_per_epoch(0, 128) == 0
     assert steps_per_epoch(50_000, 256) == 195  # the paper's 195 iterations per CIFAR epoch
     demo = expand(SWEEPS, "constant", "demo")[0].config
-    assert cell_steps(demo) == (5000 // 128) * 4
+    assert cell_steps(demo) == (demo.train_subset // demo.batch_size) * demo.epochs
     paper = expand(SWEEPS, "constant", "paper")[0].config
     assert cell_steps(paper) == 195 * 200
 

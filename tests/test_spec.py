@@ -56,13 +56,17 @@ def test_every_design_grid_is_declared_and_expands_under_every_profile(sweeps) -
         ("cutout", "paper", (2 + 9 + 9 + 9 + 4) * 1 * 2 * 5),
         ("variants", "paper", (2 + 2 + 1 + 2 + 1) * 2 * 2 * 5),
         ("mixing", "paper", (2 + 3 * 3) * 2 * 2 * 5),
-        ("constant", "demo", 11 * 3),
         ("constant", "ci", 11),
         ("g-rst", "ci", 3),  # three models collapse onto fastcnn: the cells coincide
     ],
 )
 def test_cell_counts_by_hand(sweeps, sweep: str, profile: str, count: int) -> None:
     assert len(expand(sweeps, sweep, profile)) == count
+
+
+def test_demo_profile_collapses_to_one_setting_times_its_seeds(sweeps) -> None:
+    seeds = sweeps.profiles["demo"].seeds
+    assert len(expand(sweeps, "constant", "demo")) == (9 + 2) * len(seeds)
 
 
 def test_paper_setting_is_resolved(sweeps) -> None:
@@ -121,7 +125,8 @@ def test_groups_resolve_special_fields(sweeps) -> None:
     assert all(c.config.optimizer == "sgd" for c in grst if c.config.model != "vit-s16")
     other = expand(sweeps, "other-models", "paper")
     assert {c.config.epochs for c in other} == {300}
-    assert {c.config.epochs for c in expand(sweeps, "other-models", "demo")} == {4}
+    demo_epochs = sweeps.profiles["demo"].overrides["epochs"]
+    assert {c.config.epochs for c in expand(sweeps, "other-models", "demo")} == {demo_epochs}
     cutout = expand(sweeps, "cutout", "ci")
     assert {c.config.augment for c in cutout} == {"cutout"}
     imagenet = expand(sweeps, "imagenet", "paper")

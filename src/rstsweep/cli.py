@@ -29,6 +29,7 @@ Profile = Annotated[str, typer.Option("--profile", "-p", help="Profile: paper, d
 
 DEFAULT_FILE = Path("sweeps.yaml")
 DEFAULT_STORE = Path("results")
+DEFAULT_PROFILE = "paper"  # the paper's setting; `demo` and `ci` are the small CPU profiles
 
 
 @app.command()
@@ -74,6 +75,11 @@ def train_cmd(
     optimizer: Annotated[str | None, _opt("Base optimizer: sgd, adam, adamw.")] = None,
     augment: Annotated[str | None, _opt("none, basic, cutout.")] = None,
     label_noise: Annotated[float | None, _opt("Symmetric label noise (train only).")] = None,
+    label_smoothing: Annotated[float | None, _opt("Label smoothing of the loss.")] = None,
+    weight_decay: Annotated[float | None, _opt("Weight decay (in the base update).")] = None,
+    lr_schedule: Annotated[str | None, _opt("cosine, step, constant.")] = None,
+    grad_clip: Annotated[float | None, _opt("Global gradient-norm clip.")] = None,
+    eval_every: Annotated[int | None, _opt("Evaluate every k-th epoch (and the last).")] = None,
     width: Annotated[int | None, _opt("Model width override.")] = None,
     data_dir: Annotated[str | None, _opt("Dataset directory.")] = None,
     device: Annotated[str | None, _opt("auto, cpu, cuda, cuda:1 ...")] = None,
@@ -97,7 +103,7 @@ def train_cmd(
 def run(
     sweep: Annotated[str, typer.Argument(help="The sweep to run (a name in the sweeps file).")],
     file: SweepsFile = DEFAULT_FILE,
-    profile: Profile = "paper",
+    profile: Profile = DEFAULT_PROFILE,
     store: StoreDir = DEFAULT_STORE,
     address: Annotated[
         str | None, typer.Option(help="An existing Ray cluster (default: a local Ray).")
@@ -134,7 +140,7 @@ app.command("resume", help="Alias of `run`: run the cells not yet in the store."
 def plan(
     sweep: Annotated[str, typer.Argument(help="Sweep name from the sweeps file.")],
     file: SweepsFile = DEFAULT_FILE,
-    profile: Profile = "demo",
+    profile: Profile = DEFAULT_PROFILE,
     store: StoreDir = DEFAULT_STORE,
 ) -> None:
     """Show a sweep's cells by group, expected forward-backward passes and estimated time."""
@@ -218,16 +224,18 @@ def main() -> None:
 
 
 def _handle_other(exc: Exception) -> None:
-    import click
     from pydantic import ValidationError
 
     if isinstance(exc, ValidationError):
         _fail(format_validation_error(exc), 2)
-    if isinstance(exc, click.exceptions.Abort):
+    if isinstance(exc, typer.Abort):
         _fail("aborted", 130)
-    if isinstance(exc, click.ClickException):
-        exc.show()
-        sys.exit(exc.exit_code)
+    # Usage errors (unknown option, bad value): typer bundles its own click, whose exceptions are
+    # not subclasses of click's, so recognise them by their interface and let them print.
+    show, exit_code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+    if callable(show) and isinstance(exit_code, int):
+        show()
+        sys.exit(exit_code)
     raise exc
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 class RstError(Exception):
-    """An error caused by the user's input (a spec, a file, an option): shown as one line, no traceback."""
+    """A user-input error (a spec, a file, an option): shown as one line, no traceback."""
 
     exit_code = 2
 

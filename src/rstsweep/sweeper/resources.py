@@ -14,6 +14,7 @@ import contextlib
 import math
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -150,6 +151,8 @@ def ray_session(
         yield ray
         return
     quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
+    if address:
+        probe_address(address)
     try:
         if address:
             ray.init(
@@ -176,6 +179,20 @@ def ray_session(
     ray.shutdown()
     if session_dir:
         shutil.rmtree(session_dir, ignore_errors=True)
+
+
+def probe_address(address: str, timeout: float = 5.0) -> None:
+    """RstError unless something listens at `address` (`host:port` or `ray://host:port`): Ray
+    itself retries an unreachable address for minutes. `auto` and other forms are left to Ray."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise RstError(f"--address {address}: no Ray cluster answers there ({reason})") from None
 
 
 def _session_dir(ray: Any) -> str | None:

@@ -1,4 +1,4 @@
-"""The one PyTorch trainer every sweep cell runs: SAM-family optimizers, models, data and the RST loop.
+"""The one PyTorch trainer every sweep cell runs: SAM-family optimizers, models, data, RST loop.
 
 Attributes are imported lazily so that `from rstsweep.trainers import CellConfig` does not pay for
 torch; no ray here.

@@ -22,7 +22,8 @@ Augment = Literal["none", "basic", "cutout"]
 MaskKind = Literal["random", "fisher"]
 
 # Fields that decide *where/how fast* a cell runs, not *what* it computes: excluded from cell_id.
-RUNTIME_FIELDS = frozenset({"device", "data_dir", "threads", "amp", "channels_last"})
+# `eval_every` only thins the per-epoch test metrics; weights and final metrics are unchanged.
+RUNTIME_FIELDS = frozenset({"device", "data_dir", "threads", "amp", "channels_last", "eval_every"})
 
 
 class CellConfig(BaseModel):
@@ -73,6 +74,7 @@ class CellConfig(BaseModel):
     threads: int | None = Field(None, ge=1)
     amp: bool | None = None
     channels_last: bool | None = None
+    eval_every: int = Field(1, ge=1, description="evaluate every k-th epoch (and the last)")
 
     @field_validator("schedule")
     @classmethod

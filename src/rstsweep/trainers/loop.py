@@ -14,9 +14,14 @@ Per global step t (0 ≤ t < T = steps_per_epoch × epochs) the precomputed coin
 Accounting: losses and correct counts are accumulated on the device and read once per epoch (no
 per-step host-device sync); that read is also where divergence is detected (a non-finite epoch
 loss stops the cell with status "diverged"). Step wall times are split by branch: CUDA events per
-step (read at epoch end) on GPU, `perf_counter` on CPU. `train_time_s` covers training only, not
-evaluation. With `out_dir`, an atomic checkpoint is written at every epoch boundary and
-`resume=True` continues from it, ending bit-identical to an uninterrupted run (wall times aside).
+step (read at epoch end) on GPU, `perf_counter` on CPU; the means leave out each branch's first
+step in a process (warm-up). `train_time_s` covers all training, not evaluation.
+
+Checkpoints: with `out_dir`, an atomic `checkpoint.pt` is written at every epoch boundary (model,
+optimizer incl. SAM state, lr scheduler, position, accounting, epoch records, RNG states) and
+`resume=True` continues from it, ending bit-identical to an uninterrupted run (wall times aside):
+the batches are a pure function of (seed, epoch) and the coins of (seed, T). A diverged epoch is
+never checkpointed. GPU runs are as deterministic as cuDNN's default algorithms (benchmark off).
 """
 
 from __future__ import annotations
@@ -98,7 +103,11 @@ def seed_everything(seed: int) -> None:
 # --------------------------------------------------------------------------- accounting
 @dataclass
 class Accounting:
-    """Running totals of one cell; saved in every checkpoint so a resumed run continues them."""
+    """Running totals of one cell; saved in every checkpoint so a resumed run continues them.
+
+    The first step of each branch in a process (one-time kernel selection, allocator growth,
+    lazy CUDA init) is kept apart in `warmup_*`, so the mean step times compare the branches'
+    steady-state costs; `train_time_s` includes everything."""
 
     steps: int = 0
     sa_steps: int = 0
@@ -107,12 +116,36 @@ class Accounting:
     base_count: int = 0
     sa_time_s: float = 0.0
     sa_count: int = 0
+    warmup_base_s: float = 0.0
+    warmup_base_count: int = 0
+    warmup_sa_s: float = 0.0
+    warmup_sa_count: int = 0
 
     def mean_base_step(self) -> float | None:
-        return self.base_time_s / self.base_count if self.base_count else None
+        return _mean(self.base_time_s, self.base_count, self.warmup_base_s, self.warmup_base_count)
 
     def mean_sa_step(self) -> float | None:
-        return self.sa_time_s / self.sa_count if self.sa_count else None
+        return _mean(self.sa_time_s, self.sa_count, self.warmup_sa_s, self.warmup_sa_count)
+
+    def add_step_time(self, seconds: float, sa: bool, warmup: bool) -> None:
+        if warmup and sa:
+            self.warmup_sa_s += seconds
+            self.warmup_sa_count += 1
+        elif warmup:
+            self.warmup_base_s += seconds
+            self.warmup_base_count += 1
+        elif sa:
+            self.sa_time_s += seconds
+            self.sa_count += 1
+        else:
+            self.base_time_s += seconds
+            self.base_count += 1
+
+
+def _mean(total: float, count: int, warm_total: float, warm_count: int) -> float | None:
+    if count:
+        return total / count
+    return warm_total / warm_count if warm_count else None  # only warm-up steps: better than none
 
 
 class StepTimer:
@@ -120,6 +153,7 @@ class StepTimer:
 
     On CUDA each step records a pair of events, resolved at `flush()` (epoch end, after the sync
     that reads the epoch loss); on CPU work is synchronous, so `perf_counter` is exact and cheap.
+    One timer lives as long as the cell in this process: it knows which branches are warmed up.
     """
 
     def __init__(self, device: torch.device) -> None:
@@ -127,6 +161,7 @@ class StepTimer:
         self._pending: list[tuple[Any, Any, bool]] = []
         self._t0 = 0.0
         self._start: Any = None
+        self._warm: set[bool] = set()  # branches (sa flag) whose first step this process has seen
 
     def start(self) -> None:
         if self.cuda:
@@ -141,24 +176,19 @@ class StepTimer:
             end.record()
             self._pending.append((self._start, end, sa))
             return
-        _add_step_time(acc, time.perf_counter() - self._t0, sa)
+        self._add(acc, time.perf_counter() - self._t0, sa)
 
     def flush(self, acc: Accounting) -> None:
         if not self._pending:
             return
         torch.cuda.synchronize()
         for start, end, sa in self._pending:
-            _add_step_time(acc, start.elapsed_time(end) / 1000.0, sa)
+            self._add(acc, start.elapsed_time(end) / 1000.0, sa)
         self._pending.clear()
 
-
-def _add_step_time(acc: Accounting, seconds: float, sa: bool) -> None:
-    if sa:
-        acc.sa_time_s += seconds
-        acc.sa_count += 1
-    else:
-        acc.base_time_s += seconds
-        acc.base_count += 1
+    def _add(self, acc: Accounting, seconds: float, sa: bool) -> None:
+        acc.add_step_time(seconds, sa, warmup=sa not in self._warm)
+        self._warm.add(sa)
 
 
 # --------------------------------------------------------------------------- one step
@@ -236,17 +266,19 @@ def _esam_second_pass(ctx: StepContext, x: Tensor, y: Tensor, loss_before: Tenso
 
 # --------------------------------------------------------------------------- evaluation
 @torch.no_grad()
-def evaluate(model: nn.Module, batches: Iterator[tuple[Tensor, Tensor]], runtime: Runtime):
+def evaluate(
+    model: nn.Module, batches: Iterator[tuple[Tensor, Tensor]], runtime: Runtime
+) -> tuple[float, float]:
     """Mean cross-entropy (no smoothing) and error fraction over the test batches."""
     model.eval()
-    loss_sum = torch.zeros((), device=runtime.device, dtype=torch.float64)
+    loss_sum = torch.zeros((), device=runtime.device, dtype=torch.float32)
     wrong = torch.zeros((), device=runtime.device, dtype=torch.int64)
     n = 0
     for x, y in batches:
         x = _to_memory_format(x, runtime)
         with runtime.autocast():
             out = model(x)
-        loss_sum += F.cross_entropy(out.float(), y, reduction="sum").double()
+        loss_sum += F.cross_entropy(out.float(), y, reduction="sum")
         wrong += (out.argmax(dim=1) != y).sum()
         n += y.shape[0]
     model.train()
@@ -274,6 +306,7 @@ class Cell:
     total_steps: int
     draws: np.ndarray
     schedule: Any
+    timer: StepTimer
     acc: Accounting = field(default_factory=Accounting)
     records: list[EpochRecord] = field(default_factory=list)
     epoch: int = 0  # completed epochs
@@ -339,6 +372,7 @@ def build_cell(config: CellConfig, data: Any = None) -> Cell:
         total_steps=total,
         draws=np.asarray(schedule.draws(total, config.seed), dtype=bool),
         schedule=schedule,
+        timer=StepTimer(runtime.device),
     )
 
 
@@ -347,7 +381,7 @@ def run_epoch(cell: Cell, on_step: Callable[[], None] | None = None) -> tuple[fl
     from rstsweep.trainers.augment import train_batches
 
     cfg, ctx, acc = cell.config, cell.ctx, cell.acc
-    timer = StepTimer(cell.runtime.device)
+    timer = cell.timer
     ctx.reset_epoch_sums()
     ctx.model.train()
     draws = cell.draws.tolist()  # python bools: no numpy scalar work per step
@@ -404,7 +438,8 @@ def checkpoint_state(cell: Cell) -> dict[str, Any]:
 def restore_cell(cell: Cell, path: Path) -> None:
     """Load a checkpoint into a freshly built cell (same config) and continue from its epoch."""
     try:
-        state = load_checkpoint(path, map_location=cell.runtime.device)
+        # On the CPU: load_state_dict moves every tensor to its parameter; RNG states stay on CPU.
+        state = load_checkpoint(path, map_location="cpu")
     except Exception as exc:
         raise RstError(f"resume: cannot read checkpoint {path}: {exc}") from None
     if state.get("format") != FORMAT_VERSION:
@@ -445,10 +480,11 @@ def train(
     status, error = "ok", None
     with _progress_bar(progress, cell) as on_step:
         while cell.epoch < config.epochs:
-            record = _train_and_evaluate_epoch(cell, on_step)
+            record, evaluated = _train_and_evaluate_epoch(cell, on_step)
             cell.records.append(record)
             cell.epoch += 1
-            if not (math.isfinite(record.train_loss) and math.isfinite(record.test_loss)):
+            test_ok = math.isfinite(record.test_loss) or not evaluated
+            if not (math.isfinite(record.train_loss) and test_ok):
                 status = "diverged"
                 error = (
                     f"diverged in epoch {record.epoch}: non-finite loss "
@@ -465,19 +501,25 @@ def train(
     return _result(cell, status, error)
 
 
-def _train_and_evaluate_epoch(cell: Cell, on_step: Callable[[], None] | None) -> EpochRecord:
+def _train_and_evaluate_epoch(
+    cell: Cell, on_step: Callable[[], None] | None
+) -> tuple[EpochRecord, bool]:
+    """Train one epoch, then evaluate if this epoch is due (every `eval_every`-th and the last);
+    an epoch not evaluated has NaN test metrics. Returns the record and whether it was evaluated."""
     from rstsweep.trainers.augment import test_batches
 
     lr = current_lr(cell.ctx.optimizer)  # the lr of the epoch's first step
     train_loss, train_error = run_epoch(cell, on_step)
-    if math.isfinite(train_loss):
+    epoch = cell.epoch + 1
+    due = epoch % cell.config.eval_every == 0 or epoch == cell.config.epochs
+    if math.isfinite(train_loss) and due:
         test_loss, test_error = evaluate(
             cell.ctx.model, test_batches(cell.data, EVAL_BATCH_SIZE), cell.runtime
         )
-    else:  # diverged: evaluating NaN weights tells nothing
+    else:  # not due, or diverged (evaluating NaN weights tells nothing)
         test_loss, test_error = float("nan"), float("nan")
-    return EpochRecord(
-        epoch=cell.epoch + 1,
+    record = EpochRecord(
+        epoch=epoch,
         train_loss=train_loss,
         train_error=train_error,
         test_loss=test_loss,
@@ -487,6 +529,7 @@ def _train_and_evaluate_epoch(cell: Cell, on_step: Callable[[], None] | None) ->
         sa_steps=cell.acc.sa_steps,
         time_s=cell.acc.train_time_s,
     )
+    return record, due
 
 
 @contextlib.contextmanager

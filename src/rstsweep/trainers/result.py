@@ -1,4 +1,4 @@
-"""What one training run returns: the numbers the store's `trials`, `epochs` and `draws` tables hold.
+"""What one training run returns: the numbers of the store's `trials`, `epochs` and `draws` tables.
 
 Plain data (numpy, no torch) so the sweeper can move it between processes and write it to Parquet.
 """
@@ -29,7 +29,8 @@ class EpochRecord:
 class TrainResult:
     """Outcome of `rstsweep.trainers.train(config)`.
 
-    `status` is "ok" or "diverged" (NaN/inf loss; `error` says where). Errors are fractions in [0, 1].
+    `status` is "ok" or "diverged" (NaN/inf loss; `error` says where). Errors are fractions
+    in [0, 1].
     `draws` holds X_0..X_{steps-1} actually taken (bool). Step times are means per branch.
     """
 
