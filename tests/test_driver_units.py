@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rstsweep.errors import RstError
-from rstsweep.sweeper.driver import SweepSummary, unique_cells
+from rstsweep.sweeper.driver import SweepSummary, unique_cells, with_absolute_data_dir
 from rstsweep.sweeper.progress import EventLog, SweepProgress, read_events
 from rstsweep.sweeper.resources import TrialRequest, check_fits, validate_request
 from rstsweep.trainers.result import EpochRecord, TrainResult
@@ -181,3 +181,18 @@ def test_unique_cells_and_summary():
     summary = SweepSummary(cells=10, done=3, skipped=4, failed=1, wall_s=2.0)
     assert summary.pending == 2
     assert summary.line() == ("10 cells: 3 run now, 4 already done, 1 failed, 2 pending (2.0 s)")
+
+
+def test_data_dir_is_made_absolute_and_keeps_cell_ids(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from rstsweep.sweeper.spec import expand
+
+    sweeps = Path(__file__).resolve().parents[1] / "sweeps.yaml"
+    cells = expand(sweeps, "constant", "ci")[:3]
+    monkeypatch.chdir(tmp_path)
+    moved = with_absolute_data_dir(cells, Path("data"))
+    assert [c.cell_id for c in moved] == [c.cell_id for c in cells]
+    assert [c.config.cell_id() for c in moved] == [c.cell_id for c in cells]
+    assert {c.config.data_dir for c in moved} == {str(tmp_path / "data")}
+    assert with_absolute_data_dir(cells, None) == cells  # no data_dir anywhere: unchanged

@@ -120,6 +120,10 @@ def run(
         Path | None,
         typer.Option(help="Ray Tune's scratch dir; shared by all nodes of a multi-node cluster."),
     ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Dataset directory for every cell (overrides the profile's data_dir)."),
+    ] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No live display.")] = False,
 ) -> None:
     """Run the sweep's cells not yet in the store, through Ray Tune (re-running resumes)."""

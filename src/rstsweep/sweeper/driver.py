@@ -20,7 +20,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from rstsweep.sweeper.resources import (
     ray_session,
     validate_request,
 )
+from rstsweep.sweeper.spec import Cell
 
 CRASH_ENV = "RSTSWEEP_TEST_CRASH_ONCE"  # == sweeper.trial.CRASH_ENV (that module imports ray)
 
@@ -236,6 +237,19 @@ class _quiet_tune_logs:
         self._logger.setLevel(self._level)
 
 
+def with_absolute_data_dir(cells: Sequence[Cell], data_dir: Path | None) -> list[Cell]:
+    """Set every cell's data_dir (a runtime field: cell_ids are unchanged) and make it absolute,
+    because Tune runs each trial with its own working directory."""
+    out = []
+    for cell in cells:
+        chosen = data_dir if data_dir is not None else cell.config.data_dir
+        if chosen is not None:
+            absolute = str(Path(chosen).expanduser().resolve())
+            cell = replace(cell, config=cell.config.model_copy(update={"data_dir": absolute}))
+        out.append(cell)
+    return out
+
+
 def run_command(
     sweep: str,
     *,
@@ -251,6 +265,7 @@ def run_command(
     num_gpus: float | None = None,
     scratch: Path | None = None,
     progress: bool = True,
+    data_dir: Path | None = None,
 ) -> int:
     """`rstsweep run`/`resume`: expand, run, print one summary line. Exit code 0 when every cell is
     done, 1 when some failed or the run was interrupted (those cells stay pending: run again);
@@ -259,6 +274,7 @@ def run_command(
     from rstsweep.sweeper.store import Store
 
     cells = expand(file, sweep, profile)  # YAML, sweep and profile errors: before Ray starts
+    cells = with_absolute_data_dir(cells, data_dir)
     summary = run_sweep(
         cells,
         Store(store),
