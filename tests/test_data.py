@@ -291,3 +291,23 @@ def test_bad_arguments_are_user_errors() -> None:
         load_data("mnist")
     with pytest.raises(RstError, match=r"label_noise: 1.5 is not in \[0, 1\)"):
         load_data("fashion-mnist", label_noise=1.5)
+
+
+def test_ensure_dataset_finds_without_reading_and_fails_like_load_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = offline(monkeypatch, tmp_path)
+    make_cifar10(tmp_path / "data")
+    assert (
+        data.ensure_dataset("cifar10", tmp_path / "data")
+        == tmp_path / "data" / "cifar-10-batches-py"
+    )
+    assert calls == []  # present: no download attempted
+    (tmp_path / "imagenet" / "train").mkdir(parents=True)
+    (tmp_path / "imagenet" / "val").mkdir()
+    assert data.ensure_dataset("imagenet", tmp_path / "imagenet") == tmp_path / "imagenet"
+    with pytest.raises(RstError, match=r"^dataset: fashion-mnist not found in .*--data-dir"):
+        data.ensure_dataset("fashion-mnist")
+    assert calls == ["fashion-mnist"]  # missing: one download attempt, then the one-line error
+    with pytest.raises(RstError, match=r"unknown dataset 'mnist'"):
+        data.ensure_dataset("mnist")

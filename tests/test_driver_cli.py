@@ -105,6 +105,8 @@ def run_events(store: Path) -> list[list[dict]]:
         (["--num-gpus", "1", "--gpus-per-trial", "2"], "resources: a trial asks for 1 CPU + 2 GPU"),
         (["--bad-yaml"], "sweeps.s.groups.constant.grid.a_c[1]: "),
         (["--address", "127.0.0.1:1"], "--address 127.0.0.1:1: no Ray cluster answers there"),
+        # a data directory that is a file: not found, and no download can land there either
+        (["--data-dir", "s.yaml"], "dataset: fashion-mnist not found in "),
     ],
 )
 def test_bad_input_exits_2_before_ray_and_leaves_the_store_untouched(

@@ -250,6 +250,19 @@ def with_absolute_data_dir(cells: Sequence[Cell], data_dir: Path | None) -> list
     return out
 
 
+def check_datasets(cells: Sequence[Cell]) -> None:
+    """Fail fast (RstError, before Ray starts) when a pending cell's data set cannot be found or
+    fetched, instead of every trial failing the same way max_failures times. Downloads, if any,
+    happen here once rather than in concurrent trials."""
+    wanted = {(c.config.dataset, c.config.data_dir) for c in cells}
+    if not wanted:
+        return
+    from rstsweep.trainers.data import ensure_dataset  # imports torch: only when there is work
+
+    for dataset, data_dir in sorted(wanted, key=str):
+        ensure_dataset(dataset, data_dir)
+
+
 def run_command(
     sweep: str,
     *,
@@ -275,9 +288,12 @@ def run_command(
 
     cells = expand(file, sweep, profile)  # YAML, sweep and profile errors: before Ray starts
     cells = with_absolute_data_dir(cells, data_dir)
+    the_store = Store(store)
+    if address is None:  # on a cluster the data lives on the workers: they report it per cell
+        check_datasets([c for c in cells if c.cell_id not in the_store.done_ids()])
     summary = run_sweep(
         cells,
-        Store(store),
+        the_store,
         profile=profile,
         address=address,
         cpus_per_trial=cpus_per_trial,

@@ -148,7 +148,8 @@ def _idx_dir(candidates: list[Path]) -> Path | None:
     return None
 
 
-def _load_fashion_mnist(data_dir: Path | None) -> _Arrays:
+def _fashion_mnist_dir(data_dir: Path | None) -> Path:
+    """The directory holding the four IDX files (downloading them if possible), or RstError."""
     if data_dir is not None:
         candidates, download_root = [data_dir, data_dir / "FashionMNIST" / "raw"], data_dir
     else:
@@ -168,6 +169,11 @@ def _load_fashion_mnist(data_dir: Path | None) -> _Arrays:
                 "or pass --data-dir DIR with the IDX files"
             )
             raise _missing("fashion-mnist", candidates, how, error)
+    return found
+
+
+def _load_fashion_mnist(data_dir: Path | None) -> _Arrays:
+    found = _fashion_mnist_dir(data_dir)
     arrays = {key: _read_idx(_find_idx(found, stem)) for key, stem in _IDX_FILES.items()}  # type: ignore[arg-type]
     return _Arrays(
         train_x=arrays["train_x"][:, None],
@@ -212,8 +218,9 @@ def _read_cifar_files(
     return np.concatenate(images), np.concatenate(labels)
 
 
-def _load_cifar(dataset: str, data_dir: Path | None) -> _Arrays:
-    folder_name, train_files, test_files, label_key, meta_file, meta_key = _CIFAR[dataset]
+def _cifar_folder(dataset: str, data_dir: Path | None) -> Path:
+    """The extracted CIFAR folder (downloading it if possible), or RstError."""
+    folder_name, train_files, test_files, _, meta_file, _ = _CIFAR[dataset]
     root = data_dir if data_dir is not None else CACHE_DIR
     # accept both the parent directory (torchvision's `root`) and the extracted folder itself
     candidates = [root / folder_name, root]
@@ -233,6 +240,12 @@ def _load_cifar(dataset: str, data_dir: Path | None) -> _Arrays:
         if folder is None:
             how = f"pass --data-dir DIR containing {folder_name}/ (torchvision's CIFAR layout)"
             raise _missing(dataset, candidates[:1], how, error)
+    return folder
+
+
+def _load_cifar(dataset: str, data_dir: Path | None) -> _Arrays:
+    _, train_files, test_files, label_key, meta_file, meta_key = _CIFAR[dataset]
+    folder = _cifar_folder(dataset, data_dir)
     with open(folder / meta_file, "rb") as fh:
         num_classes = len(pickle.load(fh, encoding="latin1")[meta_key])
     train_x, train_y = _read_cifar_files(folder, train_files, label_key)
@@ -268,13 +281,19 @@ def _pil_rgb(path: str):  # -> PIL.Image.Image (PIL imported lazily)
         return Image.open(fh).convert("RGB")
 
 
-def _load_imagenet(data_dir: Path | None, image_size: int) -> _Arrays:
+def _imagenet_dir(data_dir: Path | None) -> Path:
+    """The ImageFolder root with train/ and val/, or RstError."""
     if data_dir is None or not (data_dir / "train").is_dir() or not (data_dir / "val").is_dir():
         looked = str(data_dir) if data_dir is not None else "(no --data-dir)"
         raise RstError(
             f"dataset: imagenet not found in {looked}; pass --data-dir DIR with ImageFolder "
             "subdirectories train/ and val/"
         )
+    return data_dir
+
+
+def _load_imagenet(data_dir: Path | None, image_size: int) -> _Arrays:
+    data_dir = _imagenet_dir(data_dir)
     train_x, train_y, classes = _load_image_folder(data_dir / "train", image_size)
     test_x, test_y, val_classes = _load_image_folder(data_dir / "val", image_size)
     if val_classes != classes:
@@ -328,6 +347,26 @@ def _resolve_device(device: str | torch.device) -> torch.device:
     return torch.device(device)
 
 
+def _dataset_key(dataset: str) -> str:
+    key = dataset.strip().lower()
+    if key not in DATASETS:
+        raise RstError(f"dataset: unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
+    return key
+
+
+def ensure_dataset(dataset: str, data_dir: str | Path | None = None) -> Path:
+    """Find `dataset`'s files where `load_data` would (downloading them once if they are missing
+    and a download is possible) without reading them; RstError naming where it looked otherwise.
+    The sweep driver calls it before starting any trial, so a missing data set fails in seconds."""
+    key = _dataset_key(dataset)
+    root = Path(data_dir).expanduser() if data_dir is not None else None
+    if key == "fashion-mnist":
+        return _fashion_mnist_dir(root)
+    if key in _CIFAR:
+        return _cifar_folder(key, root)
+    return _imagenet_dir(root)
+
+
 def load_data(
     dataset: str,
     *,
@@ -344,7 +383,7 @@ def load_data(
     `train_subset`/`test_subset` keep a seeded random subset; `label_noise` = η applies symmetric
     noise to the training labels only; `image_size` applies to imagenet only (default 224).
     """
-    key = dataset.strip().lower()
+    key = _dataset_key(dataset)
     if not 0.0 <= label_noise < 1.0:
         raise RstError(f"label_noise: {label_noise} is not in [0, 1)")
     root = Path(data_dir).expanduser() if data_dir is not None else None
@@ -352,10 +391,8 @@ def load_data(
         arrays = _load_fashion_mnist(root)
     elif key in _CIFAR:
         arrays = _load_cifar(key, root)
-    elif key == "imagenet":
-        arrays = _load_imagenet(root, image_size or IMAGENET_IMAGE_SIZE)
     else:
-        raise RstError(f"dataset: unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
+        arrays = _load_imagenet(root, image_size or IMAGENET_IMAGE_SIZE)
 
     labels = noisy_labels(arrays.train_y, label_noise, arrays.num_classes, seed)
     train_idx = subset_indices(len(labels), train_subset, seed, _SUBSET_TRAIN)
