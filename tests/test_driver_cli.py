@@ -206,3 +206,55 @@ def test_trial_killed_mid_trial_is_retried_from_its_epoch_checkpoint(tmp_path, r
     attempt = trials.set_index("cell_id").loc[cid, "attempt_id"]
     assert sorted(mine[mine["attempt_id"] == attempt]["epoch"]) == [1, 2, 3]
     assert trials.set_index("cell_id").loc[cid, "steps"] == 3 * (256 // 64)
+
+
+@pytest.mark.slow
+def test_driver_killed_mid_cell_then_rerun_resumes_that_cell_from_its_epoch_checkpoint(
+    tmp_path, ray_dir
+):
+    sweeps = tmp_path / "s.yaml"  # two cells of four ~1 s epochs, so the kill lands mid-cell
+    sweeps.write_text(
+        YAML.format(values="0.5", epochs=4).replace("train_subset: 256", "train_subset: 2048")
+    )
+    args = ("run", "s", "--file", sweeps, "--profile", "t", "--no-progress", "--store")
+    cells_dir = tmp_path / "st" / ".scratch" / "cells"
+    with open(tmp_path / "first.log", "w") as log:
+        proc = subprocess.Popen(
+            rstsweep_cmd(*args, tmp_path / "st"),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env_for(ray_dir),
+            cwd=tmp_path,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 150
+            while not list(cells_dir.glob("*/epoch")):  # some cell has an epoch checkpoint
+                assert proc.poll() is None, (tmp_path / "first.log").read_text()
+                assert time.monotonic() < deadline, "no epoch checkpoint in time"
+                time.sleep(0.05)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+    interrupted = {p.parent.name for p in cells_dir.glob("*/checkpoint.pt")}
+    done_before = (
+        set(raw_trials(tmp_path / "st")["cell_id"]) if (tmp_path / "st/trials").exists() else set()
+    )
+    interrupted -= done_before
+    assert interrupted, (tmp_path / "first.log").read_text()
+
+    second = run_cli(tmp_path, ray_dir, *args, tmp_path / "st")
+    assert second.returncode == 0, second.stdout + second.stderr
+    events = run_events(tmp_path / "st")[-1]
+    resumed = {e["cell_id"]: e["start_epoch"] for e in events if e["event"] == "done"}
+    assert all(resumed[cid] >= 1 for cid in interrupted), resumed  # not from scratch
+    assert not list(cells_dir.glob("*/checkpoint.pt"))  # finished cells clean up after themselves
+
+    # the resumed cells end exactly where an uninterrupted run ends
+    clean = run_cli(tmp_path, ray_dir, *args, tmp_path / "clean")
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    cols = ["test_loss", "test_error", "train_loss", "sa_steps", "steps"]
+    got = raw_trials(tmp_path / "st").set_index("cell_id").sort_index()[cols]
+    want = raw_trials(tmp_path / "clean").set_index("cell_id").sort_index()[cols]
+    pd.testing.assert_frame_equal(got, want)

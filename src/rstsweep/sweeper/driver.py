@@ -171,6 +171,14 @@ def _run_dir(store: Any, scratch_dir: str | os.PathLike[str] | None) -> Path:
     return run_dir
 
 
+def _cells_dir(store: Any, run_dir: Path) -> Path:
+    """Where trials keep their trainer directories, the same for every run of the store: a driver
+    killed mid-cell leaves that cell's last epoch checkpoint there, and the next run resumes it."""
+    default_runs = (Path(store.root) / ".scratch" / "runs").absolute()
+    root = run_dir.parent.parent if run_dir.parent == default_runs else run_dir.parent
+    return root / "cells"
+
+
 def _fit(
     by_id: dict[str, Any],
     todo: list[str],
@@ -201,7 +209,7 @@ def _fit(
         configs={cid: by_id[cid].config for cid in todo},
         train_fn=train_fn,
         threads=max(1, int(request.cpus)),
-        work_root=str(run_dir / "work"),
+        work_root=str(_cells_dir(store, run_dir)),
         crash_marker=os.environ.get(CRASH_ENV) or None,
     )
     tuner = tune.Tuner(

@@ -29,6 +29,7 @@ from rstsweep.trainers.result import EpochRecord, TrainResult
 
 CHECKPOINT_NAME = "checkpoint.pt"  # == rstsweep.trainers.checkpoint.CHECKPOINT_NAME (no torch here)
 FINAL_KEY = "rst_result"
+EPOCH_MARKER = "epoch"  # beside a checkpoint.pt: the epoch it ends at
 # Test hook: when this names a marker file path, the first trial to finish epoch 1 creates the
 # marker and kills its own worker process (SIGKILL-like, no cleanup), once per marker.
 CRASH_ENV = "RSTSWEEP_TEST_CRASH_ONCE"
@@ -54,7 +55,7 @@ def run_cell(
     """Tune trainable for the cell `params["cell_id"]` (configs come via `tune.with_parameters`)."""
     cell_id = params["cell_id"]
     config = _with_threads(configs[cell_id], threads)
-    work = _fresh_work_dir(work_root, cell_id)
+    work = _work_dir(work_root, cell_id)
     start_epoch = _restore(work)
     placement = _placement()
     reporter = _EpochReporter(work, getattr(config, "epochs", None), crash_marker, placement)
@@ -72,29 +73,42 @@ def _with_threads(config: Any, threads: int | None) -> Any:
     return config
 
 
-def _fresh_work_dir(work_root: str | None, cell_id: str) -> Path:
-    """An empty directory for the trainer. Emptied first: a crashed attempt may have left a newer
-    checkpoint.pt than the one Tune registered, and Tune's is the one to resume from."""
+def _work_dir(work_root: str | None, cell_id: str) -> Path:
+    """The cell's trainer directory, stable across runs: a driver killed mid-cell leaves the
+    trainer's last epoch checkpoint here and the next run resumes from it. Snapshots a killed
+    reporter left behind are removed; the trainer clears its own temporary files."""
     for root in (work_root, os.path.join(tempfile.gettempdir(), "rstsweep-work")):
         if not root:
             continue
         work = Path(root) / cell_id
         with contextlib.suppress(OSError):
-            shutil.rmtree(work, ignore_errors=True)
             work.mkdir(parents=True, exist_ok=True)
+            for stale in work.glob(".ckpt-*"):
+                shutil.rmtree(stale, ignore_errors=True)
             return work
     raise OSError(f"cannot create a work directory for cell {cell_id}")
 
 
 def _restore(work: Path) -> int:
-    """Copy the trainer checkpoint out of Tune's last checkpoint; return the epoch it ends at."""
+    """Put the checkpoint to resume from in `work`; return the epoch it ends at (0: none).
+    Tune's last checkpoint (a retry of a crashed trial) wins over one left by an earlier run."""
     checkpoint = tune.get_checkpoint()
-    if checkpoint is None:
-        return 0
-    with checkpoint.as_directory() as directory:
-        shutil.copy2(Path(directory) / CHECKPOINT_NAME, work / CHECKPOINT_NAME)
-        marker = Path(directory) / "epoch"
-        return int(marker.read_text()) if marker.exists() else 1
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            shutil.copy2(Path(directory) / CHECKPOINT_NAME, work / CHECKPOINT_NAME)
+            return _read_epoch(Path(directory) / EPOCH_MARKER)
+    if (work / CHECKPOINT_NAME).exists():  # an earlier run was killed while this cell ran
+        return _read_epoch(work / EPOCH_MARKER)
+    return 0
+
+
+def _read_epoch(marker: Path) -> int:
+    """The epoch a checkpoint ends at, as its marker says (informational: the trainer's own
+    checkpoint holds the true position; a missing or torn marker reads as 1)."""
+    try:
+        return int(marker.read_text())
+    except (OSError, ValueError):
+        return 1
 
 
 def _placement() -> dict[str, Any]:
@@ -148,7 +162,10 @@ class _EpochReporter:
             os.link(source, directory / CHECKPOINT_NAME)
         except OSError:
             shutil.copy2(source, directory / CHECKPOINT_NAME)
-        (directory / "epoch").write_text(str(epoch))
+        (directory / EPOCH_MARKER).write_text(str(epoch))
+        # the same marker beside the work checkpoint, for a later run's resume (atomic replace)
+        (directory / ".epoch-tmp").write_text(str(epoch))
+        os.replace(directory / ".epoch-tmp", self.work / EPOCH_MARKER)
         return str(directory)
 
     def _maybe_crash(self, epoch: int) -> None:
