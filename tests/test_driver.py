@@ -27,32 +27,9 @@ from rstsweep.sweeper.driver import run_sweep
 from rstsweep.sweeper.progress import read_events
 from rstsweep.sweeper.spec import expand
 from rstsweep.sweeper.store import Store, unpack_draws
+from tiny_sweeps import write_tiny_sweeps
 
 pytestmark = pytest.mark.slow
-
-YAML = """
-profiles:
-  t:
-    seeds: [0]
-    models: [fastcnn]
-    datasets: [fashion-mnist]
-    config: {{batch_size: 64, threads: 1}}
-    overrides: {{epochs: {epochs}, train_subset: 256, test_subset: 256, width: 4}}
-sweeps:
-  s:
-    groups:
-      sgd: {{algorithm: sgd, label: SGD, x: 0}}
-      constant:
-        grid: {{a_c: [{values}]}}
-        schedule: "constant({{a_c}})"
-        label: "a_c={{a_c}}"
-        x: "{{a_c}}"
-"""
-
-
-def write_yaml(path: Path, values: list[float], epochs: int = 3) -> Path:
-    path.write_text(YAML.format(values=", ".join(map(str, values)), epochs=epochs))
-    return path
 
 
 def raw_trials(store: Path) -> pd.DataFrame:
@@ -92,7 +69,7 @@ def ray_local():
 
 
 def test_sweep_end_to_end_one_row_per_cell_then_nothing_to_do(ray_local, tmp_path):
-    cells = expand(write_yaml(tmp_path / "s.yaml", [0.2, 0.5]), "s", "t")
+    cells = expand(write_tiny_sweeps(tmp_path / "s.yaml", [0.2, 0.5]), "s", "t")
     store = Store(tmp_path / "store")
     summary = run_sweep(cells, store, profile="t", train_fn=fake.fake_train, progress=False)
 
@@ -121,7 +98,7 @@ def test_sweep_end_to_end_one_row_per_cell_then_nothing_to_do(ray_local, tmp_pat
 def test_killed_worker_resumes_from_its_last_epoch_checkpoint(ray_local, tmp_path, monkeypatch):
     marker = tmp_path / "crashed"
     monkeypatch.setenv("RSTSWEEP_TEST_CRASH_ONCE", str(marker))
-    cells = expand(write_yaml(tmp_path / "s.yaml", [0.5]), "s", "t")
+    cells = expand(write_tiny_sweeps(tmp_path / "s.yaml", [0.5]), "s", "t")
     store = Store(tmp_path / "store")
     summary = run_sweep(cells, store, profile="t", train_fn=fake.fake_train, progress=False)
 
@@ -146,11 +123,11 @@ def test_killed_worker_resumes_from_its_last_epoch_checkpoint(ray_local, tmp_pat
 
 def test_grown_grid_runs_only_the_new_cells(ray_local, tmp_path):
     store = Store(tmp_path / "store")
-    first = expand(write_yaml(tmp_path / "s.yaml", [0.2, 0.5], epochs=1), "s", "t")
+    first = expand(write_tiny_sweeps(tmp_path / "s.yaml", [0.2, 0.5], epochs=1), "s", "t")
     run_sweep(first, store, profile="t", train_fn=fake.fake_train, progress=False)
     before = raw_trials(store.root).set_index("cell_id")[["attempt_id", "finished_at"]]
 
-    grown = expand(write_yaml(tmp_path / "s.yaml", [0.2, 0.5, 0.8], epochs=1), "s", "t")
+    grown = expand(write_tiny_sweeps(tmp_path / "s.yaml", [0.2, 0.5, 0.8], epochs=1), "s", "t")
     new = {c.cell_id for c in grown} - {c.cell_id for c in first}
     assert len(new) == 1
     summary = run_sweep(grown, store, profile="t", train_fn=fake.fake_train, progress=False)
@@ -177,7 +154,7 @@ def wait_idle(ray, timeout: float = 30.0) -> None:
 
 def test_fractional_gpus_are_shared_as_asked(ray_local, tmp_path):
     wait_idle(ray_local)
-    cells = expand(write_yaml(tmp_path / "s.yaml", [0.2, 0.4, 0.6], epochs=3), "s", "t")
+    cells = expand(write_tiny_sweeps(tmp_path / "s.yaml", [0.2, 0.4, 0.6], epochs=3), "s", "t")
     store = Store(tmp_path / "store")
     summary = run_sweep(
         cells,
@@ -201,7 +178,7 @@ def test_fractional_gpus_are_shared_as_asked(ray_local, tmp_path):
 
 
 def test_cell_failing_after_retries_goes_to_failures_and_stays_pending(ray_local, tmp_path):
-    cells = expand(write_yaml(tmp_path / "s.yaml", [0.5], epochs=1), "s", "t")
+    cells = expand(write_tiny_sweeps(tmp_path / "s.yaml", [0.5], epochs=1), "s", "t")
     store = Store(tmp_path / "store")
     summary = run_sweep(
         cells[:1], store, profile="t", max_failures=1, train_fn=fake.always_fails, progress=False
@@ -225,7 +202,7 @@ def test_cell_failing_after_retries_goes_to_failures_and_stays_pending(ray_local
 
 
 def test_impossible_request_is_refused_before_the_store_is_touched(ray_local, tmp_path):
-    cells = expand(write_yaml(tmp_path / "s.yaml", [0.5], epochs=1), "s", "t")
+    cells = expand(write_tiny_sweeps(tmp_path / "s.yaml", [0.5], epochs=1), "s", "t")
     store = Store(tmp_path / "store")
     t0 = time.monotonic()
     with pytest.raises(RstError) as info:

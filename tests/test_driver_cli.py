@@ -23,30 +23,7 @@ import pandas as pd
 import pytest
 
 from rstsweep.sweeper.progress import read_events
-
-YAML = """
-profiles:
-  t:
-    seeds: [0]
-    models: [fastcnn]
-    datasets: [fashion-mnist]
-    config: {{batch_size: 64, lr: 0.05, threads: 1}}
-    overrides: {{epochs: {epochs}, train_subset: 256, test_subset: 128, width: 4}}
-sweeps:
-  s:
-    groups:
-      sgd: {{algorithm: sgd, label: SGD, x: 0}}
-      constant:
-        grid: {{a_c: [{values}]}}
-        schedule: "constant({{a_c}})"
-        label: "a_c={{a_c}}"
-        x: "{{a_c}}"
-"""
-
-
-def write_yaml(path: Path, values: list[float], epochs: int) -> Path:
-    path.write_text(YAML.format(values=", ".join(map(str, values)), epochs=epochs))
-    return path
+from tiny_sweeps import write_tiny_sweeps
 
 
 def rstsweep_cmd(*args: str | Path) -> list[str]:
@@ -112,9 +89,9 @@ def run_events(store: Path) -> list[list[dict]]:
 def test_bad_input_exits_2_before_ray_and_leaves_the_store_untouched(
     tmp_path, ray_dir, args, message
 ):
-    sweeps = write_yaml(tmp_path / "s.yaml", [0.5], epochs=1)
+    sweeps = write_tiny_sweeps(tmp_path / "s.yaml", [0.5], epochs=1)
     if args == ["--bad-yaml"]:
-        sweeps = write_yaml(tmp_path / "s.yaml", [0.5, 1.5], epochs=1)  # a_c = 1.5 > 1
+        sweeps = write_tiny_sweeps(tmp_path / "s.yaml", [0.5, 1.5], epochs=1)  # a_c = 1.5 > 1
         args = []
     done = run_cli(
         tmp_path, ray_dir, "run", "s", "--file", sweeps, "--profile", "t", "--store", "st", *args
@@ -129,7 +106,7 @@ def test_bad_input_exits_2_before_ray_and_leaves_the_store_untouched(
 
 @pytest.mark.slow
 def test_driver_sigkilled_mid_sweep_then_rerun_runs_every_cell_exactly_once(tmp_path, ray_dir):
-    sweeps = write_yaml(tmp_path / "s.yaml", [0.2, 0.4, 0.6, 0.8], epochs=2)
+    sweeps = write_tiny_sweeps(tmp_path / "s.yaml", [0.2, 0.4, 0.6, 0.8], epochs=2)
     store = tmp_path / "st"
     args = ("run", "s", "--file", sweeps, "--profile", "t", "--store", store, "--no-progress")
     with open(tmp_path / "first.log", "w") as log:
@@ -176,7 +153,7 @@ def test_driver_sigkilled_mid_sweep_then_rerun_runs_every_cell_exactly_once(tmp_
 
 @pytest.mark.slow
 def test_trial_killed_mid_trial_is_retried_from_its_epoch_checkpoint(tmp_path, ray_dir):
-    sweeps = write_yaml(tmp_path / "s.yaml", [0.5], epochs=3)
+    sweeps = write_tiny_sweeps(tmp_path / "s.yaml", [0.5], epochs=3)
     marker = tmp_path / "crashed"
     store = tmp_path / "st"
     done = run_cli(
@@ -212,10 +189,8 @@ def test_trial_killed_mid_trial_is_retried_from_its_epoch_checkpoint(tmp_path, r
 def test_driver_killed_mid_cell_then_rerun_resumes_that_cell_from_its_epoch_checkpoint(
     tmp_path, ray_dir
 ):
-    sweeps = tmp_path / "s.yaml"  # two cells of four ~1 s epochs, so the kill lands mid-cell
-    sweeps.write_text(
-        YAML.format(values="0.5", epochs=4).replace("train_subset: 256", "train_subset: 2048")
-    )
+    # two cells of four ~1 s epochs, so the kill lands mid-cell
+    sweeps = write_tiny_sweeps(tmp_path / "s.yaml", [0.5], epochs=4, train_subset=2048)
     args = ("run", "s", "--file", sweeps, "--profile", "t", "--no-progress", "--store")
     cells_dir = tmp_path / "st" / ".scratch" / "cells"
     with open(tmp_path / "first.log", "w") as log:

@@ -16,25 +16,9 @@ import pandas as pd
 import pytest
 
 from rstsweep.sweeper.progress import read_events
+from tiny_sweeps import write_tiny_sweeps
 
 pytestmark = pytest.mark.slow
-
-YAML = """
-profiles:
-  t:
-    seeds: [0]
-    models: [fastcnn]
-    datasets: [fashion-mnist]
-    config: {batch_size: 64, lr: 0.05, threads: 1}
-    overrides: {epochs: 2, train_subset: 256, test_subset: 128, width: 4}
-sweeps:
-  s:
-    groups:
-      sgd: {algorithm: sgd, label: SGD, x: 0}
-      constant:
-        grid: {a_c: [0.3, 0.6, 0.9]}
-        schedule: "constant({a_c})"
-"""
 
 
 @pytest.fixture
@@ -75,7 +59,7 @@ def run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_two_node_cluster_runs_a_sweep_with_fractional_gpus(cluster, tmp_path):
-    (tmp_path / "s.yaml").write_text(YAML)
+    write_tiny_sweeps(tmp_path / "s.yaml", [0.3, 0.6, 0.9], epochs=2)
     refused = run_cli(tmp_path, "--address", cluster.address, "--gpus-per-trial", "2")
     assert refused.returncode == 2
     assert refused.stderr.strip() == (
