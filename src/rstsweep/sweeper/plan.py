@@ -8,7 +8,6 @@ No torch, no ray: this must answer in about a second.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,22 +15,7 @@ import pandas as pd
 
 from rstsweep.sweeper.spec import Cell, expand, load_sweeps
 from rstsweep.sweeper.store import Store
-
-# Training-set sizes of the known datasets (ImageNet-1k train split).
-TRAIN_SIZES = {
-    "fashion-mnist": 60_000,
-    "cifar10": 50_000,
-    "cifar100": 50_000,
-    "imagenet": 1_281_167,
-}
-
-
-def steps_per_epoch(n_train: int, batch_size: int) -> int:
-    """Batches per epoch; same rule as `rstsweep.trainers.augment.steps_per_epoch` (drop_last, but
-    at least one batch when the set is smaller than a batch). Duplicated here to avoid torch."""
-    if n_train <= 0:
-        return 0
-    return n_train // batch_size if n_train >= batch_size else math.ceil(n_train / batch_size)
+from rstsweep.trainers.catalog import TRAIN_SIZES, steps_per_epoch
 
 
 def cell_steps(config) -> int | None:

@@ -54,17 +54,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from rstsweep.errors import RstError
+from rstsweep.trainers.catalog import DATASETS, MODEL_NAMES, is_known_model
 from rstsweep.trainers.config import CellConfig
 
 # Names the cell loop sets itself; a config section may not set them.
 _LOOP_FIELDS = frozenset({"model", "dataset", "seed"})
 _CONFIG_FIELDS = frozenset(CellConfig.model_fields) - _LOOP_FIELDS
 _SCHEDULE_HELPERS = ("piecewise_group", "linear_group")
-
-# Mirrors rstsweep.trainers.models.MODEL_NAMES / data.DATASETS, which import torch (slow): a typo in
-# a model name is caught here, before anything starts. tests/test_spec.py checks they agree.
-_MODEL_RE = re.compile(r"^(fastcnn|resnet18|resnet50|resnet101|vgg16-bn|vit-s16|wrn-\d+-\d+)$")
-KNOWN_DATASETS = ("fashion-mnist", "cifar10", "cifar100", "imagenet")
 
 
 # ----------------------------------------------------------------------------- pydantic models
@@ -250,12 +246,11 @@ def _check_config_keys(section: Mapping[str, Any], *where: Any) -> None:
 
 def _check_names(names: list[str] | None, *where: Any) -> None:
     for i, name in enumerate(names or []):
-        known = KNOWN_DATASETS if where[-1] == "datasets" else None
-        ok = name in known if known else bool(_MODEL_RE.match(name))
+        known = DATASETS if where[-1] == "datasets" else None
+        ok = name in known if known else is_known_model(name)
         if not ok:
-            hint = (
-                ", ".join(known) if known else "fastcnn, resnet18, wrn-D-K, vgg16-bn, vit-s16, ..."
-            )
+            # models: the CIFAR ones, then "..." (the ImageNet ResNets are rarely what was meant)
+            hint = ", ".join(known) if known else ", ".join(MODEL_NAMES[:5]) + ", ..."
             raise RstError(f"{_path(*where, i)}: unknown {where[-1][:-1]} {name!r} (known: {hint})")
 
 

@@ -24,7 +24,6 @@ training set smaller than the batch still yields one (smaller) batch per epoch.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -33,21 +32,13 @@ import torch
 from torch import Tensor
 
 from rstsweep.errors import RstError
+from rstsweep.trainers.catalog import steps_per_epoch
 
 if TYPE_CHECKING:
     from rstsweep.trainers.data import DataBundle
 
 AUGMENTS: tuple[str, ...] = ("none", "basic", "cutout")
 PAD = 4
-
-
-def steps_per_epoch(n_train: int, batch_size: int, drop_last: bool = True) -> int:
-    """Number of batches `train_batches` yields per epoch (at least 1 when n_train > 0)."""
-    if n_train <= 0:
-        return 0
-    if drop_last and n_train >= batch_size:
-        return n_train // batch_size
-    return math.ceil(n_train / batch_size)
 
 
 def cutout_size(image_size: int) -> int:

@@ -29,8 +29,8 @@ import torch
 from torch import Tensor
 
 from rstsweep.errors import RstError
+from rstsweep.trainers.catalog import DATASETS
 
-DATASETS: tuple[str, ...] = ("fashion-mnist", "cifar10", "cifar100", "imagenet")
 SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 CACHE_DIR = Path("~/.cache/rstsweep").expanduser()
 IMAGENET_MAX_BYTES = 8 * 2**30

@@ -16,24 +16,13 @@ and 32×32 inputs: the heads pool adaptively, so only ViT needs `image_size` (it
 
 from __future__ import annotations
 
-import re
-
 import torch
 from torch import Tensor, nn
 
 from rstsweep.errors import RstError
+from rstsweep.trainers.catalog import MODEL_NAMES, WRN_RE
 
-MODEL_NAMES: tuple[str, ...] = (
-    "fastcnn",
-    "resnet18",
-    "wrn-D-K",
-    "vgg16-bn",
-    "vit-s16",
-    "resnet50",
-    "resnet101",
-)
 FASTCNN_WIDTH = 16
-_WRN_RE = re.compile(r"^wrn-(\d+)-(\d+)$")
 
 
 # ----------------------------------------------------------------------- fastcnn (airbench-like)
@@ -154,7 +143,7 @@ class WideResNet(nn.Module):
 
 
 def _wrn(name: str, in_channels: int, num_classes: int, width: int | None) -> WideResNet:
-    match = _WRN_RE.match(name)
+    match = WRN_RE.match(name)
     assert match is not None
     depth, k = int(match[1]), int(match[2])
     if depth < 10 or (depth - 4) % 6:
@@ -265,7 +254,7 @@ def build_model(
         return FastCNN(in_channels, num_classes, width or FASTCNN_WIDTH)
     if key == "resnet18":
         return CifarResNet18(in_channels, num_classes, width or 64)
-    if _WRN_RE.match(key):
+    if WRN_RE.match(key):
         return _wrn(key, in_channels, num_classes, width)
     if key == "vgg16-bn":
         return VGG16BN(in_channels, num_classes)
