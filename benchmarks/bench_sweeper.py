@@ -36,12 +36,12 @@ from pathlib import Path
 
 import numpy as np
 
+from rstsweep.core.config import CellConfig
+from rstsweep.core.result import EpochRecord, TrainResult
+from rstsweep.store.store import Store
 from rstsweep.sweeper.driver import run_sweep
 from rstsweep.sweeper.progress import read_events
 from rstsweep.sweeper.spec import Cell
-from rstsweep.sweeper.store import Store
-from rstsweep.trainers.config import CellConfig
-from rstsweep.trainers.result import EpochRecord, TrainResult
 
 EPOCHS = 5
 

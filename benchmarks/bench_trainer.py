@@ -34,13 +34,14 @@ import time
 import torch
 import torch.nn.functional as F
 
+from rstsweep.core.config import CellConfig
 from rstsweep.schedules import parse
 from rstsweep.trainers.augment import train_batches
-from rstsweep.trainers.config import CellConfig
+from rstsweep.trainers.cell import build_cell, run_epoch
 from rstsweep.trainers.data import DataBundle
-from rstsweep.trainers.loop import build_cell, run_epoch, train_step
 from rstsweep.trainers.models import build_model
 from rstsweep.trainers.optim import lr_factor
+from rstsweep.trainers.step import train_step
 
 SHAPES = {"fmnist": (1, 28), "cifar": (3, 32)}
 PS = (0.0, 0.25, 0.5, 0.75, 1.0)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rstsweep.analysis.synthetic import small_store
+from rstsweep.testing.synthetic import small_store
 
 SWEEPS_FILE = Path(__file__).resolve().parents[1] / "sweeps.yaml"
 
@@ -82,7 +82,7 @@ def test_user_errors_exit_2_with_one_line(store, tmp_path, args, message):
 def test_analysis_imports_neither_torch_nor_ray():
     code = (
         "import sys, rstsweep.analysis.figures, rstsweep.analysis.tables, "
-        "rstsweep.analysis.synthetic; "
+        "rstsweep.testing.synthetic; "
         "bad = [m for m in ('torch', 'ray', 'torchvision') if m in sys.modules]; "
         "assert not bad, bad; "
         "import matplotlib; assert matplotlib.get_backend().lower() == 'agg'"

@@ -12,8 +12,8 @@ import pytest
 
 from rstsweep.analysis.figures import figure4, make_figures
 from rstsweep.analysis.results import group_key, load
-from rstsweep.analysis.synthetic import small_store
 from rstsweep.errors import RstError
+from rstsweep.testing.synthetic import small_store
 
 SWEEPS_FILE = Path(__file__).resolve().parents[1] / "sweeps.yaml"
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rstsweep.analysis.synthetic import small_store
 from rstsweep.schedules import parse
-from rstsweep.sweeper.schema import TABLES
-from rstsweep.sweeper.store import read_table, unpack_draws
+from rstsweep.store.rows import unpack_draws
+from rstsweep.store.schema import TABLES
+from rstsweep.store.store import read_table
+from rstsweep.testing.synthetic import small_store
 
 SWEEPS_FILE = Path(__file__).resolve().parents[1] / "sweeps.yaml"
 

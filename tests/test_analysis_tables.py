@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rstsweep.analysis.synthetic import small_store
 from rstsweep.analysis.tables import make_tables, paper_numbers
 from rstsweep.errors import RstError
+from rstsweep.testing.synthetic import small_store
 
 SWEEPS_FILE = Path(__file__).resolve().parents[1] / "sweeps.yaml"
 SWEEPS = ["baselines", "constant", "piecewise-1", "piecewise-3", "trigonometric", "p-gamma"]
@@ -183,8 +183,8 @@ def test_empty_store_gives_schedule_and_paper_tables_only(tmp_path):
 
 def _result(cell, error: float, status: str = "ok"):
     """A TrainResult as the trainer would return it (T = 12 steps, the real coin draws)."""
+    from rstsweep.core.result import EpochRecord, TrainResult
     from rstsweep.schedules import parse
-    from rstsweep.trainers.result import EpochRecord, TrainResult
 
     schedule = parse(cell.config.schedule)
     steps = 12
@@ -215,8 +215,8 @@ def _result(cell, error: float, status: str = "ok"):
 def test_store_written_through_the_store_api(tmp_path):
     """Cells expanded from sweeps.yaml (ci profile) and written with Store.write_result, one of
     them diverged: the tables show the errors we wrote and leave the diverged one out."""
-    from rstsweep.analysis.synthetic import grid_cells
-    from rstsweep.sweeper.store import Store
+    from rstsweep.store.store import Store
+    from rstsweep.testing.synthetic import grid_cells
 
     cells = grid_cells(SWEEPS_FILE, "ci", ["constant"])
     store = Store(tmp_path)

@@ -23,10 +23,11 @@ import pytest
 
 import test_driver_fake as fake
 from rstsweep.errors import RstError
+from rstsweep.store.rows import unpack_draws
+from rstsweep.store.store import Store
 from rstsweep.sweeper.driver import run_sweep
 from rstsweep.sweeper.progress import read_events
 from rstsweep.sweeper.spec import expand
-from rstsweep.sweeper.store import Store, unpack_draws
 from tiny_sweeps import write_tiny_sweeps
 
 pytestmark = pytest.mark.slow

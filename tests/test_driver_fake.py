@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rstsweep.trainers.result import EpochRecord, TrainResult
+from rstsweep.core.result import EpochRecord, TrainResult
 
 EPOCH_S = float(os.environ.get("RSTSWEEP_FAKE_EPOCH_S", "0.3"))
 
@@ -97,7 +97,7 @@ def _run(config, out: Path, resume: bool, on_epoch, epoch_s: float) -> TrainResu
 
 
 def test_fake_train_resumes_from_its_checkpoint(tmp_path):
-    from rstsweep.trainers.config import CellConfig
+    from rstsweep.core.config import CellConfig
 
     config = CellConfig(epochs=3, seed=1)
     seen = []

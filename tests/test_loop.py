@@ -13,9 +13,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from rstsweep.core.config import CellConfig
 from rstsweep.errors import RstError
 from rstsweep.schedules import parse
 from rstsweep.trainers import loop as loop_module
+from rstsweep.trainers import summary as summary_module
 from rstsweep.trainers.augment import test_batches, train_batches
 from rstsweep.trainers.checkpoint import (
     atomic_torch_save,
@@ -24,7 +26,6 @@ from rstsweep.trainers.checkpoint import (
     remove_stale_temporaries,
     restore_rng_state,
 )
-from rstsweep.trainers.config import CellConfig
 from rstsweep.trainers.data import load_data
 from rstsweep.trainers.models import build_model
 from rstsweep.trainers.sam import disable_running_stats
@@ -185,7 +186,7 @@ def count_train_forwards(monkeypatch) -> list[int]:
         )
         return model
 
-    monkeypatch.setattr("rstsweep.trainers.models.build_model", counting_build_model)
+    monkeypatch.setattr("rstsweep.trainers.cell.build_model", counting_build_model)
     return sizes
 
 
@@ -322,7 +323,7 @@ def test_failed_write_keeps_the_previous_checkpoint(tmp_path):
 
 def test_result_summary_is_json_safe():
     result = loop_module.train(tiny(lr=1e12, grad_clip=None, lr_schedule="constant", epochs=1))
-    summary = loop_module.result_summary(result)
+    summary = summary_module.result_summary(result)
     assert summary["status"] == "diverged" and summary["train_loss"] is None
     assert "epochs" not in summary and "draws" not in summary
     assert summary["realized_extra"] == result.sa_steps / result.steps

@@ -8,10 +8,11 @@ import pytest
 import torch
 from torch import nn
 
+from rstsweep.core.config import CellConfig
 from rstsweep.errors import RstError
-from rstsweep.trainers.config import CellConfig
 from rstsweep.trainers.optim import build_lr_scheduler, build_optimizer, lr_factor
-from rstsweep.trainers.sam import GSAM, SAM, LookSAM
+from rstsweep.trainers.sam import SAM
+from rstsweep.trainers.variants import ESAM, GSAM, LookSAM
 
 torch.set_num_threads(1)
 
@@ -32,7 +33,7 @@ COMMON = dict(rho=0.07, alpha=1.3, grad_clip=2.5, lr=0.05, momentum=0.8, weight_
         ("asam", SAM, dict(adaptive=True, eta=0.02, mask_fraction=1.0)),
         ("gsam", GSAM, dict(gsam_alpha=0.3, mask_fraction=1.0)),
         ("looksam", LookSAM, dict(k=4, looksam_alpha=0.6, mask_fraction=1.0)),
-        ("esam", SAM, dict(mask_fraction=0.4, mask_kind="random", mask_seed=11)),
+        ("esam", ESAM, dict(mask_fraction=0.4, mask_kind="random", mask_seed=11)),
         ("ssam", SAM, dict(mask_fraction=0.4, mask_kind="fisher", mask_seed=11)),
     ],
 )

@@ -11,10 +11,10 @@ import pytest
 
 from rstsweep.errors import RstError
 from rstsweep.schedules import parse
+from rstsweep.store.store import Store
 from rstsweep.sweeper.plan import cell_steps, make_plan, plan_sweep, steps_per_epoch
 from rstsweep.sweeper.spec import expand
 from rstsweep.sweeper.status import collect_status, heartbeat_live
-from rstsweep.sweeper.store import Store
 from test_store import make_result
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from rstsweep.core.config import CellConfig
 from rstsweep.errors import RstError
-from rstsweep.trainers.config import CellConfig
-from rstsweep.trainers.loop import resolve_runtime
+from rstsweep.trainers.runtime import resolve_runtime
 
 
 @pytest.fixture

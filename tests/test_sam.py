@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from rstsweep.trainers.sam import GSAM, SAM, LookSAM, disable_running_stats, global_norm
+from rstsweep.trainers.sam import SAM, disable_running_stats, global_norm
+from rstsweep.trainers.variants import GSAM, LookSAM
 
 torch.set_num_threads(1)
 STEPS = 6

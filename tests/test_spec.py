@@ -147,7 +147,8 @@ def test_small_profiles_are_small(sweeps) -> None:
 def test_known_model_and_dataset_names_match_the_trainers() -> None:
     """spec.py validates names with the trainers' own torch-free catalogue, and the torch modules
     build exactly those names."""
-    from rstsweep.trainers import catalog, data, models
+    from rstsweep.core import catalog
+    from rstsweep.trainers import data, models
 
     assert models.MODEL_NAMES is catalog.MODEL_NAMES and data.DATASETS is catalog.DATASETS
     for name in catalog.MODEL_NAMES:
@@ -282,7 +283,7 @@ def _snapshot(root: Path) -> dict[str, bytes]:
 def test_cli_bad_input_exits_2_with_one_line_and_store_untouched(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    from rstsweep.sweeper.store import Store
+    from rstsweep.store.store import Store
     from test_store import make_cell, make_result
 
     store_dir = tmp_path / "store"

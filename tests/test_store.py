@@ -16,19 +16,14 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from rstsweep.core.config import CellConfig
+from rstsweep.core.result import EpochRecord, TrainResult
 from rstsweep.schedules import parse
-from rstsweep.sweeper import schema
+from rstsweep.store import schema
+from rstsweep.store.files import part_files
+from rstsweep.store.rows import pack_draws, trial_row, unpack_draws
+from rstsweep.store.store import Store, read_table
 from rstsweep.sweeper.spec import Cell
-from rstsweep.sweeper.store import (
-    Store,
-    pack_draws,
-    part_files,
-    read_table,
-    trial_row,
-    unpack_draws,
-)
-from rstsweep.trainers.config import CellConfig
-from rstsweep.trainers.result import EpochRecord, TrainResult
 
 
 def make_cell(schedule: str = "constant(0.5)", seed: int = 0, group: str = "constant") -> Cell:
@@ -164,7 +159,7 @@ KILL_SCRIPT = textwrap.dedent(
     import os, signal, sys
     sys.path.insert(0, {tests!r})
     from test_store import make_cell, make_result
-    import rstsweep.sweeper.store as st
+    import rstsweep.store.store as st
 
     mode = sys.argv[2]
     real_write = st.Store._write

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from rstsweep import cli
-from rstsweep.trainers.config import CellConfig
+from rstsweep.core.config import CellConfig
 from rstsweep.trainers.loop import train
 
 torch.set_num_threads(1)

@@ -89,7 +89,7 @@ def train_cmd(
     json_: Annotated[bool, typer.Option("--json", help="Print a JSON summary only.")] = False,
 ) -> None:
     """Train one cell (one RST run) and print its summary."""
-    from rstsweep.trainers.loop import run_cli
+    from rstsweep.trainers.summary import run_cli
 
     options = dict(locals())
     for key in ("out", "resume", "json_", "run_cli"):
@@ -178,7 +178,7 @@ def status(
 @app.command()
 def compact(store: StoreDir = DEFAULT_STORE) -> None:
     """Merge each store table's small Parquet files into one (safe while nothing else compacts)."""
-    from rstsweep.sweeper.store import Store
+    from rstsweep.store.store import Store
 
     if not store.is_dir():
         raise RstError(f"{store}: no result store here (pass --store DIR)")

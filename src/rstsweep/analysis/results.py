@@ -3,7 +3,7 @@
 Owns the analysis view of a store: which cells belong to which sweep/group (the `cells` table,
 falling back to the trials rows' own sweep/group), the per-seed extra wall time relative to the SGD
 cell of the same setting and seed, and the per-case aggregates (mean ± std over seeds) that every
-figure and table draws from. Reads the Parquet store only, through `rstsweep.sweeper.store`.
+figure and table draws from. Reads the Parquet store only, through `rstsweep.store.store`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rstsweep.sweeper.schema import TABLES
+from rstsweep.store.schema import TABLES
 
 # The columns that make two cells "the same experiment up to its seed" when they share a panel:
 # endpoints (SGD/SAM) are matched to RST cells by this setting (plus seed for extra wall time).
@@ -102,7 +102,7 @@ def require_store(store: str | os.PathLike[str]) -> Path:
 
 def read_store_table(root: str | os.PathLike[str], name: str) -> pd.DataFrame:
     """One deduplicated table of the store (the store's own reader; empty frame if absent)."""
-    from rstsweep.sweeper.store import read_table
+    from rstsweep.store.store import read_table
 
     frame = read_table(root, name)
     if frame.empty and len(frame.columns) == 0:
@@ -284,7 +284,7 @@ class Results:
 
     def draws_of(self, cell_id: str) -> np.ndarray | None:
         """X_0..X_{T-1} of a done cell from the `draws` table (read once, on first use)."""
-        from rstsweep.sweeper.store import unpack_draws
+        from rstsweep.store.rows import unpack_draws
 
         if self._draws is None:
             self._draws = read_store_table(self.root, "draws")

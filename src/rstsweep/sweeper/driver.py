@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from rstsweep.core.names import CRASH_ENV
 from rstsweep.sweeper.progress import EventLog, SweepProgress
 from rstsweep.sweeper.resources import (
     TrialRequest,
@@ -34,8 +35,6 @@ from rstsweep.sweeper.resources import (
     validate_request,
 )
 from rstsweep.sweeper.spec import Cell
-
-CRASH_ENV = "RSTSWEEP_TEST_CRASH_ONCE"  # == sweeper.trial.CRASH_ENV (that module imports ray)
 
 
 @dataclass
@@ -291,8 +290,8 @@ def run_command(
     """`rstsweep run`/`resume`: expand, run, print one summary line. Exit code 0 when every cell is
     done, 1 when some failed or the run was interrupted (those cells stay pending: run again);
     user errors raise RstError (exit 2)."""
+    from rstsweep.store.store import Store
     from rstsweep.sweeper.spec import expand
-    from rstsweep.sweeper.store import Store
 
     cells = expand(file, sweep, profile)  # YAML, sweep and profile errors: before Ray starts
     cells = with_absolute_data_dir(cells, data_dir)

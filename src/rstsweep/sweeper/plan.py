@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from rstsweep.core.catalog import TRAIN_SIZES, steps_per_epoch
+from rstsweep.store.store import Store
 from rstsweep.sweeper.spec import Cell, expand, load_sweeps
-from rstsweep.sweeper.store import Store
-from rstsweep.trainers.catalog import TRAIN_SIZES, steps_per_epoch
 
 
 def cell_steps(config) -> int | None:

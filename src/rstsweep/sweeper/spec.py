@@ -53,9 +53,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
+from rstsweep.core.catalog import DATASETS, MODEL_NAMES, is_known_model
+from rstsweep.core.config import CellConfig
 from rstsweep.errors import RstError
-from rstsweep.trainers.catalog import DATASETS, MODEL_NAMES, is_known_model
-from rstsweep.trainers.config import CellConfig
 
 # Names the cell loop sets itself; a config section may not set them.
 _LOOP_FIELDS = frozenset({"model", "dataset", "seed"})

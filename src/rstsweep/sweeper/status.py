@@ -18,9 +18,9 @@ from typing import Any
 import pandas as pd
 
 from rstsweep.errors import RstError
+from rstsweep.store.store import Store
 from rstsweep.sweeper.plan import format_count, format_duration
 from rstsweep.sweeper.spec import expand, load_sweeps
-from rstsweep.sweeper.store import Store
 
 # The driver rewrites the heartbeat every few seconds; older than this it is a dead run's.
 STALE_S = 120.0

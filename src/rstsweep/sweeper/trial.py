@@ -25,14 +25,13 @@ from typing import Any
 import numpy as np
 from ray import tune
 
-from rstsweep.trainers.result import EpochRecord, TrainResult
+from rstsweep.core.atomic import atomic_write_text
+from rstsweep.core.names import CHECKPOINT_NAME
+from rstsweep.core.result import EpochRecord, TrainResult
+from rstsweep.store.rows import pack_draws, unpack_draws
 
-CHECKPOINT_NAME = "checkpoint.pt"  # == rstsweep.trainers.checkpoint.CHECKPOINT_NAME (no torch here)
 FINAL_KEY = "rst_result"
 EPOCH_MARKER = "epoch"  # beside a checkpoint.pt: the epoch it ends at
-# Test hook: when this names a marker file path, the first trial to finish epoch 1 creates the
-# marker and kills its own worker process (SIGKILL-like, no cleanup), once per marker.
-CRASH_ENV = "RSTSWEEP_TEST_CRASH_ONCE"
 
 TrainFn = Callable[..., TrainResult]
 
@@ -163,9 +162,8 @@ class _EpochReporter:
         except OSError:
             shutil.copy2(source, directory / CHECKPOINT_NAME)
         (directory / EPOCH_MARKER).write_text(str(epoch))
-        # the same marker beside the work checkpoint, for a later run's resume (atomic replace)
-        (directory / ".epoch-tmp").write_text(str(epoch))
-        os.replace(directory / ".epoch-tmp", self.work / EPOCH_MARKER)
+        # the same marker beside the work checkpoint, for a later run's resume
+        atomic_write_text(self.work / EPOCH_MARKER, str(epoch))
         return str(directory)
 
     def _maybe_crash(self, epoch: int) -> None:
@@ -185,7 +183,7 @@ def result_to_payload(result: TrainResult) -> dict[str, Any]:
     payload = {f.name: getattr(result, f.name) for f in fields(result)}
     draws = np.asarray(result.draws, dtype=bool)
     payload["epochs"] = [asdict(e) for e in result.epochs]
-    payload["draws"] = {"steps": int(draws.size), "bits": np.packbits(draws).tobytes()}
+    payload["draws"] = {"steps": int(draws.size), "bits": pack_draws(draws)}
     return payload
 
 
@@ -193,7 +191,6 @@ def payload_to_result(payload: dict[str, Any]) -> TrainResult:
     """Inverse of `result_to_payload`."""
     data = dict(payload)
     draws = data.pop("draws")
-    packed = np.frombuffer(draws["bits"], dtype=np.uint8)
-    data["draws"] = np.unpackbits(packed, count=int(draws["steps"])).astype(bool)
+    data["draws"] = unpack_draws(draws["bits"], int(draws["steps"]))
     data["epochs"] = [EpochRecord(**e) for e in data["epochs"]]
     return TrainResult(**data)

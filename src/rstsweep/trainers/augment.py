@@ -31,8 +31,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from rstsweep.core.catalog import steps_per_epoch
 from rstsweep.errors import RstError
-from rstsweep.trainers.catalog import steps_per_epoch
 
 if TYPE_CHECKING:
     from rstsweep.trainers.data import DataBundle

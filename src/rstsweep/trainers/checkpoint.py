@@ -10,56 +10,29 @@ Everything stored is plain data (tensors, numbers, strings, lists, dicts), so lo
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-CHECKPOINT_NAME = "checkpoint.pt"
-FINAL_WEIGHTS_NAME = "final.pt"
+from rstsweep.core.atomic import atomic_write
+from rstsweep.core.atomic import remove_stale_temporaries as _remove_stale
+from rstsweep.core.names import CHECKPOINT_NAME, FINAL_WEIGHTS_NAME
+
 FORMAT_VERSION = 1
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """`torch.save(obj, path)` via tmp file + fsync + os.replace (+ fsync of the directory)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    """`torch.save(obj, path)` via the one atomic-write helper (tmp file, fsync, rename)."""
+    atomic_write(path, lambda handle: torch.save(obj, handle))
 
 
 def remove_stale_temporaries(directory: Path) -> None:
     """Delete `.tmp-*` files a killed writer left in `directory` (never the real files)."""
     for name in (CHECKPOINT_NAME, FINAL_WEIGHTS_NAME):
-        for stale in Path(directory).glob(f".tmp-{name}-*"):
-            stale.unlink(missing_ok=True)
-
-
-def _fsync_dir(directory: Path) -> None:
-    # The rename itself is durable only once the directory entry is flushed (POSIX).
-    try:
-        dir_fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
+        _remove_stale(directory, name)
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

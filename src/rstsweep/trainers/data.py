@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from rstsweep.core.catalog import DATASETS
 from rstsweep.errors import RstError
-from rstsweep.trainers.catalog import DATASETS
 
 SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 CACHE_DIR = Path("~/.cache/rstsweep").expanduser()

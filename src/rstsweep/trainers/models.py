@@ -19,8 +19,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from rstsweep.core.catalog import MODEL_NAMES, WRN_RE
 from rstsweep.errors import RstError
-from rstsweep.trainers.catalog import MODEL_NAMES, WRN_RE
 
 FASTCNN_WIDTH = 16
 

@@ -4,12 +4,12 @@
 the sharpness-aware branch on X_t = 1 (for algorithm `sgd` the schedule is constant(0), so that
 branch is never used). `alpha` (GNR's γ/ρ) applies to every sharpness-aware algorithm: `gnr` is
 `sam` with alpha, and asam/gsam/looksam/esam/ssam with alpha ≠ 1 are their G-RST versions.
-ESAM's sharpness-sensitive data selection (esam_gamma) acts on the loss of the second pass, not on
-the optimizer; here ESAM is its weight-perturbation part (a random mask_fraction of entries).
+Each algorithm's builder is named by the algorithm registry (`rstsweep.core.algorithms`).
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -17,9 +17,11 @@ from typing import Any
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
+from rstsweep.core.algorithms import get_algorithm
+from rstsweep.core.config import CellConfig
 from rstsweep.errors import RstError
-from rstsweep.trainers.config import CellConfig
-from rstsweep.trainers.sam import GSAM, SAM, LookSAM
+from rstsweep.trainers.sam import SAM
+from rstsweep.trainers.variants import ESAM, GSAM, LookSAM
 
 STEP_MILESTONES = (0.3, 0.6, 0.8)  # fractions of training where the `step` schedule multiplies lr
 STEP_FACTOR = 0.2  # by this (the WRN/SAM CIFAR recipe: 60/120/160 of 200 epochs)
@@ -42,25 +44,53 @@ def _base_optimizer(config: CellConfig) -> tuple[Callable[..., torch.optim.Optim
 
 
 def build_optimizer(params: Iterable[Any], config: CellConfig) -> SAM:
-    """The SAM-family optimizer of `config.algorithm` over the base optimizer `config.optimizer`."""
+    """The SAM-family optimizer of `config.algorithm` (through the algorithm registry) over the
+    base optimizer `config.optimizer`."""
+    module, _, function = get_algorithm(config.algorithm).builder.partition(":")
+    builder = getattr(importlib.import_module(module), function)
+    return builder(params, config)
+
+
+def _common(config: CellConfig) -> tuple[Callable[..., torch.optim.Optimizer], dict]:
     base, kwargs = _base_optimizer(config)
     kwargs.update(rho=config.rho, alpha=config.alpha, max_grad_norm=config.grad_clip)
-    algorithm = config.algorithm
-    if algorithm == "asam":
-        return SAM(params, base, adaptive=True, eta=config.asam_eta, **kwargs)
-    if algorithm == "gsam":
-        return GSAM(params, base, gsam_alpha=config.gsam_alpha, **kwargs)
-    if algorithm == "looksam":
-        return LookSAM(
-            params, base, k=config.looksam_k, looksam_alpha=config.looksam_alpha, **kwargs
-        )
-    if algorithm in ("esam", "ssam"):
-        kind = "random" if algorithm == "esam" else config.mask_kind
-        mask = dict(mask_fraction=config.mask_fraction, mask_kind=kind, mask_seed=config.seed)
-        return SAM(params, base, **mask, **kwargs)
-    if algorithm in ("sam", "gnr", "sgd"):
-        return SAM(params, base, **kwargs)
-    raise RstError(f"algorithm: unknown {algorithm!r}")
+    return base, kwargs
+
+
+def build_sam(params: Iterable[Any], config: CellConfig) -> SAM:
+    """SAM, GNR/G-RST (alpha) and the plain base optimizer (`sgd` never takes the SA branch)."""
+    base, kwargs = _common(config)
+    return SAM(params, base, **kwargs)
+
+
+def build_asam(params: Iterable[Any], config: CellConfig) -> SAM:
+    """ASAM: SAM with the adaptive (scale-invariant) perturbation."""
+    base, kwargs = _common(config)
+    return SAM(params, base, adaptive=True, eta=config.asam_eta, **kwargs)
+
+
+def build_gsam(params: Iterable[Any], config: CellConfig) -> GSAM:
+    """GSAM: SAM's update minus gsam_alpha times the orthogonal component of the first gradient."""
+    base, kwargs = _common(config)
+    return GSAM(params, base, gsam_alpha=config.gsam_alpha, **kwargs)
+
+
+def build_looksam(params: Iterable[Any], config: CellConfig) -> LookSAM:
+    """LookSAM: a full SAM step every looksam_k-th SA step, the stored direction reused between."""
+    base, kwargs = _common(config)
+    return LookSAM(params, base, k=config.looksam_k, looksam_alpha=config.looksam_alpha, **kwargs)
+
+
+def build_masked(params: Iterable[Any], config: CellConfig) -> SAM:
+    """ESAM (random mask + data selection) / SSAM (mask of mask_kind)."""
+    base, kwargs = _common(config)
+    if config.algorithm == "esam":
+        mask = dict(mask_fraction=config.mask_fraction, mask_kind="random", mask_seed=config.seed)
+        return ESAM(params, base, sample_fraction=config.esam_gamma, **mask, **kwargs)
+    mask = dict(
+        mask_fraction=config.mask_fraction, mask_kind=config.mask_kind, mask_seed=config.seed
+    )
+    return SAM(params, base, **mask, **kwargs)
 
 
 def lr_factor(step: int, config: CellConfig, steps_per_epoch: int) -> float:

@@ -13,9 +13,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from rstsweep.core.algorithms import algorithm_names
 from rstsweep.schedules import parse as parse_schedule
 
-Algorithm = Literal["sgd", "sam", "asam", "gsam", "gnr", "looksam", "esam", "ssam"]
 BaseOptimizer = Literal["sgd", "adam", "adamw"]
 LrSchedule = Literal["cosine", "step", "constant"]
 Augment = Literal["none", "basic", "cutout"]
@@ -33,7 +33,7 @@ class CellConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # --- the RST coin and the sharpness-aware branch ---
-    algorithm: Algorithm = "sam"
+    algorithm: str = Field("sam", description="SA branch: a name of the algorithm registry")
     schedule: str = "constant(1)"
     rho: float = Field(0.05, ge=0.0, description="SAM radius (ASAM: ~10x larger)")
     alpha: float = Field(1.0, ge=0.0, description="GNR/G-RST mix gamma/rho: (1-a)g + a*g_sam")
@@ -75,6 +75,13 @@ class CellConfig(BaseModel):
     amp: bool | None = None
     channels_last: bool | None = None
     eval_every: int = Field(1, ge=1, description="evaluate every k-th epoch (and the last)")
+
+    @field_validator("algorithm")
+    @classmethod
+    def _algorithm_registered(cls, name: str) -> str:
+        if name not in algorithm_names():
+            raise ValueError(f"unknown {name!r} (known: {', '.join(algorithm_names())})")
+        return name
 
     @field_validator("schedule")
     @classmethod

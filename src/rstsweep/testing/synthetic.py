@@ -22,9 +22,10 @@ import pandas as pd
 import pyarrow as pa
 
 from rstsweep.schedules import Schedule, parse
-from rstsweep.sweeper.schema import TABLES
+from rstsweep.store.files import write_parquet_atomic
+from rstsweep.store.rows import pack_draws
+from rstsweep.store.schema import TABLES
 from rstsweep.sweeper.spec import Cell, ProfileSpec, SweepsFile, expand, load_sweeps
-from rstsweep.sweeper.store import pack_draws, write_parquet_atomic
 
 # (SGD error %, SAM error %) per (model, dataset): roughly the paper's levels.
 _LEVELS = {

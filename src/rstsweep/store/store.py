@@ -1,4 +1,4 @@
-"""The Parquet result store (DESIGN §5): immutable part files, crash-safe writes, deduped reads.
+"""The Parquet result store: immutable part files, crash-safe writes, deduped reads.
 
 A store is a directory with one sub-directory per table of `schema.TABLES` (`trials`, `epochs`,
 `draws`, `cells`, `failures`) plus `heartbeat.json`. Every write is a new Parquet file written
@@ -20,22 +20,29 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import platform
 import socket
 import time
 import uuid
 from collections.abc import Iterable
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
-from rstsweep.sweeper.schema import TABLES
+from rstsweep.core.atomic import atomic_write_text, fsync_dir
+from rstsweep.store.files import part_files, read_directory, read_files, write_parquet_atomic
+from rstsweep.store.rows import (
+    CellLike,
+    cell_rows,
+    draws_row,
+    epoch_rows,
+    failure_row,
+    trial_row,
+    unpack_draws,
+)
+from rstsweep.store.schema import TABLES
 
 HEARTBEAT = "heartbeat.json"
 
@@ -48,188 +55,6 @@ KEYS: dict[str, list[str]] = {
     "cells": ["sweep", "group", "label", "cell_id", "profile"],
     "failures": ["cell_id", "error", "failed_at"],
 }
-
-
-class CellLike(Protocol):
-    """What the store needs of a cell (`rstsweep.sweeper.spec.Cell` satisfies it)."""
-
-    sweep: str
-    group: str
-    label: str
-    x: float | None
-    config: Any  # rstsweep.trainers.config.CellConfig
-    cell_id: str
-
-
-# ----------------------------------------------------------------------------- low-level files
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _part_name() -> str:
-    # Time first so a directory listing is roughly chronological; uuid so writers never collide.
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
-    return f"part-{stamp}-{uuid.uuid4().hex[:12]}.parquet"
-
-
-def write_parquet_atomic(table: pa.Table, directory: Path) -> Path:
-    """Write `table` as a new part file in `directory` (temp name, fsync, rename, fsync dir)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    final = directory / _part_name()
-    tmp = directory / f".tmp-{final.name}"
-    try:
-        with open(tmp, "wb") as fh:
-            pq.write_table(table, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    _fsync_dir(directory)
-    return final
-
-
-def part_files(directory: Path) -> list[Path]:
-    """The visible part files of a table directory (dot/underscore files are temporaries)."""
-    if not directory.is_dir():
-        return []
-    return sorted(
-        p
-        for p in directory.iterdir()
-        if p.suffix == ".parquet" and not p.name.startswith((".", "_")) and p.is_file()
-    )
-
-
-def _read_files(files: list[Path], schema: pa.Schema, columns: list[str] | None) -> pa.Table:
-    if not files:
-        table = schema.empty_table()
-        return table.select(columns) if columns else table
-    # An explicit schema makes files written before an additive schema change read as nulls.
-    dataset = ds.dataset([str(f) for f in files], schema=schema, format="parquet")
-    return dataset.to_table(columns=columns)
-
-
-def _read_raw(directory: Path, schema: pa.Schema, columns: list[str] | None = None) -> pa.Table:
-    """All rows of a table directory; re-lists if a concurrent compaction removed a file."""
-    for attempt in range(5):
-        try:
-            return _read_files(part_files(directory), schema, columns)
-        except (FileNotFoundError, OSError) as exc:
-            if attempt == 4 or not _is_missing_file(exc):
-                raise
-            time.sleep(0.05)
-    raise AssertionError("unreachable")
-
-
-def _is_missing_file(exc: BaseException) -> bool:
-    return isinstance(exc, FileNotFoundError) or "No such file" in str(exc)
-
-
-# ----------------------------------------------------------------------------- row builders
-
-
-def package_versions() -> dict[str, str | None]:
-    """Versions of the packages that shape a result (from metadata: importing torch/ray is slow)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for name in ("rstsweep", "torch", "torchvision", "numpy", "ray"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = None
-    return out
-
-
-def _opt_float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def trial_row(
-    cell: CellLike, result: Any, profile: str | None, attempt_id: str | None = None
-) -> dict[str, Any]:
-    """One `trials` row from a cell and its `TrainResult` (schedule family/params via `parse`)."""
-    from rstsweep.schedules import parse
-
-    config = cell.config
-    schedule = parse(config.schedule)
-    return {
-        "cell_id": cell.cell_id,
-        "attempt_id": attempt_id or uuid.uuid4().hex,
-        "sweep": cell.sweep,
-        "group": cell.group,
-        "label": cell.label,
-        "x": _opt_float(cell.x),
-        "profile": profile,
-        "family": schedule.family,
-        "schedule": schedule.spec,
-        "param_a": _opt_float(schedule.param_a),
-        "param_b": _opt_float(schedule.param_b),
-        "algorithm": config.algorithm,
-        "base_optimizer": config.optimizer,
-        "model": config.model,
-        "dataset": config.dataset,
-        "augment": config.augment,
-        "seed": config.seed,
-        "epochs": config.epochs,
-        "rho": config.rho,
-        "alpha": config.alpha,
-        "label_noise": config.label_noise,
-        "train_subset": config.train_subset,
-        "batch_size": config.batch_size,
-        "steps": result.steps,
-        "sa_steps": result.sa_steps,
-        "expected_extra": result.expected_extra,
-        "closed_form_extra": result.closed_form_extra,
-        "realized_extra": result.realized_extra,
-        "train_time_s": result.train_time_s,
-        "sgd_step_s": _opt_float(result.sgd_step_s),
-        "sa_step_s": _opt_float(result.sa_step_s),
-        "train_loss": result.train_loss,
-        "train_error": result.train_error,
-        "test_loss": result.test_loss,
-        "test_error": result.test_error,
-        "status": result.status,
-        "error": result.error,
-        "config_json": json.dumps(config.model_dump(mode="json"), sort_keys=True),
-        "versions": json.dumps(package_versions(), sort_keys=True),
-        "finished_at": _now(),
-    }
-
-
-def epoch_rows(cell_id: str, attempt_id: str, result: Any) -> list[dict[str, Any]]:
-    """The `epochs` rows of a result (one per EpochRecord)."""
-    rows = []
-    for rec in result.epochs:
-        row = {name: getattr(rec, name) for name in TABLES["epochs"].names if hasattr(rec, name)}
-        rows.append({**row, "cell_id": cell_id, "attempt_id": attempt_id})
-    return rows
-
-
-def pack_draws(draws: np.ndarray) -> bytes:
-    """X_0..X_{T-1} (bool) -> numpy.packbits bytes (big-endian bit order)."""
-    return np.packbits(np.asarray(draws, dtype=bool)).tobytes()
-
-
-def unpack_draws(bits: bytes, steps: int) -> np.ndarray:
-    """Inverse of `pack_draws`: the first `steps` bits as a bool array."""
-    packed = np.frombuffer(bits, dtype=np.uint8)
-    return np.unpackbits(packed, count=int(steps)).astype(bool)
-
-
-# ----------------------------------------------------------------------------- the store
 
 
 class Store:
@@ -264,9 +89,7 @@ class Store:
             return None
         attempt = uuid.uuid4().hex
         self._write("epochs", epoch_rows(cell.cell_id, attempt, result))
-        draws = np.asarray(result.draws, dtype=bool)
-        bits = {"cell_id": cell.cell_id, "attempt_id": attempt}
-        self._write("draws", [{**bits, "steps": int(draws.size), "bits": pack_draws(draws)}])
+        self._write("draws", [draws_row(cell.cell_id, attempt, result.draws)])
         path = self._write("trials", [trial_row(cell, result, profile, attempt)])
         if path is not None:
             self._done_by_file[path.name] = frozenset({cell.cell_id})
@@ -274,31 +97,14 @@ class Store:
 
     def write_failure(self, cell: CellLike, error: str) -> None:
         """Record a crashed attempt (the cell stays pending and is retried by the next run)."""
-        row = {
-            "cell_id": cell.cell_id,
-            "sweep": cell.sweep,
-            "group": cell.group,
-            "error": error,
-            "failed_at": _now(),
-        }
-        self._write("failures", [row])
+        self._write("failures", [failure_row(cell, error)])
 
     def record_cells(self, cells: Iterable[CellLike], profile: str | None) -> int:
         """Record sweep membership (which cells a sweep/group holds); writes only new rows.
 
         Returns the number of new rows written.
         """
-        rows = [
-            {
-                "sweep": c.sweep,
-                "group": c.group,
-                "label": c.label,
-                "x": _opt_float(c.x),
-                "cell_id": c.cell_id,
-                "profile": profile,
-            }
-            for c in cells
-        ]
+        rows = cell_rows(cells, profile)
         known = self.read("cells")
         key = KEYS["cells"]
         seen = set(known[key].itertuples(index=False, name=None)) if len(known) else set()
@@ -319,7 +125,7 @@ class Store:
         return frame[columns] if columns else frame
 
     def _read_deduped(self, table: str) -> pd.DataFrame:
-        frame = _read_raw(self.root / table, TABLES[table]).to_pandas()
+        frame = read_directory(self.root / table, TABLES[table]).to_pandas()
         if table == "trials" and len(frame):
             # keep the earliest finished row of each cell (stable: ties keep file order)
             frame = frame.sort_values("finished_at", kind="stable")
@@ -344,7 +150,7 @@ class Store:
         for f in files:
             if f.name not in self._done_by_file:
                 try:
-                    col = _read_files([f], TABLES["trials"], ["cell_id"]).column("cell_id")
+                    col = read_files([f], TABLES["trials"], ["cell_id"]).column("cell_id")
                 except FileNotFoundError:
                     continue  # compacted away meanwhile; its rows live in the merged file
                 self._done_by_file[f.name] = frozenset(col.to_pylist())
@@ -370,14 +176,7 @@ class Store:
             raise PermissionError(f"store {self.root} is opened read-only")
         payload = {"pid": os.getpid(), "host": socket.gethostname(), **state}
         payload["updated_at"] = state.get("updated_at", time.time())
-        self.root.mkdir(parents=True, exist_ok=True)
-        final = self.root / HEARTBEAT
-        tmp = self.root / f".tmp-{uuid.uuid4().hex[:12]}-{HEARTBEAT}"
-        with open(tmp, "w") as fh:
-            json.dump(payload, fh, default=str)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
+        atomic_write_text(self.root / HEARTBEAT, json.dumps(payload, default=str))
 
     def read_heartbeat(self) -> dict[str, Any] | None:
         """The last heartbeat, or None if absent/unreadable."""
@@ -411,12 +210,12 @@ class Store:
                 report[name] = (len(files), len(files))
                 continue
             write_parquet_atomic(
-                _dedupe_arrow(name, _read_files(files, TABLES[name], None)), directory
+                _dedupe_arrow(name, read_files(files, TABLES[name], None)), directory
             )
             for f in files:
                 with contextlib.suppress(FileNotFoundError):
                     f.unlink()
-            _fsync_dir(directory)
+            fsync_dir(directory)
             report[name] = (len(files), len(part_files(directory)))
         return report
 

@@ -1,0 +1,143 @@
+"""The built pieces of one run (device, data, model, optimizer, lr schedule, coin draws) and one
+training epoch over them. The coins X_t are precomputed from (schedule, seed, T), independent of
+torch's RNG, and the batches are a pure function of (seed, epoch): that is what makes a resumed run
+bit-identical."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from rstsweep.core.config import CellConfig
+from rstsweep.core.result import EpochRecord
+from rstsweep.errors import RstError
+from rstsweep.schedules import Schedule
+from rstsweep.schedules import parse as parse_schedule
+from rstsweep.trainers.augment import steps_per_epoch, train_batches
+from rstsweep.trainers.data import DataBundle, load_data
+from rstsweep.trainers.models import build_model
+from rstsweep.trainers.optim import build_lr_scheduler, build_optimizer
+from rstsweep.trainers.runtime import Runtime, resolve_runtime, seed_everything, to_memory_format
+from rstsweep.trainers.sam import disable_running_stats
+from rstsweep.trainers.step import StepContext, train_step
+from rstsweep.trainers.timing import Accounting, StepTimer
+
+
+@dataclass
+class Cell:
+    """The built pieces of one run plus its progress (what a checkpoint captures)."""
+
+    config: CellConfig
+    runtime: Runtime
+    data: DataBundle
+    ctx: StepContext
+    steps_per_epoch: int
+    total_steps: int
+    draws: np.ndarray
+    schedule: Schedule
+    timer: StepTimer
+    acc: Accounting = field(default_factory=Accounting)
+    records: list[EpochRecord] = field(default_factory=list)
+    epoch: int = 0  # completed epochs
+
+
+def build_cell(config: CellConfig, data: DataBundle | None = None) -> Cell:
+    """Device, seeds, data, model, optimizer, lr schedule and the precomputed coin draws.
+    `data` (a DataBundle already on the device) replaces `load_data` (benchmarks, tests)."""
+    runtime = resolve_runtime(config)
+    seed_everything(config.seed)
+    if data is None:
+        data = load_data(
+            config.dataset,
+            data_dir=config.data_dir,
+            device=runtime.device,
+            train_subset=config.train_subset,
+            test_subset=config.test_subset,
+            seed=config.seed,
+            label_noise=config.label_noise,
+        )
+    # Model init draws from torch's RNG seeded right here, so it does not depend on the data code.
+    torch.manual_seed(config.seed)
+    model = build_model(
+        config.model,
+        data.in_channels,
+        data.num_classes,
+        width=config.width,
+        image_size=data.image_size,
+    ).to(runtime.device)
+    if runtime.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    spe = steps_per_epoch(int(data.train_labels.shape[0]), config.batch_size)
+    if spe < 1:
+        raise RstError(
+            f"batch_size: {config.batch_size} is larger than the training set "
+            f"({int(data.train_labels.shape[0])} samples)"
+        )
+    optimizer = build_optimizer(model.parameters(), config)
+    scheduler = build_lr_scheduler(optimizer, config, spe)
+    schedule = parse_schedule(config.schedule)
+    total = spe * config.epochs
+    ctx = StepContext(
+        model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        runtime=runtime,
+        label_smoothing=config.label_smoothing,
+        disable_running_stats=disable_running_stats,
+    )
+    return Cell(
+        config=config,
+        runtime=runtime,
+        data=data,
+        ctx=ctx,
+        steps_per_epoch=spe,
+        total_steps=total,
+        draws=np.asarray(schedule.draws(total, config.seed), dtype=bool),
+        schedule=schedule,
+        timer=StepTimer(runtime.device),
+    )
+
+
+def run_epoch(cell: Cell, on_step: Callable[[], None] | None = None) -> tuple[float, float]:
+    """Train one epoch; returns (mean train loss, train error), read once at the end."""
+    cfg, ctx, acc = cell.config, cell.ctx, cell.acc
+    timer = cell.timer
+    ctx.reset_epoch_sums()
+    ctx.model.train()
+    draws = cell.draws.tolist()  # python bools: no numpy scalar work per step
+    first = cell.epoch * cell.steps_per_epoch
+    t = first
+    seen = 0
+    begin = time.perf_counter()
+    batches = train_batches(cell.data, cfg.batch_size, cfg.augment, cfg.seed, cell.epoch)
+    for x, y in batches:
+        if t - first >= cell.steps_per_epoch:
+            raise RuntimeError("train_batches yielded more batches than steps_per_epoch")
+        x = to_memory_format(x, cell.runtime)
+        sa = draws[t]
+        timer.start()
+        train_step(ctx, x, y, sa)
+        timer.stop(sa, acc)
+        seen += y.shape[0]
+        t += 1
+        if on_step is not None:
+            on_step()
+    steps = t - first
+    loss_sum, correct = ctx.loss_sum.item(), ctx.correct.item()  # the one sync of the epoch
+    acc.train_time_s += time.perf_counter() - begin
+    timer.flush(acc)
+    if steps != cell.steps_per_epoch:
+        raise RuntimeError(
+            f"train_batches yielded {steps} batches, expected {cell.steps_per_epoch}"
+        )
+    acc.steps += steps
+    acc.sa_steps += int(cell.draws[first:t].sum())
+    return loss_sum / steps, 1.0 - correct / seen
+
+
+def current_lr(optimizer: torch.optim.Optimizer) -> float:
+    return float(optimizer.param_groups[0]["lr"])
