@@ -40,6 +40,7 @@ from rstsweep.core.config import CellConfig
 from rstsweep.core.result import EpochRecord, TrainResult
 from rstsweep.store.store import Store
 from rstsweep.sweeper.driver import run_sweep
+from rstsweep.sweeper.options import RunOptions
 from rstsweep.sweeper.progress import read_events
 from rstsweep.sweeper.spec import Cell
 
@@ -106,10 +107,9 @@ def measure(cells: int, seconds: float, cpus_per_trial: float, num_cpus: int) ->
         summary = run_sweep(
             make_cells(cells, f"{seconds:g}s"),
             store,
-            profile="bench",
-            cpus_per_trial=cpus_per_trial,
-            num_cpus=num_cpus,
-            progress=False,
+            RunOptions(
+                profile="bench", cpus_per_trial=cpus_per_trial, num_cpus=num_cpus, progress=False
+            ),
             train_fn=functools.partial(busy_cell, seconds=seconds),
         )
         trials = store.read("trials")

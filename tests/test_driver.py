@@ -26,6 +26,7 @@ from rstsweep.errors import RstError
 from rstsweep.store.rows import unpack_draws
 from rstsweep.store.store import Store
 from rstsweep.sweeper.driver import run_sweep
+from rstsweep.sweeper.options import RunOptions
 from rstsweep.sweeper.progress import read_events
 from rstsweep.sweeper.spec import expand
 from tiny_sweeps import write_tiny_sweeps
@@ -72,7 +73,9 @@ def ray_local():
 def test_sweep_end_to_end_one_row_per_cell_then_nothing_to_do(ray_local, tmp_path):
     cells = expand(write_tiny_sweeps(tmp_path / "s.yaml", [0.2, 0.5]), "s", "t")
     store = Store(tmp_path / "store")
-    summary = run_sweep(cells, store, profile="t", train_fn=fake.fake_train, progress=False)
+    summary = run_sweep(
+        cells, store, RunOptions(profile="t", progress=False), train_fn=fake.fake_train
+    )
 
     ids = {c.cell_id for c in cells}
     assert (summary.cells, summary.done, summary.skipped, summary.failed) == (3, 3, 0, 0)
@@ -91,7 +94,9 @@ def test_sweep_end_to_end_one_row_per_cell_then_nothing_to_do(ray_local, tmp_pat
     assert sorted(e["cell_id"] for e in done_events) == sorted(ids)
     assert not (summary.run_dir / "tune").exists()  # scratch dropped after a clean run
 
-    again = run_sweep(cells, store, profile="t", train_fn=fake.fake_train, progress=False)
+    again = run_sweep(
+        cells, store, RunOptions(profile="t", progress=False), train_fn=fake.fake_train
+    )
     assert (again.done, again.skipped, again.run_dir) == (0, 3, None)  # no Ray experiment at all
     assert len(raw_trials(store.root)) == 3
 
@@ -101,7 +106,9 @@ def test_killed_worker_resumes_from_its_last_epoch_checkpoint(ray_local, tmp_pat
     monkeypatch.setenv("RSTSWEEP_TEST_CRASH_ONCE", str(marker))
     cells = expand(write_tiny_sweeps(tmp_path / "s.yaml", [0.5]), "s", "t")
     store = Store(tmp_path / "store")
-    summary = run_sweep(cells, store, profile="t", train_fn=fake.fake_train, progress=False)
+    summary = run_sweep(
+        cells, store, RunOptions(profile="t", progress=False), train_fn=fake.fake_train
+    )
 
     assert marker.exists()  # a worker really died (os._exit right after its epoch-1 report)
     assert (summary.done, summary.failed) == (2, 0)
@@ -125,13 +132,15 @@ def test_killed_worker_resumes_from_its_last_epoch_checkpoint(ray_local, tmp_pat
 def test_grown_grid_runs_only_the_new_cells(ray_local, tmp_path):
     store = Store(tmp_path / "store")
     first = expand(write_tiny_sweeps(tmp_path / "s.yaml", [0.2, 0.5], epochs=1), "s", "t")
-    run_sweep(first, store, profile="t", train_fn=fake.fake_train, progress=False)
+    run_sweep(first, store, RunOptions(profile="t", progress=False), train_fn=fake.fake_train)
     before = raw_trials(store.root).set_index("cell_id")[["attempt_id", "finished_at"]]
 
     grown = expand(write_tiny_sweeps(tmp_path / "s.yaml", [0.2, 0.5, 0.8], epochs=1), "s", "t")
     new = {c.cell_id for c in grown} - {c.cell_id for c in first}
     assert len(new) == 1
-    summary = run_sweep(grown, store, profile="t", train_fn=fake.fake_train, progress=False)
+    summary = run_sweep(
+        grown, store, RunOptions(profile="t", progress=False), train_fn=fake.fake_train
+    )
 
     assert (summary.cells, summary.done, summary.skipped) == (4, 1, 3)
     assert {e["cell_id"] for e in events_of(summary) if e["event"] == "start"} == new
@@ -160,11 +169,8 @@ def test_fractional_gpus_are_shared_as_asked(ray_local, tmp_path):
     summary = run_sweep(
         cells,
         store,
-        profile="t",
-        cpus_per_trial=0.5,
-        gpus_per_trial=0.5,
-        train_fn=functools.partial(fake.fake_train, epoch_s=1.0),  # long enough to overlap
-        progress=False,
+        RunOptions(profile="t", cpus_per_trial=0.5, gpus_per_trial=0.5, progress=False),
+        train_fn=functools.partial(fake.fake_train, epoch_s=1.0),
     )
     assert summary.done == 4
     events = events_of(summary)
@@ -182,7 +188,10 @@ def test_cell_failing_after_retries_goes_to_failures_and_stays_pending(ray_local
     cells = expand(write_tiny_sweeps(tmp_path / "s.yaml", [0.5], epochs=1), "s", "t")
     store = Store(tmp_path / "store")
     summary = run_sweep(
-        cells[:1], store, profile="t", max_failures=1, train_fn=fake.always_fails, progress=False
+        cells[:1],
+        store,
+        RunOptions(profile="t", max_failures=1, progress=False),
+        train_fn=fake.always_fails,
     )
     cid = cells[0].cell_id
     assert (summary.done, summary.failed) == (0, 1)
@@ -207,12 +216,12 @@ def test_impossible_request_is_refused_before_the_store_is_touched(ray_local, tm
     store = Store(tmp_path / "store")
     t0 = time.monotonic()
     with pytest.raises(RstError) as info:
-        run_sweep(cells, store, profile="t", gpus_per_trial=3, train_fn=fake.fake_train)
+        run_sweep(cells, store, RunOptions(profile="t", gpus_per_trial=3), train_fn=fake.fake_train)
     assert str(info.value) == (
         "resources: a trial asks for 1 CPU + 3 GPU but any node of the Ray cluster has at most "
         "2 CPU + 2 GPU (1 node); lower --cpus-per-trial/--gpus-per-trial"
     )
     with pytest.raises(RstError, match="asks for 3 CPU"):
-        run_sweep(cells, store, profile="t", cpus_per_trial=3, train_fn=fake.fake_train)
+        run_sweep(cells, store, RunOptions(profile="t", cpus_per_trial=3), train_fn=fake.fake_train)
     assert time.monotonic() - t0 < 5
     assert not store.root.exists()

@@ -128,11 +128,25 @@ def run(
 ) -> None:
     """Run the sweep's cells not yet in the store, through Ray Tune (re-running resumes)."""
     from rstsweep.sweeper.driver import run_command
+    from rstsweep.sweeper.options import RunOptions
 
-    options = dict(locals())
-    progress = not options.pop("no_progress")
-    options.pop("run_command")
-    code = run_command(options.pop("sweep"), progress=progress, **options)
+    options = RunOptions(
+        sweep=sweep,
+        file=file,
+        profile=profile,
+        store=store,
+        address=address,
+        cpus_per_trial=cpus_per_trial,
+        gpus_per_trial=gpus_per_trial,
+        max_concurrent=max_concurrent,
+        max_failures=max_failures,
+        num_cpus=num_cpus,
+        num_gpus=num_gpus,
+        scratch=scratch,
+        data_dir=data_dir,
+        progress=False if no_progress else None,
+    )
+    code = run_command(options)
     if code:
         sys.exit(code)
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from rstsweep.core.names import CRASH_ENV
+from rstsweep.sweeper.options import RunOptions
 from rstsweep.sweeper.progress import EventLog, SweepProgress
 from rstsweep.sweeper.resources import (
     TrialRequest,
@@ -75,37 +76,30 @@ def unique_cells(cells: Sequence[Any]) -> dict[str, Any]:
 def run_sweep(
     cells: Sequence[Any],
     store: Any,
-    *,
-    profile: str,
-    address: str | None = None,
-    cpus_per_trial: float = 1.0,
-    gpus_per_trial: float = 0.0,
-    max_concurrent: int | None = None,
-    max_failures: int = 2,
-    scratch_dir: str | os.PathLike[str] | None = None,
-    progress: bool | None = None,
+    options: RunOptions,
     train_fn: Callable[..., Any] | None = None,
-    num_cpus: float | None = None,
-    num_gpus: float | None = None,
 ) -> SweepSummary:
     """Run the not-yet-done `cells` and write each result to `store` as it finishes.
 
-    `address`: an existing Ray cluster (default: a local Ray with `num_cpus`/`num_gpus`, or the Ray
-    already initialised in this process). `progress`: rich live display on stderr (None: when stderr
-    is a terminal). `train_fn(config, out_dir, resume, on_epoch) -> TrainResult` replaces the
+    `options.address`: an existing Ray cluster (default: a local Ray with `num_cpus`/`num_gpus`, or
+    the Ray already initialised in this process). `options.progress`: rich live display on stderr
+    (None: when stderr is a terminal). `train_fn(config, out_dir, resume, on_epoch) -> TrainResult`
+    replaces the
     trainer (tests, benchmarks). Raises RstError, before Ray starts and before the store is
     touched, for a request Ray would reject or no node can hold.
     """
     t0 = time.time()
-    request = TrialRequest(float(cpus_per_trial), float(gpus_per_trial))
+    o = options
+    request = TrialRequest(float(o.cpus_per_trial), float(o.gpus_per_trial))
     # a local Ray is checked before it starts; a cluster (or a Ray already up) once connected
     local = None
-    if not address and not _ray_is_up():
-        local = local_resources(num_cpus, num_gpus if num_gpus is not None or request.gpus else 0)
+    if not o.address and not _ray_is_up():
+        gpus = o.num_gpus if o.num_gpus is not None or request.gpus else 0
+        local = local_resources(o.num_cpus, gpus)
     validate_request(
         request,
-        max_concurrent=max_concurrent,
-        max_failures=max_failures,
+        max_concurrent=o.max_concurrent,
+        max_failures=o.max_failures,
         local_cpus=local[0] if local else None,
         local_gpus=local[1] if local else None,
     )
@@ -114,26 +108,26 @@ def run_sweep(
     todo = [cid for cid in by_id if cid not in done]
     summary = SweepSummary(cells=len(by_id), skipped=len(by_id) - len(todo))
     if not todo:  # nothing to run: no Ray at all
-        store.record_cells(cells, profile)
+        store.record_cells(cells, o.profile)
         summary.wall_s = time.time() - t0
         return summary
 
-    with ray_session(address, num_cpus=num_cpus, num_gpus=num_gpus) as ray:
+    with ray_session(o.address, num_cpus=o.num_cpus, num_gpus=o.num_gpus) as ray:
         check_fits(request, ray.nodes())
-        store.record_cells(cells, profile)  # only now: a refused run leaves the store untouched
-        run_dir = _run_dir(store, scratch_dir)
+        store.record_cells(cells, o.profile)  # only now: a refused run leaves the store untouched
+        run_dir = _run_dir(store, o.scratch)
         summary.run_dir = run_dir
         t_fit = time.time()
         callback = _fit(
             by_id,
             todo,
             store,
-            profile=profile,
+            profile=o.profile,
             request=request,
-            max_concurrent=max_concurrent,
-            max_failures=max_failures,
+            max_concurrent=o.max_concurrent,
+            max_failures=o.max_failures,
             run_dir=run_dir,
-            progress=sys.stderr.isatty() if progress is None else progress,
+            progress=sys.stderr.isatty() if o.progress is None else o.progress,
             train_fn=train_fn,
             members=[(c.group, c.cell_id) for c in cells],
             done=done,
@@ -270,49 +264,22 @@ def check_datasets(cells: Sequence[Cell]) -> None:
         ensure_dataset(dataset, data_dir)
 
 
-def run_command(
-    sweep: str,
-    *,
-    file: Path,
-    profile: str,
-    store: Path,
-    address: str | None = None,
-    cpus_per_trial: float = 1.0,
-    gpus_per_trial: float = 0.0,
-    max_concurrent: int | None = None,
-    max_failures: int = 2,
-    num_cpus: float | None = None,
-    num_gpus: float | None = None,
-    scratch: Path | None = None,
-    progress: bool = True,
-    data_dir: Path | None = None,
-) -> int:
+def run_command(options: RunOptions) -> int:
     """`rstsweep run`/`resume`: expand, run, print one summary line. Exit code 0 when every cell is
     done, 1 when some failed or the run was interrupted (those cells stay pending: run again);
     user errors raise RstError (exit 2)."""
     from rstsweep.store.store import Store
     from rstsweep.sweeper.spec import expand
 
-    cells = expand(file, sweep, profile)  # YAML, sweep and profile errors: before Ray starts
-    cells = with_absolute_data_dir(cells, data_dir)
-    the_store = Store(store)
-    if address is None:  # on a cluster the data lives on the workers: they report it per cell
+    o = options
+    cells = expand(o.file, o.sweep, o.profile)  # YAML, sweep and profile errors: before Ray starts
+    cells = with_absolute_data_dir(cells, o.data_dir)
+    the_store = Store(o.store)
+    if o.address is None:  # on a cluster the data lives on the workers: they report it per cell
         check_datasets([c for c in cells if c.cell_id not in the_store.done_ids()])
-    summary = run_sweep(
-        cells,
-        the_store,
-        profile=profile,
-        address=address,
-        cpus_per_trial=cpus_per_trial,
-        gpus_per_trial=gpus_per_trial,
-        max_concurrent=max_concurrent,
-        max_failures=max_failures,
-        num_cpus=num_cpus,
-        num_gpus=num_gpus,
-        scratch_dir=scratch,
-        progress=progress and sys.stderr.isatty(),
-    )
-    print(f"{sweep} ({profile}): {summary.line()}")
+    progress = (o.progress is not False) and sys.stderr.isatty()
+    summary = run_sweep(cells, the_store, replace(o, progress=progress))
+    print(f"{o.sweep} ({o.profile}): {summary.line()}")
     for cid, error in summary.failures.items():
         print(f"  failed {cid}: {error}")
     return 1 if summary.failed or summary.pending else 0
