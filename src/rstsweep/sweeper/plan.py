@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from rstsweep.core.catalog import TRAIN_SIZES, steps_per_epoch
+from rstsweep.core.format import format_count, format_duration
 from rstsweep.store.store import Store
 from rstsweep.sweeper.spec import Cell, expand, load_sweeps
 
@@ -156,27 +157,6 @@ def plan_sweep(file: Path, sweep: str, profile: str, store_dir: Path | None) -> 
     cells = expand(load_sweeps(file), sweep, profile)
     store = Store(store_dir, read_only=True) if store_dir is not None else None
     return make_plan(cells, sweep, profile, store)
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = float(seconds)
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.1f} min"
-    if seconds < 172_800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86_400:.1f} d"
-
-
-def format_count(n: float) -> str:
-    n = float(n)
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.2f}{unit}"
-    return f"{n:.0f}"
 
 
 def print_plan(plan: SweepPlan, store_dir: Path | None) -> None:

@@ -17,9 +17,9 @@ from typing import Any
 
 import pandas as pd
 
+from rstsweep.core.format import format_count, format_duration
 from rstsweep.errors import RstError
 from rstsweep.store.store import Store
-from rstsweep.sweeper.plan import format_count, format_duration
 from rstsweep.sweeper.spec import expand, load_sweeps
 
 # The driver rewrites the heartbeat every few seconds; older than this it is a dead run's.

@@ -1,0 +1,43 @@
+"""The one home of how numbers are shown to people: durations, large counts and "mean ± std".
+Plain Python; every table, plan, status line and figure label formats through these."""
+
+from __future__ import annotations
+
+import math
+
+MISSING = "—"  # shown where there is no value
+
+
+def _missing(value: float | None) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def format_duration(seconds: float | None) -> str:
+    """Seconds as the unit that reads best: '42 s', '3.5 min', '2.1 h', '4.0 d' ('-' for None)."""
+    if seconds is None:
+        return "-"
+    seconds = float(seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 172_800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86_400:.1f} d"
+
+
+def format_count(n: float) -> str:
+    """A large count with an SI suffix: 1.23G, 4.50M, 12.00k, 999."""
+    n = float(n)
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f}{unit}"
+    return f"{n:.0f}"
+
+
+def format_mean_std(mean: float | None, std: float | None, digits: int = 2) -> str:
+    """'m ± s'; 'm' alone when there is no spread (one seed); '—' when there is no value."""
+    if _missing(mean):
+        return MISSING
+    text = f"{float(mean):.{digits}f}"
+    return text if _missing(std) else f"{text} ± {float(std):.{digits}f}"
