@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rstsweep.analysis.figures import figure4, make_figures
-from rstsweep.analysis.results import group_key, load
+from rstsweep.analysis.figures import make_figures
+from rstsweep.analysis.figures_schedule import figure4
+from rstsweep.analysis.results import load
 from rstsweep.errors import RstError
 from rstsweep.testing.synthetic import small_store
 
@@ -30,7 +31,8 @@ def store(tmp_path_factory) -> Path:
 def test_every_figure_renders_and_partial_sweep_is_noted(store, tmp_path):
     notes: list[str] = []
     paths = make_figures(store, tmp_path / "figs", "png", note=notes.append)
-    assert [p.name for p in paths] == [f"figure{i}.png" for i in range(1, 6)]
+    # constant, piecewise, linear and trigonometric families: the Pareto view is drawn too
+    assert [p.name for p in paths] == [f"figure{i}.png" for i in range(1, 6)] + ["pareto.png"]
     for path in paths:
         data = path.read_bytes()
         assert data.startswith(PNG) and len(data) > 20_000, path
@@ -64,9 +66,9 @@ def test_missing_sweeps_are_skipped_with_one_line_notes(tmp_path):
     paths = make_figures(store, tmp_path / "out", note=notes.append)
     assert [p.name for p in paths] == ["figure1.png", "figure3.png"]
     assert notes == [
-        "figure 2 skipped: no piecewise-*/linear-* sweep in store",
-        "figure 4 skipped: sweep 'trigonometric' not in store",
-        "figure 5 skipped: sweep 'p-gamma' not in store",
+        "figure 2 skipped: no sweep tagged 'Fig. 2' in store",
+        "figure 4 skipped: no sweep tagged 'Fig. 4' in store",
+        "figure 5 skipped: no sweep tagged 'Fig. 5' in store",
     ]
 
 
@@ -82,7 +84,7 @@ def test_sweep_with_no_finished_cell_is_skipped(tmp_path):
     small_store(store, SWEEPS_FILE, sweeps=["trigonometric"], seeds=1, unfinished=unfinished)
     notes: list[str] = []
     assert make_figures(store, tmp_path / "out", note=notes.append) == []
-    assert "figure 4 skipped: sweep 'trigonometric' has no finished cells" in notes
+    assert "figure 4 skipped: sweep trigonometric has no finished cells" in notes
 
 
 def test_figure4_draws_the_stored_coin_draws(store):
@@ -101,18 +103,3 @@ def test_figure4_draws_the_stored_coin_draws(store):
         stairs = next(p for p in ax.patches if hasattr(p, "get_data"))
         assert np.allclose(stairs.get_data().values, want)
         assert f"seed {cell['seed']}" in ax.get_title()
-
-
-@pytest.mark.parametrize(
-    ("sweep", "group", "key"),
-    [
-        ("piecewise-1", "piecewise-1", "piecewise-1"),
-        ("summary", "linear-2", "linear-2"),
-        ("piecewise", "3", "piecewise-3"),
-        ("piecewise-2", "sgd", "piecewise-2"),
-        ("constant", "constant", None),
-        ("summary", "sam", None),
-    ],
-)
-def test_group_key(sweep, group, key):
-    assert group_key(sweep, group) == key

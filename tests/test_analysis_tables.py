@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rstsweep.analysis.tables import make_tables, paper_numbers
+from rstsweep.analysis.paper import paper_numbers
+from rstsweep.analysis.tables import make_tables
 from rstsweep.errors import RstError
 from rstsweep.testing.synthetic import small_store
 
@@ -113,10 +114,11 @@ def test_table2_comes_from_the_schedules_module(csv_tables, raw):
     assert t2.set_index("family").loc["sin1", "closed_form_extra"] == pytest.approx(2 / math.pi)
 
 
-def test_paper_vs_here_side_by_side(raw, csv_tables):
+def test_paper_vs_here_side_by_side(store, raw, csv_tables):
     pv = csv_tables["paper_vs_here"]
-    row = pv[(pv["case"] == "schedule:constant(0.8)") & (pv["dataset"] == "cifar10")]
+    row = pv[(pv["schedule"] == "constant(0.8)") & (pv["dataset"] == "cifar10")]
     row = row[row["model"] == "resnet18"].iloc[0]
+    assert row["case"] == "RST constant(0.8)" and row["role"] == "rst"
     assert row["paper"] == pytest.approx(3.65)
     cell = (raw["dataset"] == "cifar10") & (raw["schedule"] == "constant(0.8)")
     assert row["here"] == pytest.approx(_expected(raw, cell)["err_mean"], rel=1e-12)
@@ -124,27 +126,31 @@ def test_paper_vs_here_side_by_side(raw, csv_tables):
     wrn = pv[pv["model"] == "wrn-28-10"]
     assert len(wrn) and wrn["here"].isna().all()
     assert wrn["here_setting"].str.startswith("not in store").all()
-    best = pv[(pv["case"] == "best:piecewise-1") & (pv["model"] == "resnet18")]
+    best = pv[(pv["pick"] == "best") & (pv["family"] == "piecewise") & (pv["group_index"] == 1)]
+    best = best[best["model"] == "resnet18"]
+    assert set(best["case"]) == {"piecewise group 1, best case"}
     grp = raw[(raw["group"] == "piecewise-1") & (raw["dataset"] == "cifar100")]
     want = grp.groupby("schedule")["test_error"].mean().min() * 100
     assert best[best["dataset"] == "cifar100"]["here"].iloc[0] == pytest.approx(want, rel=1e-12)
-    md = make_tables_md_paper(pv)
-    assert "—" in md
+    md = make_tables(store, "md")["paper_vs_here"]
+    assert "—" in md and "| RST constant(0.8) |" in md
+    assert "Zhao et al., Fig. 1" in md and "DESIGN" not in md
 
 
-def make_tables_md_paper(pv: pd.DataFrame) -> str:
-    from rstsweep.analysis.tables import render
-
-    return render(pv, "md", "paper vs here")
-
-
-def test_paper_numbers_are_data_with_sources():
+def test_paper_numbers_are_typed_data_citing_the_paper():
     numbers = paper_numbers()
     assert len(numbers) >= 10
     assert numbers["value"].notna().all()
-    assert (numbers["source"].str.len() > 0).all()
-    constant = numbers[(numbers["case"] == "schedule:constant(0.8)")]
-    assert sorted(constant["value"]) == [2.71, 3.65, 16.17, 19.61]  # DESIGN §3
+    cites = r"Zhao et al\., (Table \d|Fig\. \d|the authors' )"
+    assert numbers["source"].str.match(cites).all()
+    assert set(numbers["role"]) <= {"sgd", "sam", "rst"}
+    assert str(numbers["group_index"].dtype) == "Int64"
+    assert set(numbers["pick"]) <= {"", "best", "all"}
+    # a number names a schedule, a Fig. 2 group, or only a role
+    assert not ((numbers["schedule"] != "") & (numbers["family"] != "")).any()
+    assert ((numbers["family"] != "") == numbers["group_index"].notna()).all()
+    constant = numbers[(numbers["schedule"] == "constant(0.8)")]
+    assert sorted(constant["value"]) == [2.71, 3.65, 16.17, 19.61]  # Zhao et al., Fig. 1
 
 
 def test_ordering_check_matches_plain_comparison(raw, csv_tables):

@@ -11,14 +11,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from rstsweep.analysis.tags import TAG_COLUMNS, fill_missing_tags
+from rstsweep.core.config import RUNTIME_FIELDS
 from rstsweep.store.schema import TABLES
+from rstsweep.store.store import draws_in, read_table
 
 # The columns that make two cells "the same experiment up to its seed" when they share a panel:
 # endpoints (SGD/SAM) are matched to RST cells by this setting (plus seed for extra wall time).
@@ -32,10 +34,9 @@ SETTING = [
     "base_optimizer",
     "batch_size",
 ]
-# Config keys that do not change what a case computes (seed varies inside a case; the rest are
-# runtime-only, mirroring trainers.config.RUNTIME_FIELDS, which we cannot import: trainers may
-# pull in torch).
-_NOT_CASE_KEYS = frozenset({"seed", "device", "data_dir", "threads", "amp", "channels_last"})
+# Config keys that do not change what a case computes: the seed varies inside a case, and the
+# runtime-only fields are outside the cell_id too.
+_NOT_CASE_KEYS = RUNTIME_FIELDS | {"seed"}
 TRIG_FAMILIES = ("cos1", "cos2", "sin1", "sin2")
 MODEL_ORDER = ("resnet18", "wrn-28-10", "vgg16-bn", "vit-s16", "resnet50", "resnet101")
 DATASET_ORDER = ("cifar10", "cifar100")
@@ -56,7 +57,7 @@ DATASET_NAMES = {
     "imagenet": "ImageNet",
 }
 
-# The five groups of Fig. 2: (legend name, colour, marker).
+# The five groups of Fig. 2, by "<family>-<group_index>": (legend name, colour, marker).
 GROUPS = {
     "piecewise-1": ("piecewise 1: a_p = 0 (x = Δη)", "tab:orange", "o"),
     "piecewise-2": ("piecewise 2: a_p = 1 (x = Δη)", "tab:red", "v"),
@@ -64,30 +65,16 @@ GROUPS = {
     "linear-1": ("linear 1 (x = Δη)", "tab:green", "s"),
     "linear-2": ("linear 2: Δη = ½ (x = b_l)", "tab:cyan", "D"),
 }
-_GROUP_RE = re.compile(r"(piecewise|linear)\D{0,12}?([1-3])")
+_GROUP_FAMILIES = ("piecewise", "linear")
 
 
-def group_key(sweep: object, group: object) -> str | None:
-    """'piecewise-1'…'linear-2' from a sweep/group name ('piecewise-1', sweep 'piecewise' with
-    group '1', group 'piecewise-3' inside 'summary', …), or None."""
-    for text in (str(group), f"{sweep}-{group}", str(sweep)):
-        match = _GROUP_RE.search(text)
-        if match and f"{match[1]}-{match[2]}" in GROUPS:
-            return f"{match[1]}-{match[2]}"
-    return None
-
-
-def _group_keys(frame: pd.DataFrame) -> pd.Series:
-    """`group_key` of every row (computed once per distinct sweep/group pair)."""
-    if frame.empty:
-        return pd.Series([], dtype=object, index=frame.index)
-    pairs = frame[["sweep", "group"]].drop_duplicates()
-    pairs = pairs.assign(gkey=[group_key(s, g) for s, g in pairs.itertuples(index=False)])
-    return (
-        frame[["sweep", "group"]]
-        .merge(pairs, how="left", on=["sweep", "group"])["gkey"]
-        .set_axis(frame.index)
-    )
+def group_keys(rows: pd.DataFrame) -> pd.Series:
+    """'piecewise-1'…'linear-2' of each row from its schedule family and stored Fig. 2 group
+    number (`group_index`); None for rows outside a numbered piecewise/linear group."""
+    index = pd.to_numeric(rows["group_index"], errors="coerce").astype("Int64")
+    keyed = rows["family"].isin(_GROUP_FAMILIES) & index.notna()
+    text = rows["family"].astype(str) + "-" + index.astype(str)
+    return text.astype(object).where(keyed, None)
 
 
 def require_store(store: str | os.PathLike[str]) -> Path:
@@ -102,8 +89,6 @@ def require_store(store: str | os.PathLike[str]) -> Path:
 
 def read_store_table(root: str | os.PathLike[str], name: str) -> pd.DataFrame:
     """One deduplicated table of the store (the store's own reader; empty frame if absent)."""
-    from rstsweep.store.store import read_table
-
     frame = read_table(root, name)
     if frame.empty and len(frame.columns) == 0:
         frame = pd.DataFrame(columns=TABLES[name].names)
@@ -187,19 +172,25 @@ def prepare_trials(trials: pd.DataFrame) -> pd.DataFrame:
 
 
 def membership(cells: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
-    """(sweep, group, label, x, cell_id) rows: the cells table plus the trials' own sweep/group
-    (a trial run before `record_cells` still shows up), one row per (sweep, group, label, cell)."""
+    """(sweep, group, label, x, cell_id, figure, table, group_index) rows: the cells table plus
+    the trials' own sweep/group (a trial run before `record_cells` still shows up), one row per
+    (sweep, group, label, cell). Null tags (old stores, unrecorded cells) come from the shipped
+    sweeps.yaml (`tags.fill_missing_tags`)."""
     cols = ["sweep", "group", "label", "x", "cell_id"]
-    frames = [f[cols] for f in (cells, trials) if len(f)]
+    frames = [f.reindex(columns=[*cols, *TAG_COLUMNS]) for f in (cells, trials) if len(f)]
     if not frames:
-        return pd.DataFrame(columns=cols)
+        return fill_missing_tags(pd.DataFrame(columns=cols))
     members = pd.concat(frames, ignore_index=True)
     members = members.dropna(subset=["sweep", "cell_id"])
-    return members.drop_duplicates(subset=["sweep", "group", "label", "cell_id"], ignore_index=True)
+    members = members.drop_duplicates(subset=["sweep", "group", "label", "cell_id"])
+    return fill_missing_tags(members.reset_index(drop=True))
 
 
 AGG_SPEC = {
     "label": ("label", "first"),
+    "figure": ("figure", "first"),
+    "table": ("table", "first"),
+    "group_index": ("group_index", "first"),
     "x": ("x", "first"),
     "role": ("role", "first"),
     "family": ("family", "first"),
@@ -256,10 +247,14 @@ class Results:
     def sweeps(self) -> list[str]:
         return sorted(self.members["sweep"].dropna().unique().tolist())
 
-    def has_sweep(self, names: list[str]) -> list[str]:
-        """The names of `names` that are sweeps of this store."""
-        present = set(self.sweeps)
-        return [n for n in names if n in present]
+    def tagged(self, *, figure: str | None = None, table: str | None = None) -> list[str]:
+        """The sweeps of this store tagged `figure` (e.g. "Fig. 1") or `table` ("Table 5")."""
+        rows = self.members
+        if figure is not None:
+            rows = rows[rows["figure"] == figure]
+        if table is not None:
+            rows = rows[rows["table"] == table]
+        return sorted(rows["sweep"].dropna().unique().tolist())
 
     def progress(self, sweeps: list[str]) -> tuple[int, int]:
         """(cells done, cells declared) over the union of `sweeps`."""
@@ -284,14 +279,9 @@ class Results:
 
     def draws_of(self, cell_id: str) -> np.ndarray | None:
         """X_0..X_{T-1} of a done cell from the `draws` table (read once, on first use)."""
-        from rstsweep.store.rows import unpack_draws
-
         if self._draws is None:
             self._draws = read_store_table(self.root, "draws")
-        hit = self._draws[self._draws["cell_id"] == cell_id]
-        if hit.empty:
-            return None
-        return unpack_draws(hit["bits"].iloc[0], int(hit["steps"].iloc[0]))
+        return draws_in(self._draws, cell_id)
 
 
 def load(store: str | os.PathLike[str]) -> Results:
@@ -302,7 +292,7 @@ def load(store: str | os.PathLike[str]) -> Results:
     joined = members.merge(
         trials.drop(columns=["sweep", "group", "label", "x"]), on="cell_id", how="inner"
     )
-    joined["gkey"] = _group_keys(joined)
+    joined["gkey"] = group_keys(joined)
     cases = aggregate(joined, ["sweep", "group", "case_id"])
-    cases["gkey"] = _group_keys(cases)
+    cases["gkey"] = group_keys(cases)
     return Results(root=root, trials=trials, members=members, joined=joined, cases=cases)

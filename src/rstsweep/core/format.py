@@ -1,5 +1,6 @@
 """The one home of how numbers are shown to people: durations, large counts and "mean ± std".
-Plain Python; every table, plan, status line and figure label formats through these."""
+Plain Python (callers map these over pandas columns); every table, plan, status line and figure
+label formats through these."""
 
 from __future__ import annotations
 
@@ -41,3 +42,27 @@ def format_mean_std(mean: float | None, std: float | None, digits: int = 2) -> s
         return MISSING
     text = f"{float(mean):.{digits}f}"
     return text if _missing(std) else f"{text} ± {float(std):.{digits}f}"
+
+
+def format_time_mean_std(mean: float | None, std: float | None) -> str:
+    """Mean ± std of a wall time in the unit that reads best for its mean: '17.8 ± 0.1 s',
+    '3.5 ± 0.2 min', '2.1 h'; three decimals below one second (CI-sized runs take fractions of
+    a second); '—' when there is no value. The tables' variant of `format_duration`."""
+    if _missing(mean):
+        return MISSING
+    mean = float(mean)
+    unit, div = ("s", 1) if mean < 120 else ("min", 60) if mean < 7200 else ("h", 3600)
+    digits = 3 if mean < 1 else 1
+    spread = "" if _missing(std) else f" ± {float(std) / div:.{digits}f}"
+    return f"{mean / div:.{digits}f}{spread} {unit}"
+
+
+def format_share(done: int, total: int, noun: str = "cells") -> str:
+    """'k of n cells': how much of a whole is there (a partly finished sweep, a check that holds
+    for some cases)."""
+    return f"{int(done)} of {int(total)} {noun}"
+
+
+def format_seeds(n_seeds: int, n_diverged: int = 0) -> str:
+    """Seeds a mean is over, with the diverged ones left out of it: '3', '2 (+1 div.)'."""
+    return f"{int(n_seeds)}" + (f" (+{int(n_diverged)} div.)" if n_diverged > 0 else "")

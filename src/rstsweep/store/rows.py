@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import platform
 import uuid
@@ -28,8 +29,10 @@ class CellLike(Protocol):
     cell_id: str
 
 
+@functools.cache  # metadata lookups cost ~1 ms each; versions do not change within a process
 def package_versions() -> dict[str, str | None]:
-    """Versions of the packages that shape a result (from metadata: importing torch/ray is slow)."""
+    """Versions of the packages that shape a result (from metadata: importing torch/ray is slow).
+    Cached: treat the returned dict as read-only."""
     from importlib.metadata import PackageNotFoundError, version
 
     out: dict[str, str | None] = {"python": platform.python_version()}
@@ -138,6 +141,10 @@ def cell_rows(cells: Iterable[CellLike], profile: str | None) -> list[dict[str, 
             "x": _opt_float(c.x),
             "cell_id": c.cell_id,
             "profile": profile,
+            # optional: cells built before these attributes existed have none
+            "figure": getattr(c, "figure", None),
+            "table": getattr(c, "table", None),
+            "group_index": getattr(c, "group_index", None),
         }
         for c in cells
     ]

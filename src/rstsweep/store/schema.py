@@ -1,4 +1,4 @@
-"""Declared pyarrow schemas of the result store (DESIGN §5). Pure pyarrow: no torch, no ray.
+"""Declared pyarrow schemas of the result store. Pure pyarrow: no torch, no ray.
 
 Layout of a store directory (every file immutable, written as `.tmp-*` then renamed):
     <store>/trials/part-*.parquet    one row per finished cell (status ok or diverged)  -> done
@@ -97,6 +97,11 @@ CELLS = pa.schema(
         ("x", pa.float64()),
         ("cell_id", pa.string()),
         ("profile", pa.string()),
+        # what the cell's sweep feeds (sweeps.yaml `figure:` / `table:`, e.g. "Fig. 1"), and the
+        # number of its Fig. 2 group (piecewise/linear group 1-3); null when not declared
+        ("figure", pa.string()),
+        ("table", pa.string()),
+        ("group_index", pa.int64()),
     ]
 )
 

@@ -158,11 +158,7 @@ class Store:
 
     def draws_of(self, cell_id: str) -> np.ndarray | None:
         """The coin draws X_t of a done cell, or None."""
-        frame = self.read("draws")
-        hit = frame[frame["cell_id"] == cell_id]
-        if hit.empty:
-            return None
-        return unpack_draws(hit["bits"].iloc[0], int(hit["steps"].iloc[0]))
+        return draws_in(self.read("draws"), cell_id)
 
     # -- heartbeat
 
@@ -229,6 +225,15 @@ def _dedupe_arrow(name: str, table: pa.Table) -> pa.Table:
         keys = keys.sort_values("_t", kind="stable").drop(columns="_t")
     keep = keys.drop_duplicates(keep="first").index.sort_values()
     return table.take(pa.array(keep, type=pa.int64()))
+
+
+def draws_in(draws: pd.DataFrame, cell_id: str) -> np.ndarray | None:
+    """X_0..X_{T-1} of `cell_id` from a `draws` table already read (None if it has no row), so
+    a reader drawing many cells reads the table once."""
+    hit = draws[draws["cell_id"] == cell_id]
+    if hit.empty:
+        return None
+    return unpack_draws(hit["bits"].iloc[0], int(hit["steps"].iloc[0]))
 
 
 def read_table(root: str | os.PathLike[str], name: str) -> pd.DataFrame:

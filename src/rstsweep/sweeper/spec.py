@@ -138,6 +138,9 @@ class Cell:
     x: float | None
     config: CellConfig
     cell_id: str
+    figure: str | None = None
+    table: str | None = None
+    group_index: int | None = None
 
 
 # ----------------------------------------------------------------------------- loading

@@ -1,17 +1,19 @@
 """A synthetic result store of the real sweep grid, for tests and the analysis benchmark.
 
 `grid_cells(sweeps_file, profile)` expands the sweeps file's cells (real cell_ids, groups, labels,
-configs; the `paper` profile gives the full paper grid of DESIGN §3); `write_synthetic_store`
-writes the five store tables (`cells`, `draws`, `epochs`, `trials`, `failures`) with the declared
-schemas and the store's atomic part-file writer, in bulk (one part file per table), so a
-paper-sized store takes seconds. Values are plausible, not real: test error falls from SGD's to
-SAM's level as the effective penalty p·α grows (and rises again past ~1.3), wall time grows with
-the realized extra passes, and the coin draws are the real ones (`Schedule.draws(T, seed)`).
+configs, figure/table tags; the `paper` profile gives the full grid of Zhao et al.);
+`write_synthetic_store` writes the five store tables (`cells`, `draws`, `epochs`, `trials`,
+`failures`) with the declared schemas and the store's atomic part-file writer, in bulk (one part
+file per table), so a paper-sized store takes seconds. Trials and cells rows go through the
+store's own row mapping (`rstsweep.store.rows`), from real `TrainResult` objects. Values are
+plausible, not real: test error falls from SGD's to SAM's level as the effective penalty p·α
+grows (and rises again past ~1.3), wall time grows with the realized extra passes, and the coin
+draws are the real ones (`Schedule.draws(T, seed)`).
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
@@ -21,9 +23,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from rstsweep.analysis.tags import sweep_tags
+from rstsweep.core.catalog import TRAIN_SIZES, steps_per_epoch
+from rstsweep.core.result import TrainResult
 from rstsweep.schedules import Schedule, parse
 from rstsweep.store.files import write_parquet_atomic
-from rstsweep.store.rows import pack_draws
+from rstsweep.store.rows import cell_rows, pack_draws, trial_row
 from rstsweep.store.schema import TABLES
 from rstsweep.sweeper.spec import Cell, ProfileSpec, SweepsFile, expand, load_sweeps
 
@@ -43,8 +48,6 @@ _LEVELS = {
 }
 _STEP_S = {"resnet18": 0.03, "wrn-28-10": 0.12, "vgg16-bn": 0.025, "vit-s16": 0.05}
 _STEP_S |= {"resnet50": 0.35, "resnet101": 0.55, "fastcnn": 0.004}
-_TRAIN_SIZE = {"cifar10": 50_000, "cifar100": 50_000, "fashion-mnist": 60_000}
-_TRAIN_SIZE |= {"imagenet": 1_281_167}
 
 
 def grid_cells(
@@ -57,24 +60,34 @@ def grid_cells(
     `rstsweep.sweeper.spec.expand`, so a synthetic store has the real cell_ids, groups, labels and
     configs. `profile_spec` (a profiles.<name> mapping) adds or replaces the profile first, e.g.
     {"seeds": [0, 1], "models": ["resnet18"], "overrides": {"epochs": 2}} for a small test store.
+    Cells carry their sweep's `figure:`/`table:` tags and Fig. 2 group number (kept where the
+    expansion already set them).
     """
     spec = sweeps_file if isinstance(sweeps_file, SweepsFile) else load_sweeps(sweeps_file)
     if profile_spec is not None:
         profiles = dict(spec.profiles) | {profile: ProfileSpec.model_validate(dict(profile_spec))}
         spec = spec.model_copy(update={"profiles": profiles})
+    tags = sweep_tags({name: body.model_dump() for name, body in spec.sweeps.items()})
     names = list(spec.sweeps) if sweeps is None else list(sweeps)
-    return [cell for name in names for cell in expand(spec, name, profile)]
+    cells = [cell for name in names for cell in expand(spec, name, profile)]
+    return [_tagged(cell, *tags.of(cell.sweep, cell.group)) for cell in cells]
+
+
+def _tagged(cell: Cell, figure: str | None, table: str | None, group_index: int | None) -> Cell:
+    found = {"figure": figure, "table": table, "group_index": group_index}
+    missing = {k: v for k, v in found.items() if getattr(cell, k, None) is None}
+    return dataclasses.replace(cell, **missing) if missing else cell
 
 
 # ----------------------------------------------------------------------------- values
 
 
 def _steps_per_epoch(cfg: dict, override: int | None) -> int:
-    """Steps per epoch as the trainer counts them (drop_last): train size // batch size."""
+    """Steps per epoch as the trainer counts them (the catalogue's batching rule)."""
     if override:
         return override
-    size = cfg.get("train_subset") or _TRAIN_SIZE.get(str(cfg["dataset"]), 10_000)
-    return max(1, int(size) // int(cfg["batch_size"]))
+    size = cfg.get("train_subset") or TRAIN_SIZES.get(str(cfg["dataset"]), 10_000)
+    return steps_per_epoch(int(size), int(cfg["batch_size"]))
 
 
 def _error(cfg: dict, realized: float, rng: np.random.Generator) -> float:
@@ -116,51 +129,29 @@ def _cell_values(cfg: dict, steps_per_epoch: int | None, rng: np.random.Generato
     }
 
 
-def _trial_row(cell: Cell, cfg: dict, v: dict, attempt: str, now: datetime) -> dict:
+def _result(cell: Cell, cfg: dict, v: dict) -> TrainResult:
+    """The TrainResult a trainer would have returned for these synthetic values (epochs are
+    written in bulk by `_epoch_table`, so the result carries none)."""
     sched: Schedule = v["schedule"]
     err = v["test_error"]
-    return {
-        "cell_id": cell.cell_id,
-        "attempt_id": attempt,
-        "sweep": cell.sweep,
-        "group": cell.group,
-        "label": cell.label,
-        "x": cell.x,
-        "family": sched.family,
-        "schedule": sched.spec,
-        "param_a": sched.param_a,
-        "param_b": sched.param_b,
-        "algorithm": cfg["algorithm"],
-        "base_optimizer": cfg["optimizer"],
-        "model": cfg["model"],
-        "dataset": cfg["dataset"],
-        "augment": cfg["augment"],
-        "seed": cfg["seed"],
-        "epochs": cfg["epochs"],
-        "rho": cfg["rho"],
-        "alpha": cfg["alpha"],
-        "label_noise": cfg["label_noise"],
-        "train_subset": cfg["train_subset"],
-        "batch_size": cfg["batch_size"],
-        "steps": v["steps"],
-        "sa_steps": v["sa_steps"],
-        "expected_extra": 0.0 if cfg["algorithm"] == "sgd" else sched.expected_extra(v["steps"]),
-        "closed_form_extra": 0.0 if cfg["algorithm"] == "sgd" else sched.closed_form_extra,
-        "realized_extra": v["realized"],
-        "train_time_s": v["time_s"],
-        "sgd_step_s": v["sgd_step"],
-        "sa_step_s": v["sa_step"],
-        "train_loss": err * 0.2,
-        "train_error": err * 0.1,
-        "test_loss": err * 4.0,
-        "test_error": err,
-        "status": "ok",
-        "error": None,
-        "config_json": json.dumps(cfg, sort_keys=True),
-        "versions": json.dumps({"rstsweep": "synthetic"}),
-        "finished_at": now,
-        "profile": "synthetic",
-    }
+    sgd = cfg["algorithm"] == "sgd"
+    return TrainResult(
+        cell_id=cell.cell_id,
+        status="ok",
+        error=None,
+        steps=v["steps"],
+        sa_steps=v["sa_steps"],
+        expected_extra=0.0 if sgd else sched.expected_extra(v["steps"]),
+        closed_form_extra=0.0 if sgd else sched.closed_form_extra,
+        train_time_s=v["time_s"],
+        sgd_step_s=v["sgd_step"],
+        sa_step_s=v["sa_step"],
+        train_loss=err * 0.2,
+        train_error=err * 0.1,
+        test_loss=err * 4.0,
+        test_error=err,
+        draws=v["draws"],
+    )
 
 
 def _epoch_table(finished: list[tuple[str, str, int, dict]]) -> pa.Table:
@@ -226,7 +217,8 @@ def write_synthetic_store(
         cfg = cell.config.model_dump(mode="json")
         v = _cell_values(cfg, steps_per_epoch, rng)
         attempt = "syn-" + cell.cell_id
-        trials.append(_trial_row(cell, cfg, v, attempt, now) | {"profile": profile})
+        row = trial_row(cell, _result(cell, cfg, v), profile, attempt)
+        trials.append(row | {"versions": '{"rstsweep": "synthetic"}', "finished_at": now})
         draws.append((cell.cell_id, attempt, v["steps"], pack_draws(v["draws"])))
         finished.append((cell.cell_id, attempt, cfg["epochs"], v))
     root = Path(root)
@@ -260,16 +252,7 @@ def _pending_ids(rows: list[Cell], unfinished: Mapping[str, float], rng) -> set[
 
 
 def _cells_frame(rows: list[Cell], profile: str) -> pd.DataFrame:
-    frame = pd.DataFrame(
-        {
-            "sweep": [c.sweep for c in rows],
-            "group": [c.group for c in rows],
-            "label": [c.label for c in rows],
-            "x": [c.x for c in rows],
-            "cell_id": [c.cell_id for c in rows],
-            "profile": profile,
-        }
-    )
+    frame = pd.DataFrame(cell_rows(rows, profile), columns=TABLES["cells"].names)
     return frame.drop_duplicates(subset=["sweep", "group", "label", "cell_id"])
 
 
