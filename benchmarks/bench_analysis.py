@@ -5,7 +5,7 @@ sweeps.yaml under the `paper` profile: ResNet-18/WRN-28-10 (and the sweeps' own 
 CIFAR-10/100 × 5 seeds × 200 epochs, about half a million epoch rows, with 20 % of the p-gamma
 sweep left pending — then times `make_figures` (PNG) and `make_tables` (md, csv, latex), each
 reading the store afresh as the CLI commands do. Prints one JSON object and one summary line.
-Goal (issue 5): ≤ 10 s for all figures and tables on this 2-core machine.
+Goal: ≤ 10 s for all figures and tables on this 2-core machine.
 
     .venv/bin/python benchmarks/bench_analysis.py [--seeds 5] [--store DIR] [--keep]
 """

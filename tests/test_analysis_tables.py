@@ -246,3 +246,27 @@ def test_store_written_through_the_store_api(tmp_path):
 
     paths = make_figures(tmp_path, tmp_path / "figs", note=lambda _: None)
     assert [p.name for p in paths] == ["figure1.png", "figure3.png"]
+
+
+def test_table_number_formats_come_from_core_format():
+    from rstsweep.core.format import format_seeds, format_share, format_time_mean_std
+
+    assert format_time_mean_std(17.83, 0.12) == "17.8 ± 0.1 s"
+    assert format_time_mean_std(0.5, float("nan")) == "0.500 s"  # CI-sized runs
+    assert format_time_mean_std(300.0, 30.0) == "5.0 ± 0.5 min"
+    assert format_time_mean_std(7200.0, None) == "2.0 h"
+    assert format_time_mean_std(float("nan"), 1.0) == "—"
+    assert format_seeds(3) == "3" and format_seeds(2, 1) == "2 (+1 div.)"
+    assert format_share(4, 10) == "4 of 10 cells"
+
+
+def test_no_design_note_or_issue_cited_in_analysis_or_its_data():
+    import re
+
+    import rstsweep
+
+    root = Path(rstsweep.__file__).parent
+    files = [*(root / "analysis").glob("*.py"), root / "data" / "paper_numbers.csv"]
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        assert "DESIGN" not in text and not re.search(r"[Ii]ssue \d", text), path

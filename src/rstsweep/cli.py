@@ -208,7 +208,8 @@ def figures(
     ),
     fmt: Annotated[str, typer.Option("--format", help="png, pdf or svg.")] = "png",
 ) -> None:
-    """Draw the paper's Figures 1-5 from the store; print the paths written (notes on stderr)."""
+    """Draw the paper's Figures 1-5 from the store, and the test error vs compute Pareto view when
+    it holds two or more schedule families; print the paths written (notes on stderr)."""
     from rstsweep.analysis.figures import make_figures
     from rstsweep.analysis.results import require_store
 
@@ -224,7 +225,8 @@ def tables(
         Path | None, typer.Option("--out", "-o", help="Write one file per table here.")
     ] = None,
 ) -> None:
-    """Print the paper's tables (and ours vs the paper's numbers); with --out, write files."""
+    """Print the paper's tables, ours vs the paper's numbers and, with two or more schedule
+    families, the best case at each compute budget; with --out, write files."""
     from rstsweep.analysis.results import require_store
     from rstsweep.analysis.tables import print_or_write_tables
 

@@ -32,6 +32,7 @@ from rstsweep.analysis.results import (
     display_model,
     ordered,
 )
+from rstsweep.store.store import draws_in
 
 
 def figure4(res: Results, note: Note) -> Figure | None:
@@ -73,7 +74,7 @@ def _draws_panel(ax, res: Results, rows: pd.DataFrame, family: str) -> None:
     ax.set_ylim(-0.2, 1.2)
     ax.set_yticks([0, 0.5, 1])
     cell = _first_cell(rows)
-    draws = res.draws_of(cell["cell_id"]) if cell is not None else None
+    draws = draws_in(res.draws, cell["cell_id"]) if cell is not None else None
     if draws is None or draws.size == 0:
         empty(ax, "no finished cell with draws")
         return

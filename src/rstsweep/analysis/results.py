@@ -1,9 +1,11 @@
 """Load a result store for analysis and aggregate its trials over seeds (vectorised pandas).
 
-Owns the analysis view of a store: which cells belong to which sweep/group (the `cells` table,
-falling back to the trials rows' own sweep/group), the per-seed extra wall time relative to the SGD
-cell of the same setting and seed, and the per-case aggregates (mean ± std over seeds) that every
-figure and table draws from. Reads the Parquet store only, through `rstsweep.store.store`.
+Owns the analysis view of a store: which cells belong to which sweep/group and what each sweep
+feeds (the `cells` table with its figure/table tags, falling back to the trials rows' own
+sweep/group and, for null tags, to the shipped sweeps.yaml: see `tags`), the per-seed extra wall
+time relative to the SGD cell of the same setting and seed, and the per-case aggregates (mean ±
+std over seeds) that every figure and table draws from. Reads the Parquet store only, through
+`rstsweep.store.store`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import pandas as pd
 from rstsweep.analysis.tags import TAG_COLUMNS, fill_missing_tags
 from rstsweep.core.config import RUNTIME_FIELDS
 from rstsweep.store.schema import TABLES
-from rstsweep.store.store import draws_in, read_table
+from rstsweep.store.store import read_table
 
 # The columns that make two cells "the same experiment up to its seed" when they share a panel:
 # endpoints (SGD/SAM) are matched to RST cells by this setting (plus seed for extra wall time).
@@ -277,11 +279,13 @@ class Results:
         mask = cases["role"].isin(["sgd", "sam"]) & cases["setting"].isin(list(settings))
         return cases[mask].reset_index(drop=True)
 
-    def draws_of(self, cell_id: str) -> np.ndarray | None:
-        """X_0..X_{T-1} of a done cell from the `draws` table (read once, on first use)."""
+    @property
+    def draws(self) -> pd.DataFrame:
+        """The store's `draws` table, read on first use (only Figure 4 needs it); look a cell's
+        X_t up with `rstsweep.store.store.draws_in`."""
         if self._draws is None:
             self._draws = read_store_table(self.root, "draws")
-        return draws_in(self._draws, cell_id)
+        return self._draws
 
 
 def load(store: str | os.PathLike[str]) -> Results:
