@@ -13,6 +13,7 @@ from rstsweep.errors import RstError
 from rstsweep.schedules import parse
 from rstsweep.sweeper import spec as spec_mod
 from rstsweep.sweeper.spec import expand, expand_all, load_sweeps, parse_sweeps
+from rstsweep.sweeper.templates import arith
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEPS = ROOT / "sweeps.yaml"
@@ -260,9 +261,9 @@ def test_cycles_and_arithmetic() -> None:
     cyc = MINI + "  t: {include: [u]}\n  u: {include: [t]}\n"
     with pytest.raises(RstError, match=r"include cycle t -> u -> t"):
         parse_sweeps(cyc)
-    assert spec_mod._arith("1 - 0.3") == pytest.approx(0.7)
-    assert spec_mod._arith("1.5/0.1") == 15.0  # rounded to 12 significant digits
-    assert spec_mod._arith("cos1") is None and spec_mod._arith("__import__('os')") is None
+    assert arith("1 - 0.3") == pytest.approx(0.7)
+    assert arith("1.5/0.1") == 15.0  # rounded to 12 significant digits
+    assert arith("cos1") is None and arith("__import__('os')") is None
 
 
 # ----------------------------------------------------------------------------- through the CLI
