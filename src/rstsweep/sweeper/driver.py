@@ -272,7 +272,8 @@ def run_command(options: RunOptions) -> int:
     from rstsweep.sweeper.spec import expand
 
     o = options
-    cells = expand(o.file, o.sweep, o.profile)  # YAML, sweep and profile errors: before Ray starts
+    # YAML, sweep, profile and `--set` errors: before Ray starts
+    cells = expand(o.file, o.sweep, o.profile, o.overrides)
     cells = with_absolute_data_dir(cells, o.data_dir)
     the_store = Store(o.store)
     if o.address is None:  # on a cluster the data lives on the workers: they report it per cell
