@@ -1,4 +1,4 @@
-"""Declared pyarrow schemas of the result store (DESIGN §5). Pure pyarrow: no torch, no ray.
+"""Declared pyarrow schemas of the result store. Pure pyarrow: no torch, no ray.
 
 Layout of a store directory (every file immutable, written as `.tmp-*` then renamed):
     <store>/trials/part-*.parquet    one row per finished cell (status ok or diverged)  -> done

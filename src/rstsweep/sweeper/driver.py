@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from rstsweep.core.format import format_duration
 from rstsweep.core.names import CRASH_ENV
 from rstsweep.sweeper.options import RunOptions
 from rstsweep.sweeper.progress import EventLog, SweepProgress
@@ -60,7 +61,7 @@ class SweepSummary:
     def line(self) -> str:
         text = (
             f"{self.cells} cells: {self.done} run now, {self.skipped} already done, "
-            f"{self.failed} failed, {self.pending} pending ({self.wall_s:.1f} s)"
+            f"{self.failed} failed, {self.pending} pending ({format_duration(self.wall_s)})"
         )
         return text + (f"; {self.diverged} diverged" if self.diverged else "")
 

@@ -1,7 +1,7 @@
 """A synthetic result store of the real sweep grid, for tests and the analysis benchmark.
 
 `grid_cells(sweeps_file, profile)` expands the sweeps file's cells (real cell_ids, groups, labels,
-configs; the `paper` profile gives the full paper grid of DESIGN §3); `write_synthetic_store`
+configs; the `paper` profile gives the full grid of Zhao et al.); `write_synthetic_store`
 writes the five store tables (`cells`, `draws`, `epochs`, `trials`, `failures`) with the declared
 schemas and the store's atomic part-file writer, in bulk (one part file per table), so a
 paper-sized store takes seconds. Values are plausible, not real: test error falls from SGD's to
