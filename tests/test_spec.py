@@ -282,10 +282,13 @@ def _snapshot(root: Path) -> dict[str, bytes]:
 
 
 def test_cli_bad_input_exits_2_with_one_line_and_store_untouched(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+    make_cell,
+    make_result,
 ) -> None:
     from rstsweep.store.store import Store
-    from test_store import make_cell, make_result
 
     store_dir = tmp_path / "store"
     cell = make_cell()

@@ -12,10 +12,29 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
 from rstsweep.errors import RstError, format_validation_error
 
+
+class _App(TyperGroup):
+    """The command group; it turns user errors into one line on stderr and exit 2 wherever the app
+    runs (the console script, `python -m rstsweep`, typer's CliRunner in the tests)."""
+
+    def invoke(self, ctx: typer.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except RstError as exc:
+            _fail(str(exc), exc.exit_code)
+        except Exception as exc:
+            if type(exc).__name__ != "ValidationError":  # pydantic's; not imported for --help
+                raise
+            _fail(format_validation_error(exc), 2)
+        return None
+
+
 app = typer.Typer(
+    cls=_App,
     name="rstsweep",
     help="Run, resume, inspect and analyse Randomized Sharpness-Aware Training (RST) sweeps.",
     no_args_is_help=True,
@@ -275,20 +294,15 @@ def tables(
 
 
 def main() -> None:
-    """Console entry point: run the app, turning user errors into one clean line and exit 2."""
+    """Console entry point: run the app; user errors are one clean line and exit 2 (see `_App`)."""
     try:
-        app(standalone_mode=False)
-    except RstError as exc:
-        _fail(str(exc), exc.exit_code)
-    except Exception as exc:  # only pydantic/click user errors are handled; others re-raise
+        code = app(standalone_mode=False)
+    except Exception as exc:  # only click's usage errors and aborts are handled; others re-raise
         _handle_other(exc)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 def _handle_other(exc: Exception) -> None:
-    from pydantic import ValidationError
-
-    if isinstance(exc, ValidationError):
-        _fail(format_validation_error(exc), 2)
     if isinstance(exc, typer.Abort):
         _fail("aborted", 130)
     # Usage errors (unknown option, bad value): typer bundles its own click, whose exceptions are
@@ -302,7 +316,7 @@ def _handle_other(exc: Exception) -> None:
 
 def _fail(message: str, code: int) -> None:
     print(f"rstsweep: error: {message}", file=sys.stderr)
-    sys.exit(code)
+    raise typer.Exit(code)
 
 
 if __name__ == "__main__":

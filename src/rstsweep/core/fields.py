@@ -112,7 +112,7 @@ def fields_text() -> str:
 _NAMED_RANGES = {
     "algorithm": lambda: "|".join(algorithm_names()),
     "schedule": lambda: "a spec: `rstsweep schedules`",
-    "model": lambda: ", ".join(MODEL_NAMES),
+    "model": lambda: "|".join(MODEL_NAMES),
     "dataset": lambda: "|".join(DATASETS),
 }
 
