@@ -335,3 +335,18 @@ def _in_process(args, monkeypatch, capsys) -> tuple[int, str, str]:
         cli.main()
     captured = capsys.readouterr()
     return info.value.code, captured.out, captured.err
+
+
+def test_cells_carry_figure_table_and_group_index(sweeps) -> None:
+    by_group = {(c.sweep, c.group): c for c in expand(sweeps, "piecewise-2", "ci")}
+    fig2 = by_group[("piecewise-2", "piecewise-2")]
+    assert (fig2.figure, fig2.table, fig2.group_index) == ("Fig. 2", None, 2)
+    sgd = by_group[("piecewise-2", "sgd")]  # included from baselines: the including sweep's tags
+    assert (sgd.figure, sgd.group_index) == ("Fig. 2", None)
+    for sweep, number in (("piecewise-1", 1), ("piecewise-3", 3), ("linear-1", 1), ("linear-2", 2)):
+        indices = {c.group_index for c in expand(sweeps, sweep, "ci") if c.group == sweep}
+        assert indices == {number}, sweep
+    trig = expand(sweeps, "trigonometric", "ci")
+    assert {(c.figure, c.table) for c in trig} == {("Fig. 4", "Table 5")}
+    assert {c.group_index for c in expand(sweeps, "constant", "ci")} == {None}
+    assert {c.table for c in expand(sweeps, "baselines", "ci")} == {"Table 1"}

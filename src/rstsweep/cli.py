@@ -185,6 +185,8 @@ def run(
     the profile's overrides (so the cells and their cell_ids change).
     """
     from rstsweep.core.fields import parse_assignments
+
+    overrides = parse_assignments(set_ or [])  # unknown keys: before the driver is even imported
     from rstsweep.sweeper.driver import run_command
     from rstsweep.sweeper.options import RunOptions
 
@@ -193,7 +195,7 @@ def run(
         file=file,
         profile=profile,
         store=store,
-        overrides=parse_assignments(set_ or []),
+        overrides=overrides,
         address=address,
         cpus_per_trial=cpus_per_trial,
         gpus_per_trial=gpus_per_trial,
