@@ -14,6 +14,8 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
+from rstsweep.core.algorithms import algorithm_names
+from rstsweep.core.catalog import DATASETS, MODEL_NAMES
 from rstsweep.errors import RstError, format_validation_error
 
 
@@ -103,10 +105,12 @@ SetOption = Annotated[
 
 @app.command("train")
 def train_cmd(
-    algorithm: Annotated[str | None, _opt("The SA branch: sgd sam asam gsam gnr ...")] = None,
+    algorithm: Annotated[
+        str | None, _opt(f"The SA branch: {', '.join(algorithm_names())}.")
+    ] = None,
     schedule: Annotated[str | None, _opt("p(t), e.g. 'constant(0.5)', 'cos1'.")] = None,
-    model: Annotated[str | None, _opt("fastcnn, resnet18, wrn-D-K, vgg16-bn, vit-s16, ...")] = None,
-    dataset: Annotated[str | None, _opt("fashion-mnist, cifar10, cifar100, imagenet.")] = None,
+    model: Annotated[str | None, _opt(f"{', '.join(MODEL_NAMES)}.")] = None,
+    dataset: Annotated[str | None, _opt(f"{', '.join(DATASETS)}.")] = None,
     epochs: Annotated[int | None, _opt("Training epochs.")] = None,
     seed: Annotated[int | None, _opt("Seed of the model init, data order and coins.")] = None,
     data_dir: Annotated[str | None, _opt("Dataset directory.")] = None,

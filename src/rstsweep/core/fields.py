@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from rstsweep.core.algorithms import algorithm_names
 from rstsweep.core.catalog import DATASETS, MODEL_NAMES
 from rstsweep.core.config import RUNTIME_FIELDS, CellConfig
-from rstsweep.errors import RstError, format_validation_error, unknown_key
+from rstsweep.errors import RstError, format_validation_error, unknown_key, validation_detail
 
 SEE_FIELDS = "`rstsweep fields` lists them"
 
@@ -60,7 +60,7 @@ def make_config(values: Mapping[str, Any], where: Mapping[str, str] | None = Non
     try:
         return CellConfig(**values)
     except ValidationError as exc:
-        loc = exc.errors()[0].get("loc", ())
+        loc = validation_detail(exc).loc
         field = str(loc[0]) if loc else None
         at = (where or {}).get(field) if field else None
         raise RstError(format_validation_error(exc, at=at), field=field) from None

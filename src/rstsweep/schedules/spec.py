@@ -43,7 +43,7 @@ def parse(spec: str) -> Schedule:
                 )
             key = names[position]
         if key in params:
-            raise ScheduleError(f"schedule {spec!r}: parameter {key} given twice")
+            raise ScheduleError(f"schedule {spec!r}: parameter {key} given twice", parameter=key)
         params[key] = value
     return Schedule(name, params)
 

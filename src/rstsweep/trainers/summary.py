@@ -1,5 +1,5 @@
-"""`rstsweep train`'s side of a run: build the config, train with a progress bar, print the result
-as a summary or as JSON."""
+"""`rstsweep train`'s side of a run: train a validated config with a progress bar, print the
+result as a summary or as JSON."""
 
 from __future__ import annotations
 
