@@ -193,3 +193,29 @@ def test_expected_extra_of_trig_uses_discrete_mean(sweeps_file) -> None:
     T = cell_steps(cells[0].config)
     plan = make_plan(cells, "trigonometric", "ci", None)
     assert plan.groups[0].mean_extra == pytest.approx(parse("sin1").expected_extra(T))
+
+
+def test_status_of_a_synthetic_store_matches_its_tables(small_synthetic_store, cli) -> None:
+    """`rstsweep status` on the shared synthetic store: per-sweep counts recomputed here from the
+    raw Parquet tables with plain pandas."""
+    import pandas as pd
+
+    from rstsweep.core.format import format_count
+
+    root = small_synthetic_store
+    cells = pd.read_parquet(root / "cells").drop_duplicates(["sweep", "cell_id"])
+    trials = pd.read_parquet(root / "trials").drop_duplicates("cell_id")
+    failed_ids = set(pd.read_parquet(root / "failures")["cell_id"])
+    result = cli("status", "-s", root)
+    assert result.exit_code == 0, result.stderr
+    rows = _rows(result.stdout)
+    for sweep in ("constant", "p-gamma"):
+        ids = set(cells[cells["sweep"] == sweep]["cell_id"])
+        done = ids & set(trials["cell_id"])
+        failed = (ids & failed_ids) - done
+        mine = trials[trials["cell_id"].isin(done)]
+        passes = format_count(int(mine["steps"].sum() + mine["sa_steps"].sum()))
+        expected = [str(len(ids)), str(len(done)), "0", str(len(failed))]
+        assert rows[sweep][1:5] == expected, sweep
+        assert rows[sweep][5:7] == [str(len(ids) - len(done) - len(failed)), passes], sweep
+    assert rows["p-gamma"][5] != "0"  # half of p-gamma is unfinished
