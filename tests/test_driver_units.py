@@ -180,7 +180,7 @@ def test_unique_cells_and_summary():
     assert {k: v.group for k, v in unique_cells(cells).items()} == {"x": "a", "y": "a"}
     summary = SweepSummary(cells=10, done=3, skipped=4, failed=1, wall_s=2.0)
     assert summary.pending == 2
-    assert summary.line() == ("10 cells: 3 run now, 4 already done, 1 failed, 2 pending (2.0 s)")
+    assert summary.line() == ("10 cells: 3 run now, 4 already done, 1 failed, 2 pending (2 s)")
 
 
 def test_data_dir_is_made_absolute_and_keeps_cell_ids(tmp_path, monkeypatch):

@@ -13,6 +13,7 @@ from rstsweep.errors import RstError
 from rstsweep.schedules import parse
 from rstsweep.sweeper import spec as spec_mod
 from rstsweep.sweeper.spec import expand, expand_all, load_sweeps, parse_sweeps
+from rstsweep.sweeper.templates import arith
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEPS = ROOT / "sweeps.yaml"
@@ -260,9 +261,9 @@ def test_cycles_and_arithmetic() -> None:
     cyc = MINI + "  t: {include: [u]}\n  u: {include: [t]}\n"
     with pytest.raises(RstError, match=r"include cycle t -> u -> t"):
         parse_sweeps(cyc)
-    assert spec_mod._arith("1 - 0.3") == pytest.approx(0.7)
-    assert spec_mod._arith("1.5/0.1") == 15.0  # rounded to 12 significant digits
-    assert spec_mod._arith("cos1") is None and spec_mod._arith("__import__('os')") is None
+    assert arith("1 - 0.3") == pytest.approx(0.7)
+    assert arith("1.5/0.1") == 15.0  # rounded to 12 significant digits
+    assert arith("cos1") is None and arith("__import__('os')") is None
 
 
 # ----------------------------------------------------------------------------- through the CLI
@@ -281,10 +282,13 @@ def _snapshot(root: Path) -> dict[str, bytes]:
 
 
 def test_cli_bad_input_exits_2_with_one_line_and_store_untouched(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+    make_cell,
+    make_result,
 ) -> None:
     from rstsweep.store.store import Store
-    from test_store import make_cell, make_result
 
     store_dir = tmp_path / "store"
     cell = make_cell()
@@ -331,3 +335,18 @@ def _in_process(args, monkeypatch, capsys) -> tuple[int, str, str]:
         cli.main()
     captured = capsys.readouterr()
     return info.value.code, captured.out, captured.err
+
+
+def test_cells_carry_figure_table_and_group_index(sweeps) -> None:
+    by_group = {(c.sweep, c.group): c for c in expand(sweeps, "piecewise-2", "ci")}
+    fig2 = by_group[("piecewise-2", "piecewise-2")]
+    assert (fig2.figure, fig2.table, fig2.group_index) == ("Fig. 2", None, 2)
+    sgd = by_group[("piecewise-2", "sgd")]  # included from baselines: the including sweep's tags
+    assert (sgd.figure, sgd.group_index) == ("Fig. 2", None)
+    for sweep, number in (("piecewise-1", 1), ("piecewise-3", 3), ("linear-1", 1), ("linear-2", 2)):
+        indices = {c.group_index for c in expand(sweeps, sweep, "ci") if c.group == sweep}
+        assert indices == {number}, sweep
+    trig = expand(sweeps, "trigonometric", "ci")
+    assert {(c.figure, c.table) for c in trig} == {("Fig. 4", "Table 5")}
+    assert {c.group_index for c in expand(sweeps, "constant", "ci")} == {None}
+    assert {c.table for c in expand(sweeps, "baselines", "ci")} == {"Table 1"}

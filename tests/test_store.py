@@ -17,50 +17,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from rstsweep.core.config import CellConfig
-from rstsweep.core.result import EpochRecord, TrainResult
-from rstsweep.schedules import parse
 from rstsweep.store import schema
 from rstsweep.store.files import part_files
 from rstsweep.store.rows import pack_draws, trial_row, unpack_draws
 from rstsweep.store.store import Store, read_table
-from rstsweep.sweeper.spec import Cell
+from rstsweep.sweeper.cell import Cell
 
 
-def make_cell(schedule: str = "constant(0.5)", seed: int = 0, group: str = "constant") -> Cell:
-    config = CellConfig(schedule=schedule, seed=seed, epochs=2, train_subset=512, batch_size=64)
-    x = parse(schedule).closed_form_extra
-    return Cell("constant", group, f"s={schedule}", x, config, config.cell_id())
-
-
-def make_result(cell: Cell, steps: int = 16, seed: int = 0, test_error: float = 0.2) -> TrainResult:
-    """A synthetic TrainResult whose draws come from the cell's own schedule (no torch)."""
-    draws = parse(cell.config.schedule).draws(steps, seed)
-    half = steps // 2
-    epochs = [
-        EpochRecord(1, 1.0, 0.4, 1.1, 0.45, 0.1, half, int(draws[:half].sum()), 1.5),
-        EpochRecord(2, 0.5, 0.2, 0.6, test_error, 0.0, steps, int(draws.sum()), 3.0),
-    ]
-    return TrainResult(
-        cell_id=cell.cell_id,
-        status="ok",
-        error=None,
-        steps=steps,
-        sa_steps=int(draws.sum()),
-        expected_extra=parse(cell.config.schedule).expected_extra(steps),
-        closed_form_extra=parse(cell.config.schedule).closed_form_extra,
-        train_time_s=3.0,
-        sgd_step_s=0.1,
-        sa_step_s=0.2,
-        train_loss=0.5,
-        train_error=0.2,
-        test_loss=0.6,
-        test_error=test_error,
-        epochs=epochs,
-        draws=draws,
-    )
-
-
-def test_empty_store_reads_empty_frames_with_columns(tmp_path: Path) -> None:
+def test_empty_store_reads_empty_frames_with_columns(tmp_path: Path, make_cell) -> None:
     store = Store(tmp_path / "nope", read_only=True)
     for name, sch in schema.TABLES.items():
         frame = store.read(name)
@@ -72,7 +36,9 @@ def test_empty_store_reads_empty_frames_with_columns(tmp_path: Path) -> None:
         store.write_failure(make_cell(), "x")
 
 
-def test_write_result_reads_back_and_plain_pandas_opens_it(tmp_path: Path) -> None:
+def test_write_result_reads_back_and_plain_pandas_opens_it(
+    tmp_path: Path, make_cell, make_result
+) -> None:
     store = Store(tmp_path / "s")
     cell = make_cell("piecewise(a=0, b=0.3)")
     result = make_result(cell, steps=21)
@@ -117,7 +83,9 @@ def test_pack_unpack_roundtrip_odd_lengths() -> None:
         assert unpack_draws(packed, n).tolist() == draws.tolist()
 
 
-def test_second_write_of_a_done_cell_is_skipped_or_deduped(tmp_path: Path) -> None:
+def test_second_write_of_a_done_cell_is_skipped_or_deduped(
+    tmp_path: Path, make_cell, make_result
+) -> None:
     store = Store(tmp_path)
     cell = make_cell()
     first = store.write_result(cell, make_result(cell, test_error=0.3), "ci")
@@ -138,7 +106,9 @@ def test_second_write_of_a_done_cell_is_skipped_or_deduped(tmp_path: Path) -> No
     assert store.done_ids() == {cell.cell_id}
 
 
-def test_orphan_epochs_and_dot_temp_files_are_invisible(tmp_path: Path) -> None:
+def test_orphan_epochs_and_dot_temp_files_are_invisible(
+    tmp_path: Path, make_cell, make_result
+) -> None:
     store = Store(tmp_path)
     done, orphan = make_cell("constant(0.2)"), make_cell("constant(0.7)")
     store.write_result(done, make_result(done), "ci")
@@ -158,7 +128,7 @@ KILL_SCRIPT = textwrap.dedent(
     """
     import os, signal, sys
     sys.path.insert(0, {tests!r})
-    from test_store import make_cell, make_result
+    from factories import make_cell, make_result
     import rstsweep.store.store as st
 
     mode = sys.argv[2]
@@ -200,7 +170,9 @@ def _run_killed(store_dir: Path, mode: str) -> None:
     assert proc.returncode == -signal.SIGKILL
 
 
-def test_process_killed_before_trials_row_leaves_readers_clean(tmp_path: Path) -> None:
+def test_process_killed_before_trials_row_leaves_readers_clean(
+    tmp_path: Path, make_cell, make_result
+) -> None:
     store = Store(tmp_path)
     survivor = make_cell("constant(0.1)")
     store.write_result(survivor, make_result(survivor), "ci")
@@ -226,6 +198,8 @@ def test_process_killed_mid_file_leaves_only_a_dot_file(tmp_path: Path) -> None:
 
 
 def _fill_store(store: Store, n: int) -> list[Cell]:
+    from factories import make_cell, make_result
+
     cells = [make_cell(f"constant(0.{i + 1})", seed=i) for i in range(n)]
     for cell in cells:
         store.write_result(cell, make_result(cell), "ci")
@@ -270,7 +244,7 @@ def test_compact_killed_midway_leaves_no_duplicates(tmp_path: Path) -> None:
     assert len(pd.read_parquet(tmp_path / "epochs")) == 6
 
 
-def test_record_cells_writes_only_new_membership(tmp_path: Path) -> None:
+def test_record_cells_writes_only_new_membership(tmp_path: Path, make_cell) -> None:
     store = Store(tmp_path)
     cells = [make_cell(f"constant(0.{i})") for i in range(1, 4)]
     assert store.record_cells(cells, "ci") == 3
@@ -294,7 +268,7 @@ def test_heartbeat_roundtrip_is_atomic_json(tmp_path: Path) -> None:
     assert store.read_heartbeat() is None
 
 
-def test_trial_row_matches_schema_and_sgd_has_no_params(tmp_path: Path) -> None:
+def test_trial_row_matches_schema_and_sgd_has_no_params(tmp_path: Path, make_result) -> None:
     config = CellConfig(algorithm="sgd", schedule="constant(0.7)")
     cell = Cell("baselines", "sgd", "SGD", 0.0, config, config.cell_id())
     row = trial_row(cell, make_result(cell), "paper")

@@ -20,9 +20,9 @@ from rstsweep.trainers.loop import train
 torch.set_num_threads(1)
 
 TINY_ARGS = [
-    "--model", "fastcnn", "--width", "4", "--dataset", "fashion-mnist",
-    "--train-subset", "256", "--test-subset", "128", "--batch-size", "64",
-    "--epochs", "1", "--seed", "2", "--device", "cpu", "--threads", "1",
+    "--model", "fastcnn", "--set", "width=4", "--dataset", "fashion-mnist",
+    "--set", "train_subset=256", "--set", "test_subset=128", "--set", "batch_size=64",
+    "--epochs", "1", "--seed", "2", "--device", "cpu", "--set", "threads=1",
 ]  # fmt: skip
 
 
@@ -98,9 +98,9 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
         model="fastcnn", width=4, dataset="fashion-mnist", train_subset=1024, test_subset=256,
         batch_size=64, epochs=3, seed=4, schedule="constant(0.5)", algorithm="sam",
     )  # fmt: skip
-    args = [sys.executable, "-m", "rstsweep.cli", "train", "--device", "cpu", "--threads", "1"]
+    args = [sys.executable, "-m", "rstsweep", "train", "--device", "cpu", "--set", "threads=1"]
     for key, value in options.items():
-        args += [f"--{key.replace('_', '-')}", str(value)]
+        args += ["--set", f"{key}={value}"]
     out = tmp_path / "killed"
     checkpoint = out / "checkpoint.pt"
     proc = subprocess.Popen([*args, "--out", str(out), "--json"], stdout=subprocess.PIPE)

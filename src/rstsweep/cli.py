@@ -12,10 +12,31 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
+from rstsweep.core.algorithms import algorithm_names
+from rstsweep.core.catalog import DATASETS, MODEL_NAMES
 from rstsweep.errors import RstError, format_validation_error
 
+
+class _App(TyperGroup):
+    """The command group; it turns user errors into one line on stderr and exit 2 wherever the app
+    runs (the console script, `python -m rstsweep`, typer's CliRunner in the tests)."""
+
+    def invoke(self, ctx: typer.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except RstError as exc:
+            _fail(str(exc), exc.exit_code)
+        except Exception as exc:
+            if type(exc).__name__ != "ValidationError":  # pydantic's; not imported for --help
+                raise
+            _fail(format_validation_error(exc), 2)
+        return None
+
+
 app = typer.Typer(
+    cls=_App,
     name="rstsweep",
     help="Run, resume, inspect and analyse Randomized Sharpness-Aware Training (RST) sweeps.",
     no_args_is_help=True,
@@ -47,8 +68,21 @@ def schedules(
     print_schedule_table(steps=steps, extra_specs=spec or [])
 
 
+def _version(value: bool) -> None:
+    if value:
+        from rstsweep import __version__
+
+        print(f"rstsweep {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
     # An explicit callback keeps `rstsweep` a command group even while it has one command
     # (typer would otherwise run that command as the root and reject `rstsweep schedules`).
     pass
@@ -58,45 +92,67 @@ def _opt(help_text: str) -> typer.models.OptionInfo:
     return typer.Option(help=help_text, show_default=False)
 
 
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="KEY=VALUE",
+        show_default=False,
+        help="Any CellConfig field, e.g. --set looksam_k=3 (repeatable; `rstsweep fields`).",
+    ),
+]
+
+
 @app.command("train")
 def train_cmd(
-    algorithm: Annotated[str | None, _opt("sgd sam asam gsam gnr looksam esam ssam.")] = None,
+    algorithm: Annotated[
+        str | None, _opt(f"The SA branch: {', '.join(algorithm_names())}.")
+    ] = None,
     schedule: Annotated[str | None, _opt("p(t), e.g. 'constant(0.5)', 'cos1'.")] = None,
-    model: Annotated[str | None, _opt("fastcnn, resnet18, wrn-D-K, vgg16-bn, vit-s16, ...")] = None,
-    dataset: Annotated[str | None, _opt("fashion-mnist, cifar10, cifar100, imagenet.")] = None,
+    model: Annotated[str | None, _opt(f"{', '.join(MODEL_NAMES)}.")] = None,
+    dataset: Annotated[str | None, _opt(f"{', '.join(DATASETS)}.")] = None,
     epochs: Annotated[int | None, _opt("Training epochs.")] = None,
     seed: Annotated[int | None, _opt("Seed of the model init, data order and coins.")] = None,
-    train_subset: Annotated[int | None, _opt("Use a seeded subset of the training set.")] = None,
-    test_subset: Annotated[int | None, _opt("Use a seeded subset of the test set.")] = None,
-    batch_size: Annotated[int | None, _opt("Batch size.")] = None,
-    lr: Annotated[float | None, _opt("Peak learning rate.")] = None,
-    rho: Annotated[float | None, _opt("SAM radius ρ.")] = None,
-    alpha: Annotated[float | None, _opt("GNR/G-RST mix α.")] = None,
-    optimizer: Annotated[str | None, _opt("Base optimizer: sgd, adam, adamw.")] = None,
-    augment: Annotated[str | None, _opt("none, basic, cutout.")] = None,
-    label_noise: Annotated[float | None, _opt("Symmetric label noise (train only).")] = None,
-    label_smoothing: Annotated[float | None, _opt("Label smoothing of the loss.")] = None,
-    weight_decay: Annotated[float | None, _opt("Weight decay (in the base update).")] = None,
-    lr_schedule: Annotated[str | None, _opt("cosine, step, constant.")] = None,
-    grad_clip: Annotated[float | None, _opt("Global gradient-norm clip.")] = None,
-    eval_every: Annotated[int | None, _opt("Evaluate every k-th epoch (and the last).")] = None,
-    width: Annotated[int | None, _opt("Model width override.")] = None,
     data_dir: Annotated[str | None, _opt("Dataset directory.")] = None,
     device: Annotated[str | None, _opt("auto, cpu, cuda, cuda:1 ...")] = None,
-    threads: Annotated[int | None, _opt("torch CPU threads.")] = None,
+    set_: SetOption = None,
     out: Annotated[Path | None, _opt("Directory for checkpoint.pt and final.pt.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT.")] = False,
     json_: Annotated[bool, typer.Option("--json", help="Print a JSON summary only.")] = False,
 ) -> None:
-    """Train one cell (one RST run) and print its summary."""
+    """Train one cell (one RST run) and print its summary.
+
+    The flags set the common fields; --set KEY=VALUE sets any field of
+    the cell config; `rstsweep fields` lists them all with type, range,
+    default and description. Unset fields keep their defaults.
+    """
+    from rstsweep.core.fields import make_config, parse_assignments
+
+    flags = {"algorithm": algorithm, "schedule": schedule, "model": model, "dataset": dataset,
+             "epochs": epochs, "seed": seed, "data_dir": data_dir, "device": device}  # fmt: skip
+    given = {k: v for k, v in flags.items() if v is not None}
+    sets = parse_assignments(set_ or [])
+    clash = sorted(given.keys() & sets.keys())
+    if clash:
+        raise RstError(f"--set {clash[0]}: also given as --{clash[0].replace('_', '-')}")
+    where = {k: f"--{k.replace('_', '-')}" for k in given} | {k: f"--set {k}" for k in sets}
+    config = make_config(given | sets, where)  # validated before torch is imported
+    if resume and out is None:
+        raise RstError("--resume: needs --out DIR (the directory holding checkpoint.pt)")
+
     from rstsweep.trainers.summary import run_cli
 
-    options = dict(locals())
-    for key in ("out", "resume", "json_", "run_cli"):
-        options.pop(key)
-    code = run_cli(options, out=out, resume=resume, as_json=json_)
+    code = run_cli(config, out=out, resume=resume, as_json=json_)
     if code:
         sys.exit(code)
+
+
+@app.command("fields")
+def fields_cmd() -> None:
+    """List every cell-config field (type, range, default, description) for `--set KEY=VALUE`."""
+    from rstsweep.core.fields import fields_text
+
+    print(fields_text())
 
 
 @app.command()
@@ -125,8 +181,16 @@ def run(
         typer.Option(help="Dataset directory for every cell (overrides the profile's data_dir)."),
     ] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No live display.")] = False,
+    set_: SetOption = None,
 ) -> None:
-    """Run the sweep's cells not yet in the store, through Ray Tune (re-running resumes)."""
+    """Run the sweep's cells not yet in the store, through Ray Tune (re-running resumes).
+
+    --set KEY=VALUE overrides a cell-config field of every cell, over
+    the profile's overrides (so the cells and their cell_ids change).
+    """
+    from rstsweep.core.fields import parse_assignments
+
+    overrides = parse_assignments(set_ or [])  # unknown keys: before the driver is even imported
     from rstsweep.sweeper.driver import run_command
     from rstsweep.sweeper.options import RunOptions
 
@@ -135,6 +199,7 @@ def run(
         file=file,
         profile=profile,
         store=store,
+        overrides=overrides,
         address=address,
         cpus_per_trial=cpus_per_trial,
         gpus_per_trial=gpus_per_trial,
@@ -160,11 +225,14 @@ def plan(
     file: SweepsFile = DEFAULT_FILE,
     profile: Profile = DEFAULT_PROFILE,
     store: StoreDir = DEFAULT_STORE,
+    set_: SetOption = None,
 ) -> None:
     """Show a sweep's cells by group, expected forward-backward passes and estimated time."""
+    from rstsweep.core.fields import parse_assignments
     from rstsweep.sweeper.plan import plan_sweep, print_plan
 
-    print_plan(plan_sweep(file, sweep, profile, store), store)
+    overrides = parse_assignments(set_ or [])
+    print_plan(plan_sweep(file, sweep, profile, store, overrides), store)
 
 
 @app.command()
@@ -234,20 +302,15 @@ def tables(
 
 
 def main() -> None:
-    """Console entry point: run the app, turning user errors into one clean line and exit 2."""
+    """Console entry point: run the app; user errors are one clean line and exit 2 (see `_App`)."""
     try:
-        app(standalone_mode=False)
-    except RstError as exc:
-        _fail(str(exc), exc.exit_code)
-    except Exception as exc:  # only pydantic/click user errors are handled; others re-raise
+        code = app(standalone_mode=False)
+    except Exception as exc:  # only click's usage errors and aborts are handled; others re-raise
         _handle_other(exc)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 def _handle_other(exc: Exception) -> None:
-    from pydantic import ValidationError
-
-    if isinstance(exc, ValidationError):
-        _fail(format_validation_error(exc), 2)
     if isinstance(exc, typer.Abort):
         _fail("aborted", 130)
     # Usage errors (unknown option, bad value): typer bundles its own click, whose exceptions are
@@ -261,7 +324,7 @@ def _handle_other(exc: Exception) -> None:
 
 def _fail(message: str, code: int) -> None:
     print(f"rstsweep: error: {message}", file=sys.stderr)
-    sys.exit(code)
+    raise typer.Exit(code)
 
 
 if __name__ == "__main__":

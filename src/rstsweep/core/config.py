@@ -34,46 +34,46 @@ class CellConfig(BaseModel):
 
     # --- the RST coin and the sharpness-aware branch ---
     algorithm: str = Field("sam", description="SA branch: a name of the algorithm registry")
-    schedule: str = "constant(1)"
+    schedule: str = Field("constant(1)", description="p(t): chance of the SA branch at step t")
     rho: float = Field(0.05, ge=0.0, description="SAM radius (ASAM: ~10x larger)")
     alpha: float = Field(1.0, ge=0.0, description="GNR/G-RST mix gamma/rho: (1-a)g + a*g_sam")
-    asam_eta: float = Field(0.01, gt=0.0)
+    asam_eta: float = Field(0.01, gt=0.0, description="ASAM: eta of the adaptive radius")
     gsam_alpha: float = Field(0.1, ge=0.0, description="GSAM: g_p - alpha * g_perp")
     looksam_k: int = Field(5, ge=1, description="LookSAM: full SAM every k-th SA step")
-    looksam_alpha: float = Field(0.7, ge=0.0)
+    looksam_alpha: float = Field(0.7, ge=0.0, description="LookSAM: weight of the reused g_v")
     mask_fraction: float = Field(0.5, gt=0.0, le=1.0, description="ESAM/SSAM: fraction perturbed")
-    mask_kind: MaskKind = "random"
+    mask_kind: MaskKind = Field("random", description="SSAM: which weights are perturbed")
     esam_gamma: float = Field(0.5, gt=0.0, le=1.0, description="ESAM SDS: fraction of samples")
 
     # --- base optimizer and regularisation ---
-    optimizer: BaseOptimizer = "sgd"
-    lr: float = Field(0.1, gt=0.0)
-    momentum: float = Field(0.9, ge=0.0, lt=1.0)
-    nesterov: bool = True
-    weight_decay: float = Field(5e-4, ge=0.0)
-    lr_schedule: LrSchedule = "cosine"
-    warmup_epochs: int = Field(0, ge=0)
-    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    optimizer: BaseOptimizer = Field("sgd", description="base optimizer")
+    lr: float = Field(0.1, gt=0.0, description="peak learning rate")
+    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum")
+    nesterov: bool = Field(True, description="SGD: Nesterov momentum")
+    weight_decay: float = Field(5e-4, ge=0.0, description="weight decay, in the base update")
+    lr_schedule: LrSchedule = Field("cosine", description="learning rate over the epochs")
+    warmup_epochs: int = Field(0, ge=0, description="linear learning-rate warm-up epochs")
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0, description="label smoothing of the loss")
     label_noise: float = Field(0.0, ge=0.0, lt=1.0, description="symmetric label noise, train only")
-    grad_clip: float | None = Field(5.0, gt=0.0, description="global grad-norm clip; None: off")
+    grad_clip: float | None = Field(5.0, gt=0.0, description="global grad-norm clip; null: off")
 
     # --- model and data ---
-    model: str = "fastcnn"
+    model: str = Field("fastcnn", description="model name (wrn-D-K: depth D, width K)")
     width: int | None = Field(None, ge=1, description="model width override (fastcnn, wrn k)")
-    dataset: str = "fashion-mnist"
-    augment: Augment = "basic"
-    train_subset: int | None = Field(None, ge=1)
-    test_subset: int | None = Field(None, ge=1)
-    batch_size: int = Field(256, ge=1)
-    epochs: int = Field(1, ge=1)
-    seed: int = Field(0, ge=0)
+    dataset: str = Field("fashion-mnist", description="data set name")
+    augment: Augment = Field("basic", description="basic: flip + pad-crop; cutout: basic + cutout")
+    train_subset: int | None = Field(None, ge=1, description="seeded training subset; null: all")
+    test_subset: int | None = Field(None, ge=1, description="seeded test subset; null: all")
+    batch_size: int = Field(256, ge=1, description="batch size")
+    epochs: int = Field(1, ge=1, description="training epochs")
+    seed: int = Field(0, ge=0, description="seed of the init, data order and coins")
 
     # --- runtime only (not in cell_id) ---
-    device: str = "auto"
-    data_dir: str | None = None
-    threads: int | None = Field(None, ge=1)
-    amp: bool | None = None
-    channels_last: bool | None = None
+    device: str = Field("auto", description="auto (cuda if available), cpu, cuda, cuda:1, ...")
+    data_dir: str | None = Field(None, description="dataset directory")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads")
+    amp: bool | None = Field(None, description="bf16 autocast; null: on CUDA only")
+    channels_last: bool | None = Field(None, description="channels_last; null: on CUDA only")
     eval_every: int = Field(1, ge=1, description="evaluate every k-th epoch (and the last)")
 
     @field_validator("algorithm")

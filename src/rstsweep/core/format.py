@@ -27,6 +27,14 @@ def format_duration(seconds: float | None) -> str:
     return f"{seconds / 86_400:.1f} d"
 
 
+def format_clock(seconds: float) -> str:
+    """Elapsed time as a clock reads it: '4:05', '1:02:03' (the live display's headline)."""
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
 def format_count(n: float) -> str:
     """A large count with an SI suffix: 1.23G, 4.50M, 12.00k, 999."""
     n = float(n)

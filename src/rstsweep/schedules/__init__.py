@@ -1,4 +1,4 @@
-"""Scheduling functions p(t) for Randomized Sharpness-Aware Training (DESIGN §2); pure numpy.
+"""Scheduling functions p(t) of Randomized Sharpness-Aware Training (Zhao et al., Table 2); numpy.
 
 Each step t of T a coin X_t ~ Bernoulli(p(t/T)) picks a sharpness-aware step (two passes) or a
 plain one; Δη = (1/T)·Σ_t p(t/T) is the expected share of extra passes.

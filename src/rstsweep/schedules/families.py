@@ -1,4 +1,4 @@
-"""The `Schedule` type, the family registry and the paper's seven families (DESIGN §2).
+"""The `Schedule` type, the family registry and the paper's seven families (Zhao et al., Table 2).
 
 A family is a named p(τ; params) with parameter ranges, an optional cross-parameter constraint,
 the closed-form Δη = ∫₀¹ p(τ) dτ and display formulas. A `Schedule` is one validated instance;
@@ -176,15 +176,22 @@ def _validated(fam: Family, params: Mapping[str, Any]) -> dict[str, float]:
     for key in params:
         if key not in names:
             allowed = ", ".join(names) if names else "none"
-            raise ScheduleError(f"{fam.name}: unknown parameter {key!r} (parameters: {allowed})")
+            raise ScheduleError(
+                f"{fam.name}: unknown parameter {key!r} (parameters: {allowed})", parameter=key
+            )
     out: dict[str, float] = {}
     for p in fam.params:
         if p.name not in params:
-            raise ScheduleError(f"{fam.name}: missing parameter {p.name} (in {p.range_text})")
+            raise ScheduleError(
+                f"{fam.name}: missing parameter {p.name} (in {p.range_text})", parameter=p.name
+            )
         value = _as_float(fam, p, params[p.name])
         if not p.lo <= value <= p.hi:
             raise ScheduleError(
-                f"{fam.name}: parameter {p.name} = {format_number(value)} is not in {p.range_text}"
+                f"{fam.name}: parameter {p.name} = {format_number(value)} is not in {p.range_text}",
+                parameter=p.name,
+                value=value,
+                allowed=(p.lo, p.hi),
             )
         out[p.name] = float(format_number(value))
     problem = fam.constraint(**out) if fam.constraint else None
@@ -195,7 +202,11 @@ def _validated(fam: Family, params: Mapping[str, Any]) -> dict[str, float]:
 
 def _as_float(fam: Family, p: Param, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ScheduleError(f"{fam.name}: parameter {p.name} = {value!r} is not a number")
+        raise ScheduleError(
+            f"{fam.name}: parameter {p.name} = {value!r} is not a number",
+            parameter=p.name,
+            value=value,
+        )
     return float(value)
 
 

@@ -15,10 +15,17 @@ from rstsweep.schedules.families import Schedule, format_number, make
 
 def _check(kind: str, group: int, groups: tuple[int, ...], name: str, value: float) -> None:
     if group not in groups:
-        raise ScheduleError(f"{kind} group: {group!r} is not one of {', '.join(map(str, groups))}")
+        raise ScheduleError(
+            f"{kind} group: {group!r} is not one of {', '.join(map(str, groups))}",
+            parameter="group",
+            value=group,
+        )
     if not 0.0 <= value <= 1.0:
         raise ScheduleError(
-            f"{kind} group {group}: {name} = {format_number(value)} is not in [0, 1]"
+            f"{kind} group {group}: {name} = {format_number(value)} is not in [0, 1]",
+            parameter=name,
+            value=value,
+            allowed=(0.0, 1.0),
         )
 
 

@@ -14,7 +14,7 @@ EXAMPLES = "e.g. constant(0.5), piecewise(a=0, b=0.3), linear(a=0.8, b=0.1), cos
 
 
 def parse(spec: str) -> Schedule:
-    """Parse a spec such as `constant(0.5)`, `piecewise(a=0, b=0.3)` or `cos1` (see DESIGN §2).
+    """Parse a spec such as `constant(0.5)`, `piecewise(a=0, b=0.3)` or `cos1` (paper Table 2).
 
     Raises `ScheduleError` (one line naming the parameter and its allowed range) on any problem.
     """
@@ -43,7 +43,7 @@ def parse(spec: str) -> Schedule:
                 )
             key = names[position]
         if key in params:
-            raise ScheduleError(f"schedule {spec!r}: parameter {key} given twice")
+            raise ScheduleError(f"schedule {spec!r}: parameter {key} given twice", parameter=key)
         params[key] = value
     return Schedule(name, params)
 

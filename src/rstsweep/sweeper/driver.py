@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from rstsweep.core.format import format_duration
 from rstsweep.core.names import CRASH_ENV
 from rstsweep.sweeper.options import RunOptions
 from rstsweep.sweeper.progress import EventLog, SweepProgress
@@ -60,7 +61,7 @@ class SweepSummary:
     def line(self) -> str:
         text = (
             f"{self.cells} cells: {self.done} run now, {self.skipped} already done, "
-            f"{self.failed} failed, {self.pending} pending ({self.wall_s:.1f} s)"
+            f"{self.failed} failed, {self.pending} pending ({format_duration(self.wall_s)})"
         )
         return text + (f"; {self.diverged} diverged" if self.diverged else "")
 
@@ -272,7 +273,8 @@ def run_command(options: RunOptions) -> int:
     from rstsweep.sweeper.spec import expand
 
     o = options
-    cells = expand(o.file, o.sweep, o.profile)  # YAML, sweep and profile errors: before Ray starts
+    # YAML, sweep, profile and `--set` errors: before Ray starts
+    cells = expand(o.file, o.sweep, o.profile, o.overrides)
     cells = with_absolute_data_dir(cells, o.data_dir)
     the_store = Store(o.store)
     if o.address is None:  # on a cluster the data lives on the workers: they report it per cell

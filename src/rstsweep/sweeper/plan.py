@@ -8,8 +8,10 @@ No torch, no ray: this must answer in about a second.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -152,9 +154,15 @@ def make_plan(cells: list[Cell], sweep: str, profile: str, store: Store | None) 
     )
 
 
-def plan_sweep(file: Path, sweep: str, profile: str, store_dir: Path | None) -> SweepPlan:
-    """Load, expand and plan (the `plan` command's library entry point)."""
-    cells = expand(load_sweeps(file), sweep, profile)
+def plan_sweep(
+    file: Path,
+    sweep: str,
+    profile: str,
+    store_dir: Path | None,
+    overrides: Mapping[str, Any] | None = None,
+) -> SweepPlan:
+    """Load, expand (with `--set` overrides) and plan: the `plan` command's library entry point."""
+    cells = expand(load_sweeps(file), sweep, profile, overrides)
     store = Store(store_dir, read_only=True) if store_dir is not None else None
     return make_plan(cells, sweep, profile, store)
 

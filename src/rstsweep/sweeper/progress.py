@@ -20,7 +20,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from rstsweep.core.format import format_clock
+
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
+# The states of a cell, in the order every table shows them (live display and `rstsweep status`).
 STATES = (DONE, RUNNING, FAILED, PENDING)
 
 
@@ -211,7 +214,7 @@ class SweepProgress:
         elapsed = self.clock() - self.started
         headline = Text(
             f"{self.sweep} ({self.profile}): {total[DONE]}/{sum(total.values())} cells done · "
-            f"elapsed {_hms(elapsed)} · ETA {_hms(eta) if eta is not None else '?'}",
+            f"elapsed {format_clock(elapsed)} · ETA {'?' if eta is None else format_clock(eta)}",
             style="bold",
         )
         table = Table(expand=False)
@@ -245,10 +248,3 @@ class SweepProgress:
             self._live = None
         if self.store is not None:
             self.store.clear_heartbeat()
-
-
-def _hms(seconds: float) -> str:
-    seconds = round(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

@@ -20,11 +20,11 @@ import pandas as pd
 from rstsweep.core.format import format_count, format_duration
 from rstsweep.errors import RstError
 from rstsweep.store.store import Store
+from rstsweep.sweeper.progress import STATES
 from rstsweep.sweeper.spec import expand, load_sweeps
 
 # The driver rewrites the heartbeat every few seconds; older than this it is a dead run's.
 STALE_S = 120.0
-STATES = ("done", "running", "failed", "pending")
 
 
 def pid_alive(pid: int) -> bool:

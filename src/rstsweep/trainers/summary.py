@@ -1,5 +1,5 @@
-"""`rstsweep train`'s side of a run: build the config, train with a progress bar, print the result
-as a summary or as JSON."""
+"""`rstsweep train`'s side of a run: train a validated config with a progress bar, print the
+result as a summary or as JSON."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from typing import Any
 from rstsweep.core.config import CellConfig
 from rstsweep.core.names import CHECKPOINT_NAME, FINAL_WEIGHTS_NAME
 from rstsweep.core.result import TrainResult
-from rstsweep.errors import RstError
 from rstsweep.trainers.loop import train
 
 
@@ -34,13 +33,9 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def run_cli(options: dict[str, Any], out: Path | None, resume: bool, as_json: bool) -> int:
-    """`rstsweep train`: build the config from the given options (None = CellConfig's default),
-    train with a progress bar (unless `as_json`), print the summary; returns the exit code
-    (0 ok, 1 diverged)."""
-    if resume and out is None:
-        raise RstError("--resume: needs --out DIR (the directory holding checkpoint.pt)")
-    config = CellConfig(**{k: v for k, v in options.items() if v is not None})
+def run_cli(config: CellConfig, out: Path | None, resume: bool, as_json: bool) -> int:
+    """`rstsweep train` on a validated config: train with a progress bar (unless `as_json`), print
+    the summary; returns the exit code (0 ok, 1 diverged)."""
     result = train(config, out_dir=out, resume=resume, progress=not as_json)
     summary = result_summary(result)
     if as_json:
