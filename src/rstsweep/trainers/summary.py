@@ -41,7 +41,12 @@ def run_cli(options: dict[str, Any], out: Path | None, resume: bool, as_json: bo
     if resume and out is None:
         raise RstError("--resume: needs --out DIR (the directory holding checkpoint.pt)")
     config = CellConfig(**{k: v for k, v in options.items() if v is not None})
-    result = train(config, out_dir=out, resume=resume, progress=not as_json)
+    if config.world_size > 1:  # data-parallel: this process is rank 0 of world_size
+        from rstsweep.trainers.distributed import train_distributed
+
+        result = train_distributed(config, out_dir=out, resume=resume, progress=not as_json)
+    else:
+        result = train(config, out_dir=out, resume=resume, progress=not as_json)
     summary = result_summary(result)
     if as_json:
         print(json.dumps(summary))
