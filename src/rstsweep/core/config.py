@@ -123,7 +123,8 @@ class CellConfig(BaseModel):
         return {
             k: v
             for k, v in self.model_dump(mode="json").items()
-            if k not in RUNTIME_FIELDS and not (k in OMITTED_AT_DEFAULT and v == OMITTED_AT_DEFAULT[k])
+            if k not in RUNTIME_FIELDS
+            and not (k in OMITTED_AT_DEFAULT and v == OMITTED_AT_DEFAULT[k])
         }
 
     def cell_id(self) -> str:

@@ -111,7 +111,7 @@ def train_batches(
     A bad `augment` raises RstError at the call, not at the first batch."""
     _check_augment(augment)
     if hasattr(bundle, "stream_train"):  # a streamed ImageFolder: its own DataLoader
-        return bundle.stream_train(batch_size, seed, epoch, shard)  # type: ignore[attr-defined]
+        return bundle.stream_train(batch_size, augment, seed, epoch, shard)  # type: ignore[attr-defined]
     return _epoch(bundle, batch_size, augment, seed, epoch, drop_last, shard)
 
 

@@ -74,6 +74,11 @@ def init_group(rank: int, world: int, address: str, port: int, cuda: bool) -> No
     )
 
 
+def destroy() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def wants_cuda(config: CellConfig) -> bool:
     return config.device.startswith("cuda") or (
         config.device == "auto" and torch.cuda.is_available()
@@ -197,9 +202,7 @@ def train_rank(
     return dataclasses.replace(_result(cell, status, error), world_size=world)
 
 
-def _epoch(
-    cell: Cell, rank: int, on_step: Callable[[], None] | None
-) -> tuple[EpochRecord, bool]:
+def _epoch(cell: Cell, rank: int, on_step: Callable[[], None] | None) -> tuple[EpochRecord, bool]:
     """Train one epoch on every rank (metrics averaged over the ranks); rank 0 evaluates."""
     lr = current_lr(cell.ctx.optimizer)
     loss, err = run_epoch(cell, on_step)
@@ -233,7 +236,7 @@ def _peer(config_json: str, rank: int, world: int, port: int) -> None:
     try:
         train_rank(rank_config(config, rank), rank, world)
     finally:
-        dist.destroy_process_group()
+        destroy()
 
 
 def train_distributed(
@@ -260,9 +263,11 @@ def train_distributed(
     try:
         init_group(0, world, "127.0.0.1", port, cuda)
         try:
-            result = train_rank(rank_config(config, 0), 0, world, out_dir, resume, on_epoch, progress)
+            result = train_rank(
+                rank_config(config, 0), 0, world, out_dir, resume, on_epoch, progress
+            )
         finally:
-            dist.destroy_process_group()
+            destroy()
     finally:
         for peer in peers:
             peer.join(timeout=TIMEOUT.total_seconds())

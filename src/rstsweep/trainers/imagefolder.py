@@ -51,16 +51,24 @@ def folder_root(data_dir: Path | None) -> Path:
     return data_dir
 
 
-def _scan(root: Path) -> tuple[list[str], np.ndarray, list[str]]:
-    """(paths, labels, classes) of an ImageFolder split, in torchvision's sorted order."""
-    from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
+# torchvision's ImageFolder extensions; scanned here without importing torchvision (seconds)
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
+
+def _scan(root: Path) -> tuple[list[str], np.ndarray, list[str]]:
+    """(paths, labels, classes) of an ImageFolder split, in torchvision's order: classes sorted,
+    each class folder walked recursively in sorted order."""
     classes = sorted(entry.name for entry in os.scandir(root) if entry.is_dir())
     if not classes:
         raise RstError(f"dataset: imagenet at {root} has no class folders")
-    index = {name: i for i, name in enumerate(classes)}
-    samples = make_dataset(str(root), index, extensions=IMG_EXTENSIONS)
-    return [p for p, _ in samples], np.asarray([c for _, c in samples], dtype=np.int64), classes
+    paths, labels = [], []
+    for label, name in enumerate(classes):
+        for folder, _, files in sorted(os.walk(root / name, followlinks=True)):
+            for file in sorted(files):
+                if file.lower().endswith(IMG_EXTENSIONS):
+                    paths.append(os.path.join(folder, file))
+                    labels.append(label)
+    return paths, np.asarray(labels, dtype=np.int64), classes
 
 
 def crop_box(rng: np.random.Generator, width: int, height: int) -> tuple[int, int, int, int]:
@@ -152,15 +160,24 @@ class FolderData:
         return len(self.test)
 
     def stream_train(
-        self, batch_size: int, seed: int, epoch: int, shard: tuple[int, int] = (0, 1)
+        self,
+        batch_size: int,
+        augment: str,
+        seed: int,
+        epoch: int,
+        shard: tuple[int, int] = (0, 1),
     ) -> Iterator[tuple[Tensor, Tensor]]:
-        """Worker `shard[0]`'s part of every training batch of `epoch` (drop_last as in-memory)."""
+        """Worker `shard[0]`'s part of every training batch of `epoch` (drop_last as in-memory).
+        `augment`: "basic" is the crop + flip recipe, "none" the evaluation transform."""
+        if augment == "cutout":
+            raise RstError("augment: cutout is for the in-memory data sets, not imagenet")
         n = len(self.train)
+        key = epoch if augment == "basic" else -1
         perm = np.random.default_rng(np.random.SeedSequence([seed, epoch, 0x5EED])).permutation(n)
         batches = []
         for step in range(steps_per_epoch(n, batch_size)):
             part = perm[shard_slice(step * batch_size, min((step + 1) * batch_size, n), shard)]
-            batches.append([(int(i), epoch) for i in part])
+            batches.append([(int(i), key) for i in part])
         return self._load(self.train, batches)
 
     def stream_test(self, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
