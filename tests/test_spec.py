@@ -246,7 +246,9 @@ def test_the_design_example_message_on_the_real_file() -> None:
 def test_unknown_sweep_profile_file_and_invalid_yaml(tmp_path: Path, sweeps) -> None:
     with pytest.raises(RstError, match=r"^unknown sweep 'nope' \(known: baselines, constant, "):
         expand(sweeps, "nope", "ci")
-    with pytest.raises(RstError, match=r"^unknown profile 'nope' \(known: paper, demo, ci\)$"):
+    with pytest.raises(
+        RstError, match=r"^unknown profile 'nope' \(known: paper, demo, ci, ci-imagenet\)$"
+    ):
         expand(sweeps, "constant", "nope")
     with pytest.raises(RstError, match=r"missing\.yaml: sweeps file not found"):
         load_sweeps(tmp_path / "missing.yaml")

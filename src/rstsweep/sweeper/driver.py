@@ -279,10 +279,11 @@ def run_command(options: RunOptions) -> int:
     o = options
     cells = expand(o.file, o.sweep, o.profile)  # YAML, sweep and profile errors: before Ray starts
     cells = with_absolute_data_dir(cells, o.data_dir)
-    world = world_size_for(o.gpus_per_trial)  # --gpus-per-trial N > 1: N workers of 1 GPU each
+    # --world-size N, or --gpus-per-trial N > 1 (N workers of one GPU each)
+    world = o.world_size or world_size_for(o.gpus_per_trial)
     if world is not None:
         cells = with_world_size(cells, world)
-        o = replace(o, gpus_per_trial=1.0)
+        o = replace(o, gpus_per_trial=min(1.0, o.gpus_per_trial))
     the_store = Store(o.store)
     if o.address is None:  # on a cluster the data lives on the workers: they report it per cell
         check_datasets([c for c in cells if c.cell_id not in the_store.done_ids()])

@@ -53,7 +53,7 @@ def with_world_size(cells: Sequence[Any], world_size: int | None) -> list[Any]:
         try:
             config = CellConfig.model_validate(data)
         except ValueError as exc:
-            raise RstError(f"--gpus-per-trial: cell {cell.cell_id}: {exc}") from None
+            raise RstError(f"world_size: cell {cell.cell_id}: {exc}") from None
         out.append(replace(cell, config=config, cell_id=config.cell_id()))
     return out
 
@@ -115,7 +115,10 @@ def train_multi(config: CellConfig, out_dir: Path, resume: bool, on_epoch: Calla
         peer.options(
             num_cpus=0,  # the bundle's CPUs are held by the placement group for this worker
             num_gpus=1 if cuda else 0,
-            scheduling_strategy=PlacementGroupSchedulingStrategy(group, bundle_index=rank),
+            max_retries=0,  # a restarted peer cannot rejoin: Tune retries the whole trial
+            scheduling_strategy=PlacementGroupSchedulingStrategy(
+                group, placement_group_bundle_index=rank
+            ),
         ).remote(config.model_dump_json(), rank, world, address, port)
         for rank in range(1, world)
     ]

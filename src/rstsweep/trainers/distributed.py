@@ -169,6 +169,8 @@ def train_rank(
     progress: bool = False,
 ) -> TrainResult | None:
     """This process's part of the cell, in a joined process group. Rank 0 returns the result."""
+    if config.device.startswith("cuda:"):  # NCCL collectives use the current device
+        torch.cuda.set_device(torch.device(config.device))
     cell = build_cell(config)
     make_parallel(cell, rank, world)
     ckpt = Path(out_dir) / CHECKPOINT_NAME if out_dir is not None and rank == 0 else None
