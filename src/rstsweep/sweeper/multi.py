@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from rstsweep.core.config import CellConfig
-from rstsweep.errors import RstError
+from rstsweep.errors import RstError, format_validation_error
 
 
 def world_size_for(gpus_per_trial: float) -> int | None:
@@ -53,7 +53,8 @@ def with_world_size(cells: Sequence[Any], world_size: int | None) -> list[Any]:
         try:
             config = CellConfig.model_validate(data)
         except ValueError as exc:
-            raise RstError(f"world_size: cell {cell.cell_id}: {exc}") from None
+            where = f"world_size: cell {cell.cell_id}"
+            raise RstError(format_validation_error(exc, where)) from None
         out.append(replace(cell, config=config, cell_id=config.cell_id()))
     return out
 
