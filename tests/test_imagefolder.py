@@ -111,6 +111,6 @@ def test_imagenet_sweep_runs_through_rstsweep_run(folder: Path, tmp_path: Path) 
     assert done.returncode == 0, done.stdout + done.stderr
     trials = pd.read_parquet(store / "trials")
     assert len(trials) == 3 and set(trials["dataset"]) == {"imagenet"}
-    assert set(trials["status"]) == {"ok"} and (trials["steps"] == 256 // 32).all()
+    assert set(trials["status"]) == {"ok"} and (trials["steps"] == 240 // 32).all()
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0 and "0 run now, 3 already done" in again.stdout
