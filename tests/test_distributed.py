@@ -181,3 +181,18 @@ def test_killed_two_process_cell_resumes_bit_identical(tmp_path: Path) -> None:
     assert [r.train_loss for r in resumed.epochs] == [r.train_loss for r in whole.epochs]
     assert [r.test_error for r in resumed.epochs] == [r.test_error for r in whole.epochs]
     assert resumed.draws.tolist() == whole.draws.tolist()
+
+
+def test_train_cli_with_world_size_two_reports_it() -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from rstsweep.cli import app
+
+    args = ["train", "--world-size", "2", "--json", "--device", "cpu", "--threads", "1"]
+    args += ["--width", "8", "--train-subset", "64", "--test-subset", "64", "--batch-size", "32"]
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 0, done.output
+    summary = json.loads(done.output.strip().splitlines()[-1])
+    assert summary["world_size"] == 2 and summary["steps"] == 2 and summary["status"] == "ok"

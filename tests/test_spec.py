@@ -302,7 +302,7 @@ def test_cli_bad_input_exits_2_with_one_line_and_store_untouched(
         (("plan", "nope", "-f", str(SWEEPS), "-s", str(store_dir)),
          "rstsweep: error: unknown sweep 'nope' (known: "),
         (("plan", "constant", "-p", "nope", "-f", str(SWEEPS)),
-         "rstsweep: error: unknown profile 'nope' (known: paper, demo, ci)"),
+         "rstsweep: error: unknown profile 'nope' (known: paper, demo, ci, ci-imagenet)"),
         (("status", "constant", "-f", str(bad), "-p", "ci", "-s", str(store_dir)),
          "rstsweep: error: sweeps.constant.groups.constant.grid.a_c[3]: 1.2 is not in [0, 1]"),
         (("plan", "constant", "-f", str(tmp_path / "missing.yaml")),

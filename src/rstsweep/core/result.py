@@ -49,8 +49,8 @@ class TrainResult:
     test_loss: float
     test_error: float
     epochs: list[EpochRecord] = field(default_factory=list)
-    world_size: int = 1  # data-parallel processes that trained the cell
     draws: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    world_size: int = 1  # data-parallel processes that trained the cell
 
     @property
     def realized_extra(self) -> float:
