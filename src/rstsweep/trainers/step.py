@@ -57,19 +57,16 @@ def train_step(ctx: StepContext, x: Tensor, y: Tensor, sa: bool) -> None:
     opt.zero_grad(set_to_none=True)
     per_sample = sa and opt.wants_sample_losses  # e.g. ESAM ranks samples by loss increase
     # Under data parallelism the first pass of a two-pass step keeps its gradient local (each
-    # worker perturbs with its own, as in Foret et al.'s m-sharpness); one-pass steps all-reduce.
+    # worker perturbs with its own, as in Foret et al.'s m-sharpness): its forward runs under
+    # `no_sync`. One-pass steps and second passes all-reduce.
     two_pass = sa and opt.needs_second_pass()
-    with ctx.no_sync() if two_pass else contextlib.nullcontext():
-        with ctx.runtime.autocast():
-            out = model(x)
-            losses = F.cross_entropy(
-                out,
-                y,
-                label_smoothing=ctx.label_smoothing,
-                reduction="none" if per_sample else "mean",
-            )
-            loss = losses.mean() if per_sample else losses
-        loss.backward()
+    with ctx.no_sync() if two_pass else contextlib.nullcontext(), ctx.runtime.autocast():
+        out = model(x)
+        losses = F.cross_entropy(
+            out, y, label_smoothing=ctx.label_smoothing, reduction="none" if per_sample else "mean"
+        )
+        loss = losses.mean() if per_sample else losses
+    loss.backward()  # DDP decides in the forward whether this backward all-reduces
     if not sa:
         opt.base_step()
     elif two_pass:
