@@ -181,33 +181,6 @@ def test_cifar100_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert np.array_equal(bundle.test_images.reshape(4, -1).numpy(), test)
 
 
-# --------------------------------------------------------------------------- ImageNet (ImageFolder)
-@pytest.mark.slow  # imports torchvision (~6 s)
-def test_tiny_image_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from PIL import Image
-
-    colours = {"ant": (255, 0, 0), "bee": (0, 0, 255)}
-    for split, count in (("train", 3), ("val", 2)):
-        for cls, colour in colours.items():
-            (tmp_path / split / cls).mkdir(parents=True)
-            for k in range(count):
-                Image.new("RGB", (40 + k, 30), colour).save(tmp_path / split / cls / f"{k}.png")
-    bundle = load_data("imagenet", data_dir=tmp_path, image_size=16)
-    assert bundle.train_images.shape == (6, 3, 16, 16) and bundle.test_images.shape == (
-        4,
-        3,
-        16,
-        16,
-    )
-    assert bundle.num_classes == 2
-    assert bundle.train_labels.tolist() == [0, 0, 0, 1, 1, 1]
-    assert (bundle.train_images[0, 0] == 255).all() and (bundle.train_images[0, 2] == 0).all()
-    assert (bundle.test_images[-1, 2] == 255).all() and (bundle.test_images[-1, 0] == 0).all()
-    monkeypatch.setattr(data, "IMAGENET_MAX_BYTES", 6 * 3 * 16 * 16 - 1)  # one byte too few
-    with pytest.raises(RstError, match=r"imagenet at .* needs .* only small ImageFolders"):
-        load_data("imagenet", data_dir=tmp_path, image_size=16)
-
-
 # --------------------------------------------------------------------------- subsets and noise
 def test_subsets_are_seeded_and_prefix_stable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

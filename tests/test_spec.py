@@ -247,7 +247,9 @@ def test_the_design_example_message_on_the_real_file() -> None:
 def test_unknown_sweep_profile_file_and_invalid_yaml(tmp_path: Path, sweeps) -> None:
     with pytest.raises(RstError, match=r"^unknown sweep 'nope' \(known: baselines, constant, "):
         expand(sweeps, "nope", "ci")
-    with pytest.raises(RstError, match=r"^unknown profile 'nope' \(known: paper, demo, ci\)$"):
+    with pytest.raises(
+        RstError, match=r"^unknown profile 'nope' \(known: paper, demo, ci, ci-imagenet\)$"
+    ):
         expand(sweeps, "constant", "nope")
     with pytest.raises(RstError, match=r"missing\.yaml: sweeps file not found"):
         load_sweeps(tmp_path / "missing.yaml")
@@ -304,7 +306,7 @@ def test_cli_bad_input_exits_2_with_one_line_and_store_untouched(
         (("plan", "nope", "-f", str(SWEEPS), "-s", str(store_dir)),
          "rstsweep: error: unknown sweep 'nope' (known: "),
         (("plan", "constant", "-p", "nope", "-f", str(SWEEPS)),
-         "rstsweep: error: unknown profile 'nope' (known: paper, demo, ci)"),
+         "rstsweep: error: unknown profile 'nope' (known: paper, demo, ci, ci-imagenet)"),
         (("status", "constant", "-f", str(bad), "-p", "ci", "-s", str(store_dir)),
          "rstsweep: error: sweeps.constant.groups.constant.grid.a_c[3]: 1.2 is not in [0, 1]"),
         (("plan", "constant", "-f", str(tmp_path / "missing.yaml")),

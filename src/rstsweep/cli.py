@@ -115,6 +115,7 @@ def train_cmd(
     seed: Annotated[int | None, _opt("Seed of the model init, data order and coins.")] = None,
     data_dir: Annotated[str | None, _opt("Dataset directory.")] = None,
     device: Annotated[str | None, _opt("auto, cpu, cuda, cuda:1 ...")] = None,
+    world_size: Annotated[int | None, _opt("Data-parallel processes (gloo on CPU).")] = None,
     set_: SetOption = None,
     out: Annotated[Path | None, _opt("Directory for checkpoint.pt and final.pt.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT.")] = False,
@@ -129,7 +130,8 @@ def train_cmd(
     from rstsweep.core.fields import make_config, parse_assignments
 
     flags = {"algorithm": algorithm, "schedule": schedule, "model": model, "dataset": dataset,
-             "epochs": epochs, "seed": seed, "data_dir": data_dir, "device": device}  # fmt: skip
+             "epochs": epochs, "seed": seed, "data_dir": data_dir, "device": device,
+             "world_size": world_size}  # fmt: skip
     given = {k: v for k, v in flags.items() if v is not None}
     sets = parse_assignments(set_ or [])
     clash = sorted(given.keys() & sets.keys())
@@ -165,7 +167,13 @@ def run(
         str | None, typer.Option(help="An existing Ray cluster (default: a local Ray).")
     ] = None,
     cpus_per_trial: Annotated[float, typer.Option(help="CPUs per trial.")] = 1.0,
-    gpus_per_trial: Annotated[float, typer.Option(help="GPUs per trial (0.25: 4 per GPU).")] = 0.0,
+    gpus_per_trial: Annotated[
+        float, typer.Option(help="GPUs per trial (0.25: 4 per GPU; 2: 2 data-parallel workers).")
+    ] = 0.0,
+    world_size: Annotated[
+        int | None,
+        typer.Option(min=1, help="Data-parallel workers per trial (CPU: gloo processes)."),
+    ] = None,
     max_concurrent: Annotated[int | None, typer.Option(help="At most this many trials.")] = None,
     max_failures: Annotated[int, typer.Option(help="Retries of a crashed trial.")] = 2,
     num_cpus: Annotated[float | None, typer.Option(help="Local Ray only: CPUs to use.")] = None,
@@ -203,6 +211,7 @@ def run(
         address=address,
         cpus_per_trial=cpus_per_trial,
         gpus_per_trial=gpus_per_trial,
+        world_size=world_size,
         max_concurrent=max_concurrent,
         max_failures=max_failures,
         num_cpus=num_cpus,
@@ -247,6 +256,9 @@ def status(
     profile: Annotated[
         str | None, typer.Option("--profile", "-p", help="Profile (default: the recorded one).")
     ] = None,
+    world_size: Annotated[
+        int | None, typer.Option(min=1, help="As given to run (--world-size / --gpus-per-trial N).")
+    ] = None,
 ) -> None:
     """Done / running / failed / pending cells per sweep and group, realized compute, failures."""
     from rstsweep.sweeper.status import collect_status, print_status
@@ -254,7 +266,8 @@ def status(
     if file is not None and not file.exists():
         raise RstError(f"{file}: sweeps file not found")
     found = file or (DEFAULT_FILE if DEFAULT_FILE.exists() else None)
-    print_status(collect_status(store, sweep, found, profile), detail=sweep is not None)
+    status_of = collect_status(store, sweep, found, profile, world_size)
+    print_status(status_of, detail=sweep is not None)
 
 
 @app.command()

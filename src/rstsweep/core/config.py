@@ -23,7 +23,14 @@ MaskKind = Literal["random", "fisher"]
 
 # Fields that decide *where/how fast* a cell runs, not *what* it computes: excluded from cell_id.
 # `eval_every` only thins the per-epoch test metrics; weights and final metrics are unchanged.
-RUNTIME_FIELDS = frozenset({"device", "data_dir", "threads", "amp", "channels_last", "eval_every"})
+RUNTIME_FIELDS = frozenset(
+    {"device", "data_dir", "threads", "amp", "channels_last", "eval_every", "loader_workers"}
+)
+# Result-determining fields added later: left out of cell_id while at these defaults, so every cell
+# that existed before keeps its cell_id. `world_size` changes results (each worker's SAM
+# perturbation uses its own shard's gradient: m-sharpness with m = batch_size / world_size, and
+# BatchNorm's batch statistics are per worker); `sync_bn` and `image_size` change them too.
+OMITTED_AT_DEFAULT = {"world_size": 1, "sync_bn": False, "image_size": None}
 
 
 class CellConfig(BaseModel):
@@ -67,6 +74,11 @@ class CellConfig(BaseModel):
     batch_size: int = Field(256, ge=1, description="batch size")
     epochs: int = Field(1, ge=1, description="training epochs")
     seed: int = Field(0, ge=0, description="seed of the init, data order and coins")
+    image_size: int | None = Field(None, ge=8, description="imagenet crop size (default 224)")
+
+    # --- data parallelism (torch.distributed): batch_size is the global batch ---
+    world_size: int = Field(1, ge=1, description="data-parallel processes (one cell)")
+    sync_bn: bool = Field(False, description="SyncBatchNorm across workers (world_size > 1)")
 
     # --- runtime only (not in cell_id) ---
     device: str = Field("auto", description="auto (cuda if available), cpu, cuda, cuda:1, ...")
@@ -75,6 +87,9 @@ class CellConfig(BaseModel):
     amp: bool | None = Field(None, description="bf16 autocast; null: on CUDA only")
     channels_last: bool | None = Field(None, description="channels_last; null: on CUDA only")
     eval_every: int = Field(1, ge=1, description="evaluate every k-th epoch (and the last)")
+    loader_workers: int | None = Field(
+        None, ge=0, description="DataLoader worker processes of streamed datasets (imagenet)"
+    )
 
     @field_validator("algorithm")
     @classmethod
@@ -89,6 +104,15 @@ class CellConfig(BaseModel):
         return parse_schedule(spec).spec  # canonical form, so equal schedules hash equally
 
     @model_validator(mode="after")
+    def _batch_splits_evenly(self) -> CellConfig:
+        if self.batch_size % self.world_size:
+            raise ValueError(
+                f"batch_size {self.batch_size} is not divisible by world_size {self.world_size} "
+                "(batch_size is the global batch, split evenly over the workers)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _sgd_has_no_sa_branch(self) -> CellConfig:
         if self.algorithm == "sgd" and self.schedule != parse_schedule("constant(0)").spec:
             object.__setattr__(self, "schedule", parse_schedule("constant(0)").spec)
@@ -96,7 +120,12 @@ class CellConfig(BaseModel):
 
     def identity(self) -> dict:
         """The result-determining fields, as plain JSON-able data."""
-        return {k: v for k, v in self.model_dump(mode="json").items() if k not in RUNTIME_FIELDS}
+        return {
+            k: v
+            for k, v in self.model_dump(mode="json").items()
+            if k not in RUNTIME_FIELDS
+            and not (k in OMITTED_AT_DEFAULT and v == OMITTED_AT_DEFAULT[k])
+        }
 
     def cell_id(self) -> str:
         """Stable content hash (16 hex chars) of the result-determining fields."""

@@ -50,6 +50,7 @@ class TrainResult:
     test_error: float
     epochs: list[EpochRecord] = field(default_factory=list)
     draws: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    world_size: int = 1  # data-parallel processes that trained the cell
 
     @property
     def realized_extra(self) -> float:

@@ -80,6 +80,7 @@ def trial_row(
         "label_noise": config.label_noise,
         "train_subset": config.train_subset,
         "batch_size": config.batch_size,
+        "world_size": int(getattr(result, "world_size", 1)),
         "steps": result.steps,
         "sa_steps": result.sa_steps,
         "expected_extra": result.expected_extra,

@@ -61,6 +61,7 @@ TRIALS = pa.schema(
         # (plan's time estimate looks up measured step costs by model/dataset/batch)
         ("profile", pa.string()),
         ("batch_size", pa.int64()),
+        ("world_size", pa.int64()),  # data-parallel processes of the cell (1: one process)
     ]
 )
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from rstsweep.core.format import format_duration
 from rstsweep.core.names import CRASH_ENV
+from rstsweep.sweeper.multi import check_cluster, trial_resources, with_world_size, world_size_for
 from rstsweep.sweeper.options import RunOptions
 from rstsweep.sweeper.progress import EventLog, SweepProgress
 from rstsweep.sweeper.resources import (
@@ -113,8 +114,11 @@ def run_sweep(
         summary.wall_s = time.time() - t0
         return summary
 
+    world = max((getattr(c.config, "world_size", 1) for c in by_id.values()), default=1)
     with ray_session(o.address, num_cpus=o.num_cpus, num_gpus=o.num_gpus) as ray:
         check_fits(request, ray.nodes())
+        if world > 1:  # one bundle per data-parallel worker, possibly over several nodes
+            check_cluster(request.cpus, request.gpus, world, ray.nodes())
         store.record_cells(cells, o.profile)  # only now: a refused run leaves the store untouched
         run_dir = _run_dir(store, o.scratch)
         summary.run_dir = run_dir
@@ -206,8 +210,9 @@ def _fit(
         work_root=str(_cells_dir(store, run_dir)),
         crash_marker=os.environ.get(CRASH_ENV) or None,
     )
+    world_sizes = {cid: getattr(by_id[cid].config, "world_size", 1) for cid in todo}
     tuner = tune.Tuner(
-        tune.with_resources(trainable, request.as_tune()),
+        tune.with_resources(trainable, trial_resources(request.cpus, request.gpus, world_sizes)),
         param_space={"cell_id": tune.grid_search(todo)},
         tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, reuse_actors=True),
         run_config=tune.RunConfig(
@@ -276,6 +281,11 @@ def run_command(options: RunOptions) -> int:
     # YAML, sweep, profile and `--set` errors: before Ray starts
     cells = expand(o.file, o.sweep, o.profile, o.overrides)
     cells = with_absolute_data_dir(cells, o.data_dir)
+    # --world-size N, or --gpus-per-trial N > 1 (N workers of one GPU each)
+    world = o.world_size or world_size_for(o.gpus_per_trial)
+    if world is not None:
+        cells = with_world_size(cells, world)
+        o = replace(o, gpus_per_trial=min(1.0, o.gpus_per_trial))
     the_store = Store(o.store)
     if o.address is None:  # on a cluster the data lives on the workers: they report it per cell
         check_datasets([c for c in cells if c.cell_id not in the_store.done_ids()])

@@ -22,6 +22,8 @@ class RunOptions:
     address: str | None = None  # an existing Ray cluster; None: a local Ray
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
+    # data-parallel workers per trial (None: the sweeps file's world_size, or gpus_per_trial > 1)
+    world_size: int | None = None
     max_concurrent: int | None = None
     max_failures: int = 2
     num_cpus: float | None = None  # local Ray only

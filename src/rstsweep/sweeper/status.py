@@ -20,6 +20,7 @@ import pandas as pd
 from rstsweep.core.format import format_count, format_duration
 from rstsweep.errors import RstError
 from rstsweep.store.store import Store
+from rstsweep.sweeper.multi import with_world_size
 from rstsweep.sweeper.progress import STATES
 from rstsweep.sweeper.spec import expand, load_sweeps
 
@@ -103,7 +104,12 @@ class StoreStatus:
 
 
 def _membership(
-    store: Store, sweep: str, file: Path | None, profile: str | None, beat: dict | None
+    store: Store,
+    sweep: str,
+    file: Path | None,
+    profile: str | None,
+    beat: dict | None,
+    world_size: int | None = None,
 ) -> tuple[pd.DataFrame, list[str], str]:
     """(cell_id, group) rows of the sweep, the profiles they come from, and where they came from."""
     cells = store.read("cells")
@@ -114,7 +120,7 @@ def _membership(
         known = sorted(recorded["profile"].dropna().unique())
         profile = known[0] if len(known) == 1 else None
     if profile is not None and file is not None and file.exists():
-        expanded = expand(load_sweeps(file), sweep, profile)
+        expanded = with_world_size(expand(load_sweeps(file), sweep, profile), world_size)
         rows = [(c.cell_id, c.group) for c in expanded]
         return pd.DataFrame(rows, columns=["cell_id", "group"]), [profile], "sweeps file"
     if recorded.empty:
@@ -173,8 +179,9 @@ def sweep_status(
     profile: str | None = None,
     beat: dict | None = None,
     live: bool = False,
+    world_size: int | None = None,
 ) -> SweepStatus:
-    members, profiles, source = _membership(store, sweep, file, profile, beat)
+    members, profiles, source = _membership(store, sweep, file, profile, beat, world_size)
     trials = store.read("trials")
     running = set(beat.get("running", [])) if (live and beat) else set()
     failures = _open_failures(store.read("failures"), set(trials["cell_id"]))
@@ -186,9 +193,14 @@ def sweep_status(
 
 
 def collect_status(
-    store_dir: Path, sweep: str | None = None, file: Path | None = None, profile: str | None = None
+    store_dir: Path,
+    sweep: str | None = None,
+    file: Path | None = None,
+    profile: str | None = None,
+    world_size: int | None = None,
 ) -> StoreStatus:
-    """Everything `status` shows. Without a sweep: every sweep recorded in the cells table."""
+    """Everything `status` shows. Without a sweep: every sweep recorded in the cells table.
+    `world_size`: the cells as `run --world-size` ran them (data-parallel cells have own ids)."""
     store = Store(store_dir, read_only=True)
     if sweep is None and not store_dir.exists():
         raise RstError(f"{store_dir}: no result store here (pass --store DIR)")
@@ -209,6 +221,7 @@ def collect_status(
             profile=profile if sweep else None,
             beat=beat,
             live=live,
+            world_size=world_size if sweep else None,
         )
         for name in names
     ]

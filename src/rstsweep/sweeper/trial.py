@@ -37,7 +37,12 @@ TrainFn = Callable[..., TrainResult]
 
 
 def default_train(config: Any, out_dir: Path, resume: bool, on_epoch: Callable) -> TrainResult:
-    """The real trainer (imported here: torch loads in the worker, not the driver)."""
+    """The real trainer (imported here: torch loads in the worker, not the driver); a cell with
+    world_size > 1 runs data-parallel over the trial's placement group (`sweeper.multi`)."""
+    if getattr(config, "world_size", 1) > 1:
+        from rstsweep.sweeper.multi import train_multi
+
+        return train_multi(config, out_dir, resume, on_epoch)
     from rstsweep.trainers.loop import train
 
     return train(config, out_dir=out_dir, resume=resume, on_epoch=on_epoch)

@@ -20,6 +20,10 @@ Augmentations (`augment`):
 Batches are normalised float32: (x / 255 - mean) / std with the bundle's per-channel statistics.
 `drop_last=True` drops the final partial batch only when at least one full batch exists, so a
 training set smaller than the batch still yields one (smaller) batch per epoch.
+
+Data parallelism: `shard=(rank, world_size)` yields worker `rank`'s contiguous part of every global
+batch (the same draws, so the workers' parts concatenate to the one-process batch). A streamed
+data set (`imagefolder.FolderData`) batches itself through a DataLoader, with the same rule.
 """
 
 from __future__ import annotations
@@ -100,15 +104,32 @@ def train_batches(
     seed: int,
     epoch: int,
     drop_last: bool = True,
+    shard: tuple[int, int] = (0, 1),
 ) -> Iterator[tuple[Tensor, Tensor]]:
-    """Yield the (normalised float32 images, int64 labels) batches of training epoch `epoch`.
+    """Yield the (normalised float32 images, int64 labels) batches of training epoch `epoch`
+    (worker `shard[0]`'s part of each, of `shard[1]` workers).
     A bad `augment` raises RstError at the call, not at the first batch."""
     _check_augment(augment)
-    return _epoch(bundle, batch_size, augment, seed, epoch, drop_last)
+    if hasattr(bundle, "stream_train"):  # a streamed ImageFolder: its own DataLoader
+        return bundle.stream_train(batch_size, augment, seed, epoch, shard)  # type: ignore[attr-defined]
+    return _epoch(bundle, batch_size, augment, seed, epoch, drop_last, shard)
+
+
+def shard_slice(start: int, stop: int, shard: tuple[int, int]) -> slice:
+    """Worker `rank`'s contiguous part of the batch [start, stop) of `world` workers."""
+    rank, world = shard
+    size = stop - start
+    return slice(start + rank * size // world, start + (rank + 1) * size // world)
 
 
 def _epoch(
-    bundle: DataBundle, batch_size: int, augment: str, seed: int, epoch: int, drop_last: bool
+    bundle: DataBundle,
+    batch_size: int,
+    augment: str,
+    seed: int,
+    epoch: int,
+    drop_last: bool,
+    shard: tuple[int, int],
 ) -> Iterator[tuple[Tensor, Tensor]]:
     images, labels = bundle.train_images, bundle.train_labels
     n, _, h, w = images.shape
@@ -128,7 +149,7 @@ def _epoch(
             ]
         )
     for step in range(steps_per_epoch(n, batch_size, drop_last)):
-        sl = slice(step * batch_size, (step + 1) * batch_size)
+        sl = shard_slice(step * batch_size, min((step + 1) * batch_size, n), shard)
         idx = perm[sl]
         batch = images[idx]
         if augment != "none":
@@ -141,6 +162,9 @@ def _epoch(
 
 def test_batches(bundle: DataBundle, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
     """Yield the normalised test set in order (the last batch may be smaller)."""
+    if hasattr(bundle, "stream_test"):
+        yield from bundle.stream_test(batch_size)  # type: ignore[attr-defined]
+        return
     n = bundle.test_images.shape[0]
     for start in range(0, n, batch_size):
         batch = bundle.test_images[start : start + batch_size]

@@ -43,6 +43,7 @@ class Cell:
     acc: Accounting = field(default_factory=Accounting)
     records: list[EpochRecord] = field(default_factory=list)
     epoch: int = 0  # completed epochs
+    shard: tuple[int, int] = (0, 1)  # (rank, world_size): this worker's part of every batch
 
 
 def build_cell(config: CellConfig, data: DataBundle | None = None) -> Cell:
@@ -59,6 +60,8 @@ def build_cell(config: CellConfig, data: DataBundle | None = None) -> Cell:
             test_subset=config.test_subset,
             seed=config.seed,
             label_noise=config.label_noise,
+            image_size=config.image_size,
+            loader_workers=config.loader_workers,
         )
     # Model init draws from torch's RNG seeded right here, so it does not depend on the data code.
     torch.manual_seed(config.seed)
@@ -113,7 +116,9 @@ def run_epoch(cell: Cell, on_step: Callable[[], None] | None = None) -> tuple[fl
     t = first
     seen = 0
     begin = time.perf_counter()
-    batches = train_batches(cell.data, cfg.batch_size, cfg.augment, cfg.seed, cell.epoch)
+    batches = train_batches(
+        cell.data, cfg.batch_size, cfg.augment, cfg.seed, cell.epoch, shard=cell.shard
+    )
     for x, y in batches:
         if t - first >= cell.steps_per_epoch:
             raise RuntimeError("train_batches yielded more batches than steps_per_epoch")

@@ -8,10 +8,8 @@ Where each dataset is looked for, in order:
 - cifar10 / cifar100: `cifar-10-batches-py` / `cifar-100-python` in `data_dir` (default
   `~/.cache/rstsweep`), read directly (CIFAR's pickle format; no md5 pass); if absent, torchvision's
   CIFAR10/CIFAR100 download into that directory.
-- imagenet: torchvision ImageFolder `data_dir/train` and `data_dir/val`, each image resized (short
-  side) and centre-cropped to `image_size` (default 224) and held in memory as uint8. LIMITED: only
-  for small ImageFolders (the total must stay under `IMAGENET_MAX_BYTES`); full ImageNet does not
-  fit and is refused with a one-line error.
+- imagenet: torchvision ImageFolder `data_dir/train` and `data_dir/val`, streamed from the files
+  by DataLoader workers (`imagefolder.py`: a `FolderData` instead of a DataBundle; any size).
 
 Subsets and label noise are seeded and independent of each other: the noisy label of training
 example i depends only on (seed, i), never on the subset size; test labels are never noised.
@@ -23,18 +21,20 @@ import gzip
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from rstsweep.trainers.imagefolder import FolderData
 
 from rstsweep.core.catalog import DATASETS
 from rstsweep.errors import RstError
 
 SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 CACHE_DIR = Path("~/.cache/rstsweep").expanduser()
-IMAGENET_MAX_BYTES = 8 * 2**30
-IMAGENET_IMAGE_SIZE = 224
 
 # Independent streams of one seed (numpy SeedSequence spawn keys).
 _SUBSET_TRAIN, _SUBSET_TEST, _NOISE = 1, 2, 3
@@ -253,54 +253,6 @@ def _load_cifar(dataset: str, data_dir: Path | None) -> _Arrays:
     return _Arrays(train_x, train_y, test_x, test_y, num_classes)
 
 
-# --------------------------------------------------------------------------- ImageNet (ImageFolder)
-def _load_image_folder(root: Path, image_size: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    import torchvision
-    from torchvision.transforms import v2
-
-    resize = v2.Compose([v2.PILToTensor(), v2.Resize(image_size), v2.CenterCrop(image_size)])
-    folder = torchvision.datasets.ImageFolder(str(root), transform=resize, loader=_pil_rgb)
-    n_bytes = len(folder) * 3 * image_size * image_size
-    if n_bytes > IMAGENET_MAX_BYTES:
-        raise RstError(
-            f"dataset: imagenet at {root} needs {n_bytes / 2**30:.1f} GiB as uint8 at "
-            f"{image_size}px (limit {IMAGENET_MAX_BYTES / 2**30:.0f} GiB): only small ImageFolders "
-            "are supported on device"
-        )
-    images = np.empty((len(folder), 3, image_size, image_size), dtype=np.uint8)
-    labels = np.asarray(folder.targets, dtype=np.int64)
-    for i in range(len(folder)):  # decoding is per file anyway; done once at load time
-        images[i] = folder[i][0].numpy()
-    return images, labels, folder.classes
-
-
-def _pil_rgb(path: str):  # -> PIL.Image.Image (PIL imported lazily)
-    from PIL import Image
-
-    with open(path, "rb") as fh:
-        return Image.open(fh).convert("RGB")
-
-
-def _imagenet_dir(data_dir: Path | None) -> Path:
-    """The ImageFolder root with train/ and val/, or RstError."""
-    if data_dir is None or not (data_dir / "train").is_dir() or not (data_dir / "val").is_dir():
-        looked = str(data_dir) if data_dir is not None else "(no --data-dir)"
-        raise RstError(
-            f"dataset: imagenet not found in {looked}; pass --data-dir DIR with ImageFolder "
-            "subdirectories train/ and val/"
-        )
-    return data_dir
-
-
-def _load_imagenet(data_dir: Path | None, image_size: int) -> _Arrays:
-    data_dir = _imagenet_dir(data_dir)
-    train_x, train_y, classes = _load_image_folder(data_dir / "train", image_size)
-    test_x, test_y, val_classes = _load_image_folder(data_dir / "val", image_size)
-    if val_classes != classes:
-        raise RstError(f"dataset: imagenet at {data_dir}: train/ and val/ have different classes")
-    return _Arrays(train_x, train_y, test_x, test_y, len(classes))
-
-
 # --------------------------------------------------------------------------- subsets, noise, stats
 def _rng(seed: int, stream: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, stream]))
@@ -364,7 +316,9 @@ def ensure_dataset(dataset: str, data_dir: str | Path | None = None) -> Path:
         return _fashion_mnist_dir(root)
     if key in _CIFAR:
         return _cifar_folder(key, root)
-    return _imagenet_dir(root)
+    from rstsweep.trainers.imagefolder import folder_root
+
+    return folder_root(root)
 
 
 def load_data(
@@ -377,22 +331,23 @@ def load_data(
     seed: int = 0,
     label_noise: float = 0.0,
     image_size: int | None = None,
-) -> DataBundle:
+    loader_workers: int | None = None,
+) -> DataBundle | FolderData:
     """Load `dataset` onto `device` (see the module docstring for where files are looked for).
 
     `train_subset`/`test_subset` keep a seeded random subset; `label_noise` = η applies symmetric
-    noise to the training labels only; `image_size` applies to imagenet only (default 224).
+    noise to the training labels only; `image_size` and `loader_workers` apply to imagenet only
+    (streamed; default 224 px and `imagefolder.default_workers()`).
     """
     key = _dataset_key(dataset)
     if not 0.0 <= label_noise < 1.0:
         raise RstError(f"label_noise: {label_noise} is not in [0, 1)")
     root = Path(data_dir).expanduser() if data_dir is not None else None
-    if key == "fashion-mnist":
-        arrays = _load_fashion_mnist(root)
-    elif key in _CIFAR:
-        arrays = _load_cifar(key, root)
-    else:
-        arrays = _load_imagenet(root, image_size or IMAGENET_IMAGE_SIZE)
+    if key == "imagenet":
+        return _stream_imagenet(
+            root, device, train_subset, test_subset, seed, label_noise, image_size, loader_workers
+        )
+    arrays = _load_fashion_mnist(root) if key == "fashion-mnist" else _load_cifar(key, root)
 
     labels = noisy_labels(arrays.train_y, label_noise, arrays.num_classes, seed)
     train_idx = subset_indices(len(labels), train_subset, seed, _SUBSET_TRAIN)
@@ -413,4 +368,32 @@ def load_data(
         num_classes=arrays.num_classes,
         mean=mean,
         std=std,
+    )
+
+
+def _stream_imagenet(
+    root: Path | None,
+    device: str | torch.device,
+    train_subset: int | None,
+    test_subset: int | None,
+    seed: int,
+    label_noise: float,
+    image_size: int | None,
+    loader_workers: int | None,
+) -> FolderData:
+    """ImageNet streamed from its ImageFolder, with the same subset and noise rules as above."""
+    from rstsweep.trainers.imagefolder import load_folder
+
+    def train_idx(n: int, labels: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+        noisy = noisy_labels(labels, label_noise, num_classes, seed)
+        return subset_indices(n, train_subset, seed, _SUBSET_TRAIN), noisy
+
+    return load_folder(
+        root,
+        device=_resolve_device(device),
+        train_idx_fn=train_idx,
+        test_idx_fn=lambda n: subset_indices(n, test_subset, seed, _SUBSET_TEST),
+        seed=seed,
+        image_size=image_size,
+        loader_workers=loader_workers,
     )

@@ -33,6 +33,10 @@ class StepContext:
     runtime: Runtime
     label_smoothing: float
     disable_running_stats: Callable[[nn.Module], contextlib.AbstractContextManager]
+    # Data parallelism (`distributed.py`): the module the passes call (the DDP wrapper; None: the
+    # model itself) and the context of a pass whose gradients stay local (DDP's `no_sync`).
+    net: nn.Module | None = None
+    no_sync: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
     loss_sum: Tensor = field(init=False)
     correct: Tensor = field(init=False)
 
@@ -49,19 +53,23 @@ class StepContext:
 
 def train_step(ctx: StepContext, x: Tensor, y: Tensor, sa: bool) -> None:
     """One RST step at the current θ: base (X_t = 0) or sharpness-aware (X_t = 1)."""
-    model, opt = ctx.model, ctx.optimizer
+    model, opt = (ctx.net or ctx.model), ctx.optimizer
     opt.zero_grad(set_to_none=True)
     per_sample = sa and opt.wants_sample_losses  # e.g. ESAM ranks samples by loss increase
-    with ctx.runtime.autocast():
+    # Under data parallelism the first pass of a two-pass step keeps its gradient local (each
+    # worker perturbs with its own, as in Foret et al.'s m-sharpness): its forward runs under
+    # `no_sync`. One-pass steps and second passes all-reduce.
+    two_pass = sa and opt.needs_second_pass()
+    with ctx.no_sync() if two_pass else contextlib.nullcontext(), ctx.runtime.autocast():
         out = model(x)
         losses = F.cross_entropy(
             out, y, label_smoothing=ctx.label_smoothing, reduction="none" if per_sample else "mean"
         )
         loss = losses.mean() if per_sample else losses
-    loss.backward()
+    loss.backward()  # DDP decides in the forward whether this backward all-reduces
     if not sa:
         opt.base_step()
-    elif opt.needs_second_pass():
+    elif two_pass:
         opt.first_step(zero_grad=True)
         # backward inside the block: BN's autograd node holds the running-stat buffers, which the
         # block restores in place on exit.

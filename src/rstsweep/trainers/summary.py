@@ -36,7 +36,12 @@ def _json_safe(value: Any) -> Any:
 def run_cli(config: CellConfig, out: Path | None, resume: bool, as_json: bool) -> int:
     """`rstsweep train` on a validated config: train with a progress bar (unless `as_json`), print
     the summary; returns the exit code (0 ok, 1 diverged)."""
-    result = train(config, out_dir=out, resume=resume, progress=not as_json)
+    if config.world_size > 1:  # data-parallel: this process is rank 0 of world_size
+        from rstsweep.trainers.distributed import train_distributed
+
+        result = train_distributed(config, out_dir=out, resume=resume, progress=not as_json)
+    else:
+        result = train(config, out_dir=out, resume=resume, progress=not as_json)
     summary = result_summary(result)
     if as_json:
         print(json.dumps(summary))
