@@ -125,6 +125,14 @@ def run(
         typer.Option(help="Dataset directory for every cell (overrides the profile's data_dir)."),
     ] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No live display.")] = False,
+    log_every: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            envvar="RSTSWEEP_LOG_EVERY",
+            help="Without the live display (stderr not a terminal): a summary line every N s.",
+        ),
+    ] = 30.0,
 ) -> None:
     """Run the sweep's cells not yet in the store, through Ray Tune (re-running resumes)."""
     from rstsweep.sweeper.driver import run_command
@@ -145,6 +153,7 @@ def run(
         scratch=scratch,
         data_dir=data_dir,
         progress=False if no_progress else None,
+        log_every_s=log_every,
     )
     code = run_command(options)
     if code:

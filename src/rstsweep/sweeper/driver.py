@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from rstsweep.core.names import CRASH_ENV
+from rstsweep.sweeper.loglines import LogLines
 from rstsweep.sweeper.options import RunOptions
 from rstsweep.sweeper.progress import EventLog, SweepProgress
 from rstsweep.sweeper.resources import (
@@ -128,6 +129,7 @@ def run_sweep(
             max_failures=o.max_failures,
             run_dir=run_dir,
             progress=sys.stderr.isatty() if o.progress is None else o.progress,
+            log_every=o.log_every_s,
             train_fn=train_fn,
             members=[(c.group, c.cell_id) for c in cells],
             done=done,
@@ -183,6 +185,7 @@ def _fit(
     max_failures: int,
     run_dir: Path,
     progress: bool,
+    log_every: float,
     train_fn: Callable[..., Any] | None,
     members: list[tuple[str, str]],
     done: set[str],
@@ -195,7 +198,10 @@ def _fit(
     from rstsweep.sweeper.tune_callback import StoreCallback
 
     events = EventLog(run_dir / "events.jsonl")
-    tracker = SweepProgress(members, done, sweep=sweep, profile=profile, store=store, live=progress)
+    lines = None if progress else LogLines(sys.stderr, log_every)  # a log file: plain lines
+    tracker = SweepProgress(
+        members, done, sweep=sweep, profile=profile, store=store, live=progress, lines=lines
+    )
     callback = StoreCallback(by_id, store, profile, tracker, events)
     trainable = tune.with_parameters(
         run_cell,

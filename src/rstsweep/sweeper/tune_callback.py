@@ -83,7 +83,7 @@ class StoreCallback(tune.Callback):
         attempt = self.store.write_result(self.cells[cid], result, self.profile)
         self.written.add(cid)
         self.statuses[cid] = result.status
-        self.progress.finish(cid)
+        self.progress.finish(cid, result.status)
         self.events.log(
             "done",
             cid,
