@@ -1,6 +1,6 @@
 """Progress as plain log lines when stderr is not a terminal: the line format (fake clock) and a
 real `rstsweep run` with stderr to a file (one line per finished / failed cell, periodic
-summaries), which `grep` can follow."""
+summaries), which `grep` can follow; the same run feeds all three trackers, read back."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ import re
 import shlex
 import subprocess
 
+import pandas as pd
 import pytest
 
 from rstsweep.sweeper.loglines import LogLines
 from rstsweep.sweeper.progress import SweepProgress
 from test_driver_cli import env_for, rstsweep_cmd
 from tiny_sweeps import write_tiny_sweeps
+from trackers_read import mlflow_runs, tensorboard_scalars, wandb_offline_runs
 
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
@@ -123,7 +125,13 @@ def test_run_with_stderr_to_a_file_writes_greppable_lines(tmp_path):
                 cwd=tmp_path,
                 # the first trial's worker dies after its epoch; with no retries it fails
                 env=env_for(
-                    ray_dir, RSTSWEEP_LOG_EVERY="1", RSTSWEEP_TEST_CRASH_ONCE=str(tmp_path / "c")
+                    ray_dir,
+                    RSTSWEEP_LOG_EVERY="1",
+                    RSTSWEEP_TEST_CRASH_ONCE=str(tmp_path / "c"),
+                    MLFLOW_TRACKING_URI=(tmp_path / "mlruns").as_uri(),
+                    MLFLOW_ALLOW_FILE_STORE="true",
+                    WANDB_MODE="offline",
+                    WANDB_SILENT="true",
                 ),
             )
     finally:
@@ -142,3 +150,19 @@ def test_run_with_stderr_to_a_file_writes_greppable_lines(tmp_path):
     assert len(summaries) >= 3  # start, at least one periodic (1 s apart), end
     assert summaries[-1]["done"] == "1/2" and summaries[-1]["failed"] == "1"
     assert "\x1b[" not in text  # no terminal control codes in a log file
+    assert "warning" not in text, text
+
+    # every tracker saw the finished cell's epoch and both cells' runs
+    [run_dir] = (tmp_path / "st/tensorboard/s").glob(f"*/*_{finished['cell']}")
+    scalars = tensorboard_scalars(run_dir)
+    assert [s for s, _ in scalars["test/error"]] == [1]
+    trials = pd.read_parquet(tmp_path / "st/trials")
+    stored = float(trials.set_index("cell_id").loc[finished["cell"], "test_error"])
+    assert scalars["test/error"][0][1] == pytest.approx(stored, rel=1e-6)
+    runs = mlflow_runs((tmp_path / "mlruns").as_uri(), "rstsweep-s")
+    by_cell = {r["tags"]["cell_id"]: r for r in runs.values()}
+    assert by_cell[finished["cell"]]["status"] == "FINISHED"
+    assert by_cell[failed["cell"]]["status"] == "FAILED"
+    assert by_cell[finished["cell"]]["metrics"]["test/error"] == [(1, pytest.approx(stored))]
+    wb = {r["config"]["cell_id"]: r for r in wandb_offline_runs(tmp_path / "st").values()}
+    assert wb[finished["cell"]]["history"][0]["test/error"] == pytest.approx(stored)

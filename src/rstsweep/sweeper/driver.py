@@ -37,6 +37,7 @@ from rstsweep.sweeper.resources import (
     validate_request,
 )
 from rstsweep.sweeper.spec import Cell
+from rstsweep.sweeper.trackers import TrackerHub
 
 
 @dataclass
@@ -130,6 +131,7 @@ def run_sweep(
             run_dir=run_dir,
             progress=sys.stderr.isatty() if o.progress is None else o.progress,
             log_every=o.log_every_s,
+            trackers=o.trackers,
             train_fn=train_fn,
             members=[(c.group, c.cell_id) for c in cells],
             done=done,
@@ -186,6 +188,7 @@ def _fit(
     run_dir: Path,
     progress: bool,
     log_every: float,
+    trackers: tuple[str, ...],
     train_fn: Callable[..., Any] | None,
     members: list[tuple[str, str]],
     done: set[str],
@@ -202,7 +205,8 @@ def _fit(
     tracker = SweepProgress(
         members, done, sweep=sweep, profile=profile, store=store, live=progress, lines=lines
     )
-    callback = StoreCallback(by_id, store, profile, tracker, events)
+    hub = TrackerHub(trackers, Path(store.root), sweep)
+    callback = StoreCallback(by_id, store, profile, tracker, events, hub)
     trainable = tune.with_parameters(
         run_cell,
         configs={cid: by_id[cid].config for cid in todo},
@@ -225,8 +229,11 @@ def _fit(
         ),
     )
     events.log("run", None, cells=len(by_id), todo=len(todo), request=request.as_tune())
-    with tracker, _quiet_tune_logs():
-        tuner.fit()
+    try:
+        with tracker, _quiet_tune_logs():
+            tuner.fit()
+    finally:
+        hub.close()
     events.log("end", None, written=len(callback.written), failed=len(callback.failed))
     return callback
 

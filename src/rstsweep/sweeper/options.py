@@ -29,4 +29,5 @@ class RunOptions:
     scratch: Path | None = None  # Tune's scratch dir (shared by all nodes of a cluster)
     data_dir: Path | None = None  # one dataset directory for every cell
     progress: bool | None = None  # live display; None: when stderr is a terminal
+    trackers: tuple[str, ...] = ("tensorboard",)  # sweeper.trackers names; () for none
     log_every_s: float = 30.0  # without the live display: a summary log line this often
