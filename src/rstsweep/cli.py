@@ -137,6 +137,9 @@ def run(
         list[str] | None,
         typer.Option(help="tensorboard (default), mlflow, wandb or none; repeatable."),
     ] = None,
+    no_probe: Annotated[
+        bool, typer.Option("--no-probe", help="No step-cost probe for the estimate.")
+    ] = False,
 ) -> None:
     """Run the sweep's cells not yet in the store, through Ray Tune (re-running resumes)."""
     from rstsweep.sweeper.driver import run_command
@@ -160,6 +163,7 @@ def run(
         progress=False if no_progress else None,
         log_every_s=log_every,
         trackers=parse_trackers(tracker),
+        probe=not no_probe,
     )
     code = run_command(options)
     if code:
@@ -220,11 +224,24 @@ def plan(
     file: SweepsFile = DEFAULT_FILE,
     profile: Profile = DEFAULT_PROFILE,
     store: StoreDir = DEFAULT_STORE,
+    cpus_per_trial: Annotated[float, typer.Option(help="CPUs per trial.")] = 1.0,
+    gpus_per_trial: Annotated[float, typer.Option(help="GPUs per trial.")] = 0.0,
+    slots: Annotated[
+        int | None,
+        typer.Option(min=1, help="Concurrent trials (default: what this machine holds)."),
+    ] = None,
+    no_probe: Annotated[
+        bool, typer.Option("--no-probe", help="Do not time unmeasured settings (a few steps each).")
+    ] = False,
 ) -> None:
     """Show a sweep's cells by group, expected forward-backward passes and estimated time."""
     from rstsweep.sweeper.plan import plan_sweep, print_plan
+    from rstsweep.sweeper.probe import Resources
 
-    print_plan(plan_sweep(file, sweep, profile, store), store)
+    resources = Resources(cpus_per_trial, gpus_per_trial, slots)
+    print_plan(
+        plan_sweep(file, sweep, profile, store, probe=not no_probe, resources=resources), store
+    )
 
 
 @app.command()

@@ -277,6 +277,27 @@ def check_datasets(cells: Sequence[Cell]) -> None:
         ensure_dataset(dataset, data_dir)
 
 
+def _estimate_first(cells: Sequence[Cell], store: Any, o: RunOptions) -> None:
+    """Before a sweep whose settings were never measured: probe them (only where the probe costs
+    under 1% of the sweep) and print the time estimate on stderr."""
+    from rstsweep.sweeper.plan import make_plan
+    from rstsweep.sweeper.probe import Resources, probe_for, report_lines, resource_line
+
+    resources = Resources(o.cpus_per_trial, o.gpus_per_trial, o.max_concurrent)
+    device, report = probe_for(list(cells), store, resources, only_if_worth=True)
+    if report is None:
+        return
+    for line in report_lines(report):
+        print(f"rstsweep: {line}", file=sys.stderr)
+    total = make_plan(list(cells), o.sweep, o.profile, store, device=device).total()
+    if total.pending and total.pending_time_s is not None:
+        print(
+            f"rstsweep: estimate (from probes, not measurements): {total.pending} cells, "
+            f"{resource_line(total.pending_time_s, resources)}",
+            file=sys.stderr,
+        )
+
+
 def run_command(options: RunOptions) -> int:
     """`rstsweep run`/`resume`: expand, run, print one summary line. Exit code 0 when every cell is
     done, 1 when some failed or the run was interrupted (those cells stay pending: run again);
@@ -290,6 +311,8 @@ def run_command(options: RunOptions) -> int:
     the_store = Store(o.store)
     if o.address is None:  # on a cluster the data lives on the workers: they report it per cell
         check_datasets([c for c in cells if c.cell_id not in the_store.done_ids()])
+    if o.probe:
+        _estimate_first(cells, the_store, o)
     progress = (o.progress is not False) and sys.stderr.isatty()
     summary = run_sweep(cells, the_store, replace(o, progress=progress))
     print(f"{o.sweep} ({o.profile}): {summary.line()}")

@@ -218,7 +218,8 @@ class TrackerHub:
 
     def __init__(self, names: Iterable[str], root: Path, sweep: str, warn: Any = None) -> None:
         self.names, self.root, self.sweep = tuple(names), Path(root), sweep
-        self._warn_fn = warn or (lambda text: print(f"rstsweep: warning: {text}", file=sys.stderr))
+        stream = sys.stderr  # now: Tune may swap sys.stderr while the sweep runs
+        self._warn_fn = warn or (lambda text: print(f"rstsweep: warning: {text}", file=stream))
         self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_SIZE)
         self._trackers: dict[str, Any] = {}
         self._warned: set[str] = set()
