@@ -271,6 +271,12 @@ class TrackerHub:
     # -- worker thread
 
     def _work(self) -> None:
+        try:
+            self._feed()
+        except BaseException as exc:  # never silent: say why the trackers stopped
+            self._warn("thread", f"trackers stopped: {_one_line(exc)}")
+
+    def _feed(self) -> None:
         for name in self.names:
             try:
                 self._trackers[name] = BUILDERS[name](self.root, self.sweep)
