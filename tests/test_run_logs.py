@@ -117,6 +117,7 @@ def test_run_with_stderr_to_a_file_writes_greppable_lines(tmp_path):
                     "0",
                     "--max-concurrent",
                     "1",
+                    *("--tracker", "tensorboard", "--tracker", "mlflow", "--tracker", "wandb"),
                 ),
                 stdout=subprocess.PIPE,
                 stderr=err,

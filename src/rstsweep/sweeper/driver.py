@@ -117,6 +117,8 @@ def run_sweep(
     with ray_session(o.address, num_cpus=o.num_cpus, num_gpus=o.num_gpus) as ray:
         check_fits(request, ray.nodes())
         store.record_cells(cells, o.profile)  # only now: a refused run leaves the store untouched
+        if o.probe and train_fn is None:  # the real trainer: its step costs are worth knowing
+            _estimate_first(cells, store, o)
         run_dir = _run_dir(store, o.scratch)
         summary.run_dir = run_dir
         t_fit = time.time()
@@ -278,8 +280,8 @@ def check_datasets(cells: Sequence[Cell]) -> None:
 
 
 def _estimate_first(cells: Sequence[Cell], store: Any, o: RunOptions) -> None:
-    """Before a sweep whose settings were never measured: probe them (only where the probe costs
-    under 1% of the sweep) and print the time estimate on stderr."""
+    """Before a sweep whose settings were never measured: probe them on the driver's machine (only
+    where the probe costs under 1% of the sweep) and print the time estimate on stderr."""
     from rstsweep.sweeper.plan import make_plan
     from rstsweep.sweeper.probe import Resources, probe_for, report_lines, resource_line
 
@@ -311,8 +313,6 @@ def run_command(options: RunOptions) -> int:
     the_store = Store(o.store)
     if o.address is None:  # on a cluster the data lives on the workers: they report it per cell
         check_datasets([c for c in cells if c.cell_id not in the_store.done_ids()])
-    if o.probe:
-        _estimate_first(cells, the_store, o)
     progress = (o.progress is not False) and sys.stderr.isatty()
     summary = run_sweep(cells, the_store, replace(o, progress=progress))
     print(f"{o.sweep} ({o.profile}): {summary.line()}")

@@ -87,6 +87,8 @@ def render_script(o: RunOptions, job: SlurmJob, python: str | None = None) -> st
     ]
     if job.cpus_per_node:
         sbatch.append(f"--cpus-per-task={job.cpus_per_node}")
+    else:  # no CPU count given: the whole node for Ray
+        sbatch.append("--exclusive")
     if job.gpus_per_node:
         sbatch.append(f"--gpus-per-task={job.gpus_per_node}")
     if job.partition:
@@ -121,7 +123,7 @@ head_node=${{nodes[0]}}
 head_ip=$(srun --nodes=1 --ntasks=1 -w "$head_node" hostname --ip-address | awk '{{print $1}}')
 port={port}
 address="$head_ip:$port"
-cpus=${{SLURM_CPUS_PER_TASK:-$(nproc)}}
+cpus=${{SLURM_CPUS_PER_TASK:-${{SLURM_CPUS_ON_NODE:-$(nproc)}}}}
 gpus={job.gpus_per_node}
 echo "rstsweep-slurm: Ray head on $head_node ($address), ${{#nodes[@]}} node(s)," \\
     "$cpus CPU + $gpus GPU each"
