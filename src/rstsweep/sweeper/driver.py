@@ -207,7 +207,7 @@ def _fit(
     tracker = SweepProgress(
         members, done, sweep=sweep, profile=profile, store=store, live=progress, lines=lines
     )
-    hub = TrackerHub(trackers, Path(store.root), sweep)
+    hub = TrackerHub(trackers, store.root, sweep)
     callback = StoreCallback(by_id, store, profile, tracker, events, hub)
     trainable = tune.with_parameters(
         run_cell,

@@ -102,7 +102,7 @@ class TensorBoardTracker:
         from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
         self._event, self._summary, self._writer_cls = event_pb2, summary_pb2, EventFileWriter
-        self.root = Path(root) / "tensorboard" / _safe(sweep)
+        self.root = _local(root) / "tensorboard" / _safe(sweep)
         self.writers: dict[str, Any] = {}
 
     def start(self, cid: str, info: dict[str, Any]) -> None:
@@ -132,7 +132,7 @@ class MlflowTracker:
     def __init__(self, root: Path, sweep: str) -> None:
         uri = os.environ.get("MLFLOW_TRACKING_URI")
         if not uri:  # MLflow 3 refuses file stores unless told; a local default needs no server
-            uri = (Path(root) / "mlruns").absolute().as_uri()
+            uri = (_local(root) / "mlruns").absolute().as_uri()
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         from mlflow import MlflowClient
 
@@ -177,7 +177,7 @@ class WandbTracker:
 
         self.wandb = wandb
         self.project = os.environ.get("WANDB_PROJECT") or f"rstsweep-{sweep}"
-        self.dir = Path(os.environ.get("WANDB_DIR") or root)
+        self.dir = Path(os.environ["WANDB_DIR"]) if os.environ.get("WANDB_DIR") else _local(root)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.runs: dict[str, Any] = {}
 
@@ -208,17 +208,25 @@ class WandbTracker:
 BUILDERS = {"tensorboard": TensorBoardTracker, "mlflow": MlflowTracker, "wandb": WandbTracker}
 
 
+def _local(root: Any) -> Path:
+    """The store as a local directory; an object-store URL (s3://...) has none for event files."""
+    if "://" in str(root):
+        raise ValueError(f"the store {root} is not a local directory (set a tracker location)")
+    return Path(root)
+
+
 def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=,+-]+", "-", text) or "_"
 
 
 class TrackerHub:
     """The driver's side: non-blocking `start`/`epoch`/`end` calls, one worker thread that builds
-    the trackers (on its first event) and feeds them. `close(timeout)` waits at most `timeout`."""
+    the trackers (when the hub is made) and feeds them. `close(timeout)` waits at most `timeout`.
+    `root`: the store's root (a local directory, or a URL some trackers cannot write under)."""
 
-    def __init__(self, names: Iterable[str], root: Path, sweep: str, warn: Any = None) -> None:
-        self.names, self.root, self.sweep = tuple(names), Path(root), sweep
-        stream = sys.stderr  # now: Tune may swap sys.stderr while the sweep runs
+    def __init__(self, names: Iterable[str], root: Any, sweep: str, warn: Any = None) -> None:
+        self.names, self.root, self.sweep = tuple(names), root, sweep
+        stream = sys.stderr  # the stream of the log lines, bound once
         self._warn_fn = warn or (lambda text: print(f"rstsweep: warning: {text}", file=stream))
         self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_SIZE)
         self._trackers: dict[str, Any] = {}
