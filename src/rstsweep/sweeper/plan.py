@@ -251,9 +251,9 @@ def print_plan(plan: SweepPlan, store_dir: Path | None) -> None:
             "(run a few cells first)"
         )
     else:
-        source = (
-            " (partly from step-cost probes: estimates, not measurements)" if total.probed else ""
-        )
+        share = "" if total.probed == total.pending else "partly "
+        source = f" ({share}from step-cost probes: estimates, not measurements)"
+        source = source if total.probed else ""
         console.print(
             f"estimated time{source}: {format_duration(total.pending_time_s)} of training, one "
             "cell at a time (evaluation not included)",
