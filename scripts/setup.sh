@@ -16,6 +16,18 @@ if [ ! -f "$FMNIST_DIR/train-images-idx3-ubyte.gz" ]; then
     fi
 fi
 
+# SLURM and munge for the single-node SLURM test (tests/test_slurm.py skips, saying why, without them)
+if ! command -v slurmctld >/dev/null 2>&1 || ! command -v munged >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+        echo "setup: installing Debian packages slurm-wlm and munge (the SLURM test)"
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null
+    else
+        echo "setup: note: slurm-wlm/munge missing and apt-get unavailable (not root?);" \
+             "the SLURM test will be skipped" >&2
+    fi
+fi
+
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     echo "setup: creating .venv"

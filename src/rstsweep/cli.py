@@ -189,6 +189,21 @@ def run(
         typer.Option(help="Dataset directory for every cell (overrides the profile's data_dir)."),
     ] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No live display.")] = False,
+    log_every: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            envvar="RSTSWEEP_LOG_EVERY",
+            help="Without the live display (stderr not a terminal): a summary line every N s.",
+        ),
+    ] = 30.0,
+    tracker: Annotated[
+        list[str] | None,
+        typer.Option(help="tensorboard (default), mlflow, wandb or none; repeatable."),
+    ] = None,
+    no_probe: Annotated[
+        bool, typer.Option("--no-probe", help="No step-cost probe for the estimate.")
+    ] = False,
     set_: SetOption = None,
 ) -> None:
     """Run the sweep's cells not yet in the store, through Ray Tune (re-running resumes).
@@ -201,6 +216,7 @@ def run(
     overrides = parse_assignments(set_ or [])  # unknown keys: before the driver is even imported
     from rstsweep.sweeper.driver import run_command
     from rstsweep.sweeper.options import RunOptions
+    from rstsweep.sweeper.trackers import parse_trackers
 
     options = RunOptions(
         sweep=sweep,
@@ -219,6 +235,9 @@ def run(
         scratch=scratch,
         data_dir=data_dir,
         progress=False if no_progress else None,
+        log_every_s=log_every,
+        trackers=parse_trackers(tracker),
+        probe=not no_probe,
     )
     code = run_command(options)
     if code:
@@ -229,19 +248,81 @@ app.command("resume", help="Alias of `run`: run the cells not yet in the store."
 
 
 @app.command()
+def slurm(
+    sweep: Annotated[str, typer.Argument(help="The sweep to run (a name in the sweeps file).")],
+    nodes: Annotated[int, typer.Option(help="Nodes to allocate (one Ray node each).")] = 1,
+    gpus_per_node: Annotated[int, typer.Option(help="GPUs per node.")] = 0,
+    cpus_per_node: Annotated[int | None, typer.Option(help="CPUs per node.")] = None,
+    partition: Annotated[str | None, typer.Option(help="SLURM partition.")] = None,
+    time: Annotated[str | None, typer.Option(help="SLURM time limit, e.g. 24:00:00.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Script path (default rstsweep-SWEEP.sbatch).")
+    ] = None,
+    submit: Annotated[bool, typer.Option("--submit", help="Submit it with sbatch.")] = False,
+    file: SweepsFile = DEFAULT_FILE,
+    profile: Profile = DEFAULT_PROFILE,
+    store: StoreDir = DEFAULT_STORE,
+    cpus_per_trial: Annotated[float, typer.Option(help="CPUs per trial.")] = 1.0,
+    gpus_per_trial: Annotated[float, typer.Option(help="GPUs per trial (0.25: 4 per GPU).")] = 0.0,
+    max_concurrent: Annotated[int | None, typer.Option(help="At most this many trials.")] = None,
+    max_failures: Annotated[int, typer.Option(help="Retries of a crashed trial.")] = 2,
+    data_dir: Annotated[Path | None, typer.Option(help="Dataset directory on the nodes.")] = None,
+    tracker: Annotated[
+        list[str] | None, typer.Option(help="tensorboard (default), mlflow, wandb or none.")
+    ] = None,
+    set_: SetOption = None,
+) -> None:
+    """Write an sbatch script running the sweep on a SLURM allocation through Ray (requeue-safe)."""
+    from rstsweep.core.fields import parse_assignments
+    from rstsweep.sweeper.options import RunOptions
+    from rstsweep.sweeper.slurm import SlurmJob, slurm_command
+    from rstsweep.sweeper.trackers import parse_trackers
+
+    options = RunOptions(
+        sweep=sweep,
+        file=file,
+        profile=profile,
+        store=store,
+        cpus_per_trial=cpus_per_trial,
+        gpus_per_trial=gpus_per_trial,
+        max_concurrent=max_concurrent,
+        max_failures=max_failures,
+        data_dir=data_dir,
+        trackers=parse_trackers(tracker),
+        overrides=parse_assignments(set_ or []),
+    )
+    job = SlurmJob(nodes, gpus_per_node, cpus_per_node, partition, time)
+    slurm_command(options, job, out, submit)
+
+
+@app.command()
 def plan(
     sweep: Annotated[str, typer.Argument(help="Sweep name from the sweeps file.")],
     file: SweepsFile = DEFAULT_FILE,
     profile: Profile = DEFAULT_PROFILE,
     store: StoreDir = DEFAULT_STORE,
+    cpus_per_trial: Annotated[float, typer.Option(help="CPUs per trial.")] = 1.0,
+    gpus_per_trial: Annotated[float, typer.Option(help="GPUs per trial.")] = 0.0,
+    slots: Annotated[
+        int | None,
+        typer.Option(min=1, help="Concurrent trials (default: what this machine holds)."),
+    ] = None,
+    no_probe: Annotated[
+        bool, typer.Option("--no-probe", help="Do not time unmeasured settings (a few steps each).")
+    ] = False,
     set_: SetOption = None,
 ) -> None:
     """Show a sweep's cells by group, expected forward-backward passes and estimated time."""
     from rstsweep.core.fields import parse_assignments
     from rstsweep.sweeper.plan import plan_sweep, print_plan
+    from rstsweep.sweeper.probe import Resources
 
     overrides = parse_assignments(set_ or [])
-    print_plan(plan_sweep(file, sweep, profile, store, overrides), store)
+    resources = Resources(cpus_per_trial, gpus_per_trial, slots)
+    plan_ = plan_sweep(
+        file, sweep, profile, store, overrides, probe=not no_probe, resources=resources
+    )
+    print_plan(plan_, store)
 
 
 @app.command()

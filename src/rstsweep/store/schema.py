@@ -6,6 +6,7 @@ Layout of a store directory (every file immutable, written as `.tmp-*` then rena
     <store>/draws/part-*.parquet     the coin draws X_t of each cell, bit-packed
     <store>/cells/part-*.parquet     sweep membership: which cells a sweep/group holds
     <store>/failures/part-*.parquet  crashed attempts (not done: retried on the next run)
+    <store>/probes/part-*.parquet    step-cost probes of settings not run yet (plan's estimates)
     <store>/heartbeat.json           live driver state (for `status` while a run is going)
 
 A cell's epochs and draws files are written before its trials row; the trials row (the "done"
@@ -116,10 +117,28 @@ FAILURES = pa.schema(
     ]
 )
 
+# step-cost probes: a few timed steps per setting before anything ran (estimates, not results)
+PROBES = pa.schema(
+    [
+        ("model", pa.string()),
+        ("dataset", pa.string()),
+        ("algorithm", pa.string()),
+        ("batch_size", pa.int64()),
+        ("width", pa.int64()),  # null: the model's default width
+        ("device", pa.string()),  # "cpu" | "cuda"
+        ("base_step_s", pa.float64()),
+        ("sa_step_s", pa.float64()),  # null for SGD
+        ("peak_memory_bytes", pa.int64()),  # CUDA only
+        ("steps", pa.int64()),  # timed steps per branch
+        ("probed_at", pa.timestamp("s", tz="UTC")),
+    ]
+)
+
 TABLES: dict[str, pa.Schema] = {
     "trials": TRIALS,
     "epochs": EPOCHS,
     "draws": DRAWS,
     "cells": CELLS,
     "failures": FAILURES,
+    "probes": PROBES,
 }

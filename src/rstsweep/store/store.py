@@ -54,6 +54,7 @@ KEYS: dict[str, list[str]] = {
     "draws": ["cell_id", "attempt_id"],
     "cells": ["sweep", "group", "label", "cell_id", "profile"],
     "failures": ["cell_id", "error", "failed_at"],
+    "probes": ["model", "dataset", "algorithm", "batch_size", "width", "device", "probed_at"],
 }
 
 
@@ -98,6 +99,10 @@ class Store:
     def write_failure(self, cell: CellLike, error: str) -> None:
         """Record a crashed attempt (the cell stays pending and is retried by the next run)."""
         self._write("failures", [failure_row(cell, error)])
+
+    def write_probes(self, rows: list[dict[str, Any]]) -> None:
+        """Record step-cost probes (`schema.PROBES` rows), one part file per call."""
+        self._write("probes", rows)
 
     def record_cells(self, cells: Iterable[CellLike], profile: str | None) -> int:
         """Record sweep membership (which cells a sweep/group holds); writes only new rows.

@@ -27,6 +27,7 @@ from typing import Any
 
 from rstsweep.core.format import format_duration
 from rstsweep.core.names import CRASH_ENV
+from rstsweep.sweeper.loglines import LogLines
 from rstsweep.sweeper.multi import check_cluster, trial_resources, with_world_size, world_size_for
 from rstsweep.sweeper.options import RunOptions
 from rstsweep.sweeper.progress import EventLog, SweepProgress
@@ -38,6 +39,7 @@ from rstsweep.sweeper.resources import (
     validate_request,
 )
 from rstsweep.sweeper.spec import Cell
+from rstsweep.sweeper.trackers import TrackerHub
 
 
 @dataclass
@@ -120,6 +122,8 @@ def run_sweep(
         if world > 1:  # one bundle per data-parallel worker, possibly over several nodes
             check_cluster(request.cpus, request.gpus, world, ray.nodes())
         store.record_cells(cells, o.profile)  # only now: a refused run leaves the store untouched
+        if o.probe and train_fn is None:  # the real trainer: its step costs are worth knowing
+            _estimate_first(cells, store, o)
         run_dir = _run_dir(store, o.scratch)
         summary.run_dir = run_dir
         t_fit = time.time()
@@ -133,6 +137,8 @@ def run_sweep(
             max_failures=o.max_failures,
             run_dir=run_dir,
             progress=sys.stderr.isatty() if o.progress is None else o.progress,
+            log_every=o.log_every_s,
+            trackers=o.trackers,
             train_fn=train_fn,
             members=[(c.group, c.cell_id) for c in cells],
             done=done,
@@ -188,6 +194,8 @@ def _fit(
     max_failures: int,
     run_dir: Path,
     progress: bool,
+    log_every: float,
+    trackers: tuple[str, ...],
     train_fn: Callable[..., Any] | None,
     members: list[tuple[str, str]],
     done: set[str],
@@ -200,8 +208,12 @@ def _fit(
     from rstsweep.sweeper.tune_callback import StoreCallback
 
     events = EventLog(run_dir / "events.jsonl")
-    tracker = SweepProgress(members, done, sweep=sweep, profile=profile, store=store, live=progress)
-    callback = StoreCallback(by_id, store, profile, tracker, events)
+    lines = None if progress else LogLines(sys.stderr, log_every)  # a log file: plain lines
+    tracker = SweepProgress(
+        members, done, sweep=sweep, profile=profile, store=store, live=progress, lines=lines
+    )
+    hub = TrackerHub(trackers, store.root, sweep)
+    callback = StoreCallback(by_id, store, profile, tracker, events, hub)
     trainable = tune.with_parameters(
         run_cell,
         configs={cid: by_id[cid].config for cid in todo},
@@ -225,8 +237,11 @@ def _fit(
         ),
     )
     events.log("run", None, cells=len(by_id), todo=len(todo), request=request.as_tune())
-    with tracker, _quiet_tune_logs():
-        tuner.fit()
+    try:
+        with tracker, _quiet_tune_logs():
+            tuner.fit()
+    finally:
+        hub.close()
     events.log("end", None, written=len(callback.written), failed=len(callback.failed))
     return callback
 
@@ -268,6 +283,27 @@ def check_datasets(cells: Sequence[Cell]) -> None:
 
     for dataset, data_dir in sorted(wanted, key=str):
         ensure_dataset(dataset, data_dir)
+
+
+def _estimate_first(cells: Sequence[Cell], store: Any, o: RunOptions) -> None:
+    """Before a sweep whose settings were never measured: probe them on the driver's machine (only
+    where the probe costs under 1% of the sweep) and print the time estimate on stderr."""
+    from rstsweep.sweeper.plan import make_plan
+    from rstsweep.sweeper.probe import Resources, probe_for, report_lines, resource_line
+
+    resources = Resources(o.cpus_per_trial, o.gpus_per_trial, o.max_concurrent)
+    device, report = probe_for(list(cells), store, resources, only_if_worth=True)
+    if report is None:
+        return
+    for line in report_lines(report):
+        print(f"rstsweep: {line}", file=sys.stderr)
+    total = make_plan(list(cells), o.sweep, o.profile, store, device=device).total()
+    if total.pending and total.pending_time_s is not None:
+        print(
+            f"rstsweep: estimate (from probes, not measurements): {total.pending} cells, "
+            f"{resource_line(total.pending_time_s, resources)}",
+            file=sys.stderr,
+        )
 
 
 def run_command(options: RunOptions) -> int:

@@ -31,3 +31,6 @@ class RunOptions:
     scratch: Path | None = None  # Tune's scratch dir (shared by all nodes of a cluster)
     data_dir: Path | None = None  # one dataset directory for every cell
     progress: bool | None = None  # live display; None: when stderr is a terminal
+    trackers: tuple[str, ...] = ("tensorboard",)  # sweeper.trackers names; () for none
+    probe: bool = True  # time unmeasured settings first, where worth it (sweeper.probe)
+    log_every_s: float = 30.0  # without the live display: a summary log line this often

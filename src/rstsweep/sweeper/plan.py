@@ -2,8 +2,9 @@
 
 Steps per cell come from a small table of training-set sizes (subset-aware, the trainer's
 drop_last rule), expected passes are Σ steps × (1 + cost_per_SA_step × Δη), and the time estimate
-uses the median step costs the store has measured for the same model, dataset and batch size.
-No torch, no ray: this must answer in about a second.
+uses the median step costs the store has measured for the same model, dataset and batch size, or,
+for settings never run, step-cost probes (`sweeper.probe`, shown as estimates). No torch, no ray
+here: without probing this answers in about a second.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class GroupPlan:
     passes: float = 0.0  # Σ expected forward-backward passes, all cells
     pending_passes: float = 0.0
     pending_time_s: float | None = 0.0  # None: some pending cell has no measurement
+    probed: int = 0  # pending cells timed from step-cost probes (estimates, not measurements)
     extras: list[float] = field(default_factory=list)
 
     @property
@@ -80,6 +82,8 @@ class SweepPlan:
     datasets: list[str]
     seeds: int
     unknown_steps: int = 0  # cells whose dataset size is unknown
+    probe_lines: list[str] = field(default_factory=list)  # what probing did, for the printout
+    resources: Any = None  # sweeper.probe.Resources: device-hours and wall time
 
     def total(self) -> GroupPlan:
         out = GroupPlan("total", pending_time_s=0.0)
@@ -89,6 +93,7 @@ class SweepPlan:
             out.steps += g.steps
             out.passes += g.passes
             out.pending_passes += g.pending_passes
+            out.probed += g.probed
             out.extras += g.extras
             if out.pending_time_s is not None:
                 out.pending_time_s = (
@@ -114,10 +119,16 @@ def step_costs(trials: pd.DataFrame) -> dict[tuple[str, str, int], tuple[float, 
     return out
 
 
-def make_plan(cells: list[Cell], sweep: str, profile: str, store: Store | None) -> SweepPlan:
-    """Aggregate the cells of a sweep by group: counts, Σ steps, expected passes, estimated time."""
+def make_plan(
+    cells: list[Cell], sweep: str, profile: str, store: Store | None, device: str | None = None
+) -> SweepPlan:
+    """Aggregate the cells of a sweep by group: counts, Σ steps, expected passes, estimated time
+    (from measured step costs, else from the store's step-cost probes on `device`)."""
+    from rstsweep.sweeper.probe import cached_costs, setting
+
     done = store.done_ids() if store else set()
     costs = step_costs(store.read("trials")) if store else {}
+    probes = cached_costs(store) if store and device else {}
     groups: dict[str, GroupPlan] = {}
     unknown = 0
     for cell in cells:
@@ -136,6 +147,9 @@ def make_plan(cells: list[Cell], sweep: str, profile: str, store: Store | None) 
             continue
         g.pending_passes += passes
         cost = costs.get((cfg.model, cfg.dataset, cfg.batch_size))
+        if cost is None and device and setting(cfg, device) in probes:
+            base, sa = probes[setting(cfg, device)]
+            cost, g.probed = (base, sa if sa is not None else 2 * base), g.probed + 1
         if cost is None or steps is None or g.pending_time_s is None:
             g.pending_time_s = None
         else:
@@ -160,11 +174,35 @@ def plan_sweep(
     profile: str,
     store_dir: Path | None,
     overrides: Mapping[str, Any] | None = None,
+    *,
+    probe: bool = False,
+    resources: Any = None,
 ) -> SweepPlan:
-    """Load, expand (with `--set` overrides) and plan: the `plan` command's library entry point."""
+    """Load, expand (with `--set` overrides) and plan: the `plan` command's entry point. `probe`:
+    time the pending settings that have no measurement (sweeper.probe; cached in the store)."""
+    from rstsweep.sweeper.probe import Resources, probe_for, report_lines, target_device
+
     cells = expand(load_sweeps(file), sweep, profile, overrides)
-    store = Store(store_dir, read_only=True) if store_dir is not None else None
-    return make_plan(cells, sweep, profile, store)
+    resources = resources or Resources()
+    store = Store(store_dir, read_only=not probe) if store_dir is not None else None
+    lines: list[str] = []
+    if probe and store is not None:
+        device, report = probe_for(cells, store, resources)
+        lines = report_lines(report)
+    else:
+        device = target_device(resources.gpus_per_trial) if store is not None else None
+    plan = make_plan(cells, sweep, profile, store, device=device)
+    plan.probe_lines, plan.resources = lines, resources
+    return plan
+
+
+def _time_cell(g: GroupPlan) -> str:
+    if not g.pending:
+        return "done"
+    # "~": timed (partly) from step-cost probes, an estimate rather than a measurement
+    return ("~" if g.probed and g.pending_time_s is not None else "") + format_duration(
+        g.pending_time_s
+    )
 
 
 def print_plan(plan: SweepPlan, store_dir: Path | None) -> None:
@@ -194,7 +232,7 @@ def print_plan(plan: SweepPlan, store_dir: Path | None) -> None:
             str(g.pending),
             f"{g.mean_extra:.3f}",
             format_count(g.passes),
-            format_duration(g.pending_time_s) if g.pending else "done",
+            _time_cell(g),
         )
     console.print(table)
     total = plan.total()
@@ -215,7 +253,17 @@ def print_plan(plan: SweepPlan, store_dir: Path | None) -> None:
             "(run a few cells first)"
         )
     else:
+        share = "" if total.probed == total.pending else "partly "
+        source = f" ({share}from step-cost probes: estimates, not measurements)"
+        source = source if total.probed else ""
         console.print(
-            f"estimated time: {format_duration(total.pending_time_s)} of training, one cell at a "
-            "time (divide by the concurrent trials; evaluation not included)"
+            f"estimated time{source}: {format_duration(total.pending_time_s)} of training, one "
+            "cell at a time (evaluation not included)",
+            soft_wrap=True,
         )
+        if plan.resources is not None:
+            from rstsweep.sweeper.probe import resource_line
+
+            console.print(f"  = {resource_line(total.pending_time_s, plan.resources)}")
+    for line in plan.probe_lines:
+        console.print(line, soft_wrap=True)

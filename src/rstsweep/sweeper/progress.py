@@ -3,6 +3,7 @@ store heartbeat and the run's event log.
 
 Pure Python + rich (no ray): the driver's Tune callback feeds it events (start, epoch, retry,
 done, failed) from the driver thread, and it turns them into (1) a rich Live table on stderr,
+(or, when stderr is not a terminal, plain log lines through `sweeper.loglines`),
 (2) `heartbeat.json` in the store, rewritten at every change and every few seconds, for
 `rstsweep status`, and (3) `events.jsonl`, one JSON line per event, which is how a crash and its
 resume can be inspected afterwards (which epoch did the retried attempt start at, which node and
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from rstsweep.core.format import format_clock
+from rstsweep.sweeper.loglines import LogLines
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 # The states of a cell, in the order every table shows them (live display and `rstsweep status`).
@@ -86,6 +88,7 @@ class SweepProgress:
         live: bool = False,
         heartbeat_every: float = 5.0,
         clock: Callable[[], float] = time.time,
+        lines: LogLines | None = None,
     ) -> None:
         self.members = list(dict.fromkeys(members))
         self.cells: dict[str, CellState] = {}
@@ -100,6 +103,10 @@ class SweepProgress:
         self._lock = threading.RLock()
         self._live_enabled = live
         self._live: Any = None
+        self.lines = lines  # plain log lines instead of the live display (stderr not a terminal)
+        self._groups: dict[str, list[str]] = {}
+        for group, cid in self.members:
+            self._groups.setdefault(cid, []).append(group)
 
     # -- events (called by the driver's Tune callback)
 
@@ -121,24 +128,41 @@ class SweepProgress:
             cell = self.cells[cid]
             cell.failures += 1
             cell.error = error
+        self._line("retry", cid, failures=cell.failures, error=error)
         self._changed()
 
-    def finish(self, cid: str) -> None:
+    def finish(self, cid: str, status: str = "ok") -> None:
         with self._lock:
             cell = self.cells[cid]
             cell.state, cell.finished = DONE, self.clock()
+        self._line("done", cid, status=status)
         self._changed()
 
     def fail(self, cid: str, error: str) -> None:
         with self._lock:
             cell = self.cells[cid]
             cell.state, cell.finished, cell.error = FAILED, self.clock(), error
+        self._line("failed", cid, error=error)
         self._changed()
 
     def tick(self) -> None:
-        """Periodic: rewrite the heartbeat when it is due."""
+        """Periodic: rewrite the heartbeat, and write the summary log line, when due."""
         if self.clock() - self._last_beat >= self.heartbeat_every:
             self._beat()
+        if self.lines is not None and self.lines.due():
+            self._summary_line()
+
+    def _line(self, event: str, cid: str, **fields: Any) -> None:
+        if self.lines is None:
+            return
+        cell = self.cells[cid]
+        end = cell.finished or self.clock()
+        seconds = end - cell.started if cell.started else None
+        self.lines.cell(event, cid, self._groups.get(cid, []), seconds, **fields)
+
+    def _summary_line(self) -> None:
+        if self.lines is not None:
+            self.lines.summary(self.counts()["total"], self.eta_s(), self.clock() - self.started)
 
     def _changed(self) -> None:
         self._beat()
@@ -228,6 +252,16 @@ class SweepProgress:
 
     def __enter__(self) -> SweepProgress:
         self._beat()
+        if self.lines is not None:
+            total = self.counts()["total"]
+            self.lines.line(
+                "start",
+                sweep=self.sweep,
+                profile=self.profile,
+                cells=sum(total.values()),
+                already_done=total[DONE],
+            )
+            self._summary_line()
         if self._live_enabled:
             from rich.console import Console
             from rich.live import Live
@@ -246,5 +280,8 @@ class SweepProgress:
             self._live.refresh()
             self._live.stop()
             self._live = None
+        if self.lines is not None:
+            self._summary_line()
+            self.lines.line("end", sweep=self.sweep)
         if self.store is not None:
             self.store.clear_heartbeat()

@@ -4,18 +4,21 @@ Runs in the driver process (Tune calls callbacks from its control loop), so resu
 even when trials run on other nodes. Each cell is written once: its final result as a `trials`
 row (plus epochs and draws) the moment its trial reports it; a trial that still fails after
 `max_failures` retries as a `failures` row (the cell stays pending and the next run retries it).
-It also feeds the live progress display / heartbeat and the run's event log.
+It also feeds the live progress display / heartbeat, the run's event log and the experiment
+trackers (`sweeper.trackers`, which never block it).
 
 Imported only after Ray is up (module-level `ray.tune` import).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ray import tune
 
 from rstsweep.sweeper.progress import EventLog, SweepProgress
+from rstsweep.sweeper.trackers import TrackerHub, cell_info, epoch_metrics
 from rstsweep.sweeper.trial import FINAL_KEY, payload_to_result
 
 PLACEMENT_KEYS = ("node_id", "gpu_ids", "pid")
@@ -31,9 +34,11 @@ class StoreCallback(tune.Callback):
         profile: str,
         progress: SweepProgress,
         events: EventLog,
+        trackers: TrackerHub | None = None,
     ) -> None:
         self.cells, self.store, self.profile = cells, store, profile
         self.progress, self.events = progress, events
+        self.trackers = trackers or TrackerHub((), Path("."), "")
         self.written: set[str] = set()
         self.failed: dict[str, str] = {}
         self.statuses: dict[str, str] = {}
@@ -48,6 +53,7 @@ class StoreCallback(tune.Callback):
         cid = trial.config["cell_id"]
         self.progress.start(cid)
         self.events.log("start", cid, failures=trial.num_failures)
+        self.trackers.start(cid, cell_info(self.cells[cid], self.profile))
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         cid = trial.config["cell_id"]
@@ -67,6 +73,7 @@ class StoreCallback(tune.Callback):
         elif "epoch" in result:
             epoch = int(result["epoch"])
             self.progress.epoch(cid, epoch, result.get("epochs"))
+            self.trackers.epoch(cid, epoch, epoch_metrics(result))
             self.events.log(
                 "epoch",
                 cid,
@@ -83,7 +90,8 @@ class StoreCallback(tune.Callback):
         attempt = self.store.write_result(self.cells[cid], result, self.profile)
         self.written.add(cid)
         self.statuses[cid] = result.status
-        self.progress.finish(cid)
+        self.progress.finish(cid, result.status)
+        self.trackers.end(cid, result.status, {"test_error": result.test_error})
         self.events.log(
             "done",
             cid,
@@ -108,6 +116,7 @@ class StoreCallback(tune.Callback):
         self.failed[cid] = error
         self.store.write_failure(self.cells[cid], error)
         self.progress.fail(cid, error)
+        self.trackers.end(cid, "failed")
         self.events.log("failed", cid, error=error)
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
