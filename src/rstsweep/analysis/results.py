@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rstsweep.core.config import identity_of
 from rstsweep.store.schema import TABLES
 
 # The columns that make two cells "the same experiment up to its seed" when they share a panel:
@@ -32,10 +33,6 @@ SETTING = [
     "base_optimizer",
     "batch_size",
 ]
-# Config keys that do not change what a case computes (seed varies inside a case; the rest are
-# runtime-only, mirroring trainers.config.RUNTIME_FIELDS, which we cannot import: trainers may
-# pull in torch).
-_NOT_CASE_KEYS = frozenset({"seed", "device", "data_dir", "threads", "amp", "channels_last"})
 TRIG_FAMILIES = ("cos1", "cos2", "sin1", "sin2")
 MODEL_ORDER = ("resnet18", "wrn-28-10", "vgg16-bn", "vit-s16", "resnet50", "resnet101")
 DATASET_ORDER = ("cifar10", "cifar100")
@@ -132,7 +129,8 @@ def _case_id(config_json: object, fallback: str) -> str:
         config = json.loads(config_json)
     except ValueError:
         return fallback
-    config = {k: v for k, v in config.items() if k not in _NOT_CASE_KEYS}
+    # the cell's identity (runtime-only fields dropped) without the seed, which varies in a case
+    config = {k: v for k, v in identity_of(config).items() if k != "seed"}
     blob = json.dumps(config, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
