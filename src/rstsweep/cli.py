@@ -84,6 +84,13 @@ def train_cmd(
     data_dir: Annotated[str | None, _opt("Dataset directory.")] = None,
     device: Annotated[str | None, _opt("auto, cpu, cuda, cuda:1 ...")] = None,
     threads: Annotated[int | None, _opt("torch CPU threads.")] = None,
+    precision: Annotated[str | None, _opt("auto (bf16 on CUDA, else fp32), fp32, bf16, fp16.")] = None,
+    compile_: Annotated[
+        bool, typer.Option("--compile", help="torch.compile the base and SA passes.")
+    ] = False,
+    deterministic: Annotated[
+        bool, typer.Option("--deterministic", help="Deterministic algorithms (bit-identical GPU).")
+    ] = False,
     out: Annotated[Path | None, _opt("Directory for checkpoint.pt and final.pt.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT.")] = False,
     json_: Annotated[bool, typer.Option("--json", help="Print a JSON summary only.")] = False,
@@ -94,6 +101,9 @@ def train_cmd(
     options = dict(locals())
     for key in ("out", "resume", "json_", "run_cli"):
         options.pop(key)
+    # flags: only an explicit switch overrides the config default
+    options["compile"] = options.pop("compile_") or None
+    options["deterministic"] = options["deterministic"] or None
     code = run_cli(options, out=out, resume=resume, as_json=json_)
     if code:
         sys.exit(code)

@@ -18,6 +18,7 @@ from rstsweep.errors import RstError
 from rstsweep.schedules import Schedule
 from rstsweep.schedules import parse as parse_schedule
 from rstsweep.trainers.augment import steps_per_epoch, train_batches
+from rstsweep.trainers.compiled import EAGER, compiled_passes
 from rstsweep.trainers.data import DataBundle, load_data
 from rstsweep.trainers.models import build_model
 from rstsweep.trainers.optim import build_lr_scheduler, build_optimizer
@@ -88,6 +89,7 @@ def build_cell(config: CellConfig, data: DataBundle | None = None) -> Cell:
         runtime=runtime,
         label_smoothing=config.label_smoothing,
         disable_running_stats=disable_running_stats,
+        passes=compiled_passes() if runtime.compile else EAGER,
     )
     return Cell(
         config=config,

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from rstsweep.errors import RstError
+from rstsweep.trainers.memory import apply_memory_fraction, reset_peak_memory
 
 if TYPE_CHECKING:  # the config is only read here: keep this module importable without pydantic
     from rstsweep.core.config import CellConfig
@@ -81,6 +82,8 @@ def resolve_runtime(config: CellConfig) -> Runtime:
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     set_deterministic(config.deterministic)
+    apply_memory_fraction(config.memory_fraction, device)
+    reset_peak_memory(device)
     return Runtime(
         device=device,
         precision=resolve_precision(config.precision, device),
