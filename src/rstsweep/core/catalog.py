@@ -27,6 +27,16 @@ TRAIN_SIZES: dict[str, int] = {
     "imagenet": 1_281_167,
 }
 
+# (channels, image side, classes) of each dataset's images as the trainer sees them
+# (ImageNet at the trainer's default 224 px): synthetic batches of these shapes are what the step
+# probe times.
+DATASET_SHAPES: dict[str, tuple[int, int, int]] = {
+    "fashion-mnist": (1, 28, 10),
+    "cifar10": (3, 32, 10),
+    "cifar100": (3, 32, 100),
+    "imagenet": (3, 224, 1000),
+}
+
 
 def is_known_model(name: str) -> bool:
     """Whether `name` is one of MODEL_NAMES (`wrn-D-K` standing for any depth and width)."""

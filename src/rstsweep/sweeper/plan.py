@@ -3,6 +3,8 @@
 Steps per cell come from a small table of training-set sizes (subset-aware, the trainer's
 drop_last rule), expected passes are Σ steps × (1 + cost_per_SA_step × Δη), and the time estimate
 uses the median step costs the store has measured for the same model, dataset and batch size.
+Where GPU trials of the same model, dataset and batch size recorded their peak memory, the plan
+also says how many such trials fit on one GPU (`trials_per_gpu`).
 No torch, no ray: this must answer in about a second.
 """
 
@@ -49,6 +51,34 @@ def expected_extra(config, steps: int | None) -> float:
     return schedule.expected_extra(steps) if steps else schedule.closed_form_extra
 
 
+# Per-process GPU memory outside torch.cuda.max_memory_allocated (CUDA context, cuBLAS/cuDNN
+# workspaces; a few hundred MiB) and the allocator's cache over the allocated peak: rough margins.
+CUDA_CONTEXT_BYTES = 768 * 2**20
+ALLOCATOR_HEADROOM = 1.2
+
+
+def trials_per_gpu(peak_bytes: float, device_bytes: float) -> int:
+    """How many trials of a measured peak (max allocated) fit on a GPU of `device_bytes`."""
+    need = peak_bytes * ALLOCATOR_HEADROOM + CUDA_CONTEXT_BYTES
+    return max(1, int(device_bytes // need))
+
+
+def packing(trials: pd.DataFrame) -> dict[tuple[str, str, int], tuple[float, float, int]]:
+    """(largest peak, GPU memory, trials per GPU) per (model, dataset, batch_size), from trials
+    that ran on a GPU and recorded both numbers."""
+    needed = {"device_type", "peak_memory_bytes", "device_memory_bytes"}
+    if trials.empty or not needed <= set(trials.columns):
+        return {}
+    gpu = trials[trials["device_type"] == "cuda"].dropna(
+        subset=["model", "dataset", "batch_size", "peak_memory_bytes", "device_memory_bytes"]
+    )
+    out = {}
+    for (model, dataset, batch), rows in gpu.groupby(["model", "dataset", "batch_size"]):
+        peak, total = float(rows["peak_memory_bytes"].max()), float(rows["device_memory_bytes"].min())
+        out[(str(model), str(dataset), int(batch))] = (peak, total, trials_per_gpu(peak, total))
+    return out
+
+
 @dataclass
 class GroupPlan:
     group: str
@@ -78,6 +108,8 @@ class SweepPlan:
     datasets: list[str]
     seeds: int
     unknown_steps: int = 0  # cells whose dataset size is unknown
+    # (model, dataset, batch) -> (peak bytes, GPU bytes, trials per GPU), for this sweep's cells
+    packing: dict[tuple[str, str, int], tuple[float, float, int]] = field(default_factory=dict)
 
     def total(self) -> GroupPlan:
         out = GroupPlan("total", pending_time_s=0.0)
@@ -115,7 +147,8 @@ def step_costs(trials: pd.DataFrame) -> dict[tuple[str, str, int], tuple[float, 
 def make_plan(cells: list[Cell], sweep: str, profile: str, store: Store | None) -> SweepPlan:
     """Aggregate the cells of a sweep by group: counts, Σ steps, expected passes, estimated time."""
     done = store.done_ids() if store else set()
-    costs = step_costs(store.read("trials")) if store else {}
+    trials = store.read("trials") if store else pd.DataFrame()
+    costs = step_costs(trials)
     groups: dict[str, GroupPlan] = {}
     unknown = 0
     for cell in cells:
@@ -141,6 +174,7 @@ def make_plan(cells: list[Cell], sweep: str, profile: str, store: Store | None) 
             sa_time = sgd + sa_step_cost(cfg) * (sa - sgd)
             g.pending_time_s += steps * ((1 - extra) * sgd + extra * sa_time)
     configs = [c.config for c in cells]
+    keys = {(c.model, c.dataset, c.batch_size) for c in configs}
     return SweepPlan(
         sweep=sweep,
         profile=profile,
@@ -149,6 +183,7 @@ def make_plan(cells: list[Cell], sweep: str, profile: str, store: Store | None) 
         datasets=sorted({c.dataset for c in configs}),
         seeds=len({c.seed for c in configs}),
         unknown_steps=unknown,
+        packing={key: fit for key, fit in packing(trials).items() if key in keys},
     )
 
 
@@ -210,4 +245,10 @@ def print_plan(plan: SweepPlan, store_dir: Path | None) -> None:
         console.print(
             f"estimated time: {format_duration(total.pending_time_s)} of training, one cell at a "
             "time (divide by the concurrent trials; evaluation not included)"
+        )
+    for (model, dataset, batch), (peak, gpu, n) in sorted(plan.packing.items()):
+        console.print(
+            f"packing: {model} × {dataset} × batch {batch} peaked at {peak / 2**30:.1f} GiB of a "
+            f"{gpu / 2**30:.0f} GiB GPU: about {n} trial{'s' if n != 1 else ''} fit per GPU "
+            f"(--gpus-per-trial {1 / n:.3g})"
         )

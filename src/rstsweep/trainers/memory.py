@@ -33,6 +33,12 @@ def apply_memory_fraction(fraction: float | None, device: torch.device) -> float
     return float(fraction)
 
 
+def prepare_device_memory(fraction: float | None, device: torch.device) -> None:
+    """At the start of a cell: apply its memory cap and start measuring its peak."""
+    apply_memory_fraction(fraction, device)
+    reset_peak_memory(device)
+
+
 def reset_peak_memory(device: torch.device) -> None:
     """Start measuring the peak afresh (the CUDA allocator's peak, or the process's VmHWM)."""
     if device.type == "cuda":

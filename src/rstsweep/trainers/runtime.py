@@ -1,5 +1,5 @@
 """Where and how a cell runs: the device, the resolved precision (autocast dtype), channels_last,
-torch.compile, deterministic algorithms, the GPU memory share, torch threads, the seeding of every
+torch.compile, deterministic algorithms, torch threads, the seeding of every
 global RNG and the input memory format. Of these only an explicit precision is part of a cell's
 identity (see `rstsweep.core.config`)."""
 
@@ -16,7 +16,6 @@ import torch
 from torch import Tensor
 
 from rstsweep.errors import RstError
-from rstsweep.trainers.memory import apply_memory_fraction, reset_peak_memory
 
 if TYPE_CHECKING:  # the config is only read here: keep this module importable without pydantic
     from rstsweep.core.config import CellConfig
@@ -82,8 +81,6 @@ def resolve_runtime(config: CellConfig) -> Runtime:
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     set_deterministic(config.deterministic)
-    apply_memory_fraction(config.memory_fraction, device)
-    reset_peak_memory(device)
     return Runtime(
         device=device,
         precision=resolve_precision(config.precision, device),
