@@ -84,7 +84,7 @@ def train_cmd(
     data_dir: Annotated[str | None, _opt("Dataset directory.")] = None,
     device: Annotated[str | None, _opt("auto, cpu, cuda, cuda:1 ...")] = None,
     threads: Annotated[int | None, _opt("torch CPU threads.")] = None,
-    precision: Annotated[str | None, _opt("auto (bf16 on CUDA, else fp32), fp32, bf16, fp16.")] = None,
+    precision: Annotated[str | None, _opt("auto (bf16 on CUDA), fp32, bf16, fp16.")] = None,
     compile_: Annotated[
         bool, typer.Option("--compile", help="torch.compile the base and SA passes.")
     ] = False,

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-
 # The keys of TrainResult.manifest, which are also trial-row columns of the same names.
 MANIFEST_KEYS: tuple[str, ...] = (
     "torch_version",

@@ -13,8 +13,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from rstsweep.store.files import utc_now
 from rstsweep.core.result import MANIFEST_KEYS
+from rstsweep.store.files import utc_now
 from rstsweep.store.schema import TABLES
 
 

@@ -74,7 +74,8 @@ def packing(trials: pd.DataFrame) -> dict[tuple[str, str, int], tuple[float, flo
     )
     out = {}
     for (model, dataset, batch), rows in gpu.groupby(["model", "dataset", "batch_size"]):
-        peak, total = float(rows["peak_memory_bytes"].max()), float(rows["device_memory_bytes"].min())
+        peak = float(rows["peak_memory_bytes"].max())
+        total = float(rows["device_memory_bytes"].min())
         out[(str(model), str(dataset), int(batch))] = (peak, total, trials_per_gpu(peak, total))
     return out
 

@@ -23,6 +23,7 @@ import rstsweep
 from rstsweep.core.result import MANIFEST_KEYS
 from rstsweep.trainers.memory import device_memory_bytes
 
+
 def collect_manifest(
     device: torch.device, precision: str, compiled: bool, deterministic: bool
 ) -> dict[str, Any]:

@@ -107,6 +107,7 @@ def disable_running_stats(model: nn.Module) -> Iterator[None]:
     """
     buffers = _bn_buffers(model)
     stash = _BN_STASH.get(model)
+
     def layout(ts: list[Tensor]) -> list[tuple]:
         return [(t.shape, t.dtype, t.device) for t in ts]
 
