@@ -249,7 +249,7 @@ def print_plan(plan: SweepPlan, store_dir: Path | None) -> None:
         )
     for (model, dataset, batch), (peak, gpu, n) in sorted(plan.packing.items()):
         console.print(
-            f"packing: {model} × {dataset} × batch {batch} peaked at {peak / 2**30:.1f} GiB of a "
-            f"{gpu / 2**30:.0f} GiB GPU: about {n} trial{'s' if n != 1 else ''} fit per GPU "
+            f"packing: {model} × {dataset} × {batch}: peak {peak / 2**30:.1f} of "
+            f"{gpu / 2**30:.0f} GiB, ~{n} trial{'s' if n != 1 else ''} per GPU "
             f"(--gpus-per-trial {1 / n:.3g})"
         )
