@@ -69,8 +69,8 @@ def test_trained_cell_row_carries_manifest_memory_and_skipped_steps(tmp_path, re
 
 
 def test_deterministic_flag_from_the_cli_and_off_again(monkeypatch, capsys, restore_determinism):
-    args = ["rstsweep", "train", *sum(([f"--{k.replace('_', '-')}", str(v)]
-            for k, v in TINY.items()), []), "--deterministic", "--json"]  # fmt: skip
+    options = [part for k, v in TINY.items() for part in (f"--{k.replace('_', '-')}", str(v))]
+    args = ["rstsweep", "train", *options, "--deterministic", "--json"]
     monkeypatch.setattr(sys, "argv", args)
     cli.main()
     assert '"deterministic": true' in capsys.readouterr().out
