@@ -11,7 +11,6 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -92,6 +91,8 @@ def resolve_runtime(config: CellConfig) -> Runtime:
 
 def seed_everything(seed: int) -> None:
     """Seed torch (CPU + CUDA), numpy's and python's global RNGs (the model init uses torch's)."""
+    import numpy as np  # here: the step modules import this one and must not need numpy
+
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
     random.seed(seed)
