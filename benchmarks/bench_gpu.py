@@ -129,13 +129,14 @@ def measure_rst(ctx, x, y, sgd_step_s: float, sam_step_s: float, args) -> dict[s
     realized = sum(coins) / n
     t_sgd = n * sgd_step_s
     extra = total - t_sgd
+    sam_extra = (sam_step_s - sgd_step_s) * n * realized
     return {
         "p": 0.5,
         "steps": n,
         "realized_extra": realized,
         "time_s": total,
-        "extra_over_sgd_x_deta": extra / (t_sgd * realized),
-        "linearity": extra / ((sam_step_s - sgd_step_s) * n * realized),
+        "extra_over_sgd_x_deta": extra / (t_sgd * realized) if realized else None,
+        "linearity": extra / sam_extra if sam_extra > 0 else None,
     }
 
 
@@ -309,6 +310,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=None, help="timed steps per branch")
     p.add_argument("--warmup", type=int, default=None, help="untimed steps per branch")
     p.add_argument("--budget-s", type=float, default=420.0, help="skip what is left after this")
+    p.add_argument("--only", default=None, help="one model of the two, e.g. resnet18")
     p.add_argument("--packs", default="1,2,4", help="packed trial counts, e.g. 1,2,4 ('' none)")
     p.add_argument("--compile-backend", default=None, help="torch.compile backend (inductor)")
     p.add_argument("--out", type=Path, default=None, help="also write the JSON here")
@@ -317,6 +319,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     shape = TINY if args.tiny else FULL
     args.models, args.batch, args.side = dict(shape["models"]), shape["batch"], shape["side"]
+    if args.only is not None:
+        if args.only not in args.models:
+            p.error(f"--only: {args.only!r} is not one of {', '.join(args.models)}")
+        args.models = {args.only: args.models[args.only]}
     if args.device is None:
         args.device = "cuda" if torch.cuda.is_available() and not args.tiny else "cpu"
     args.steps = args.steps or (3 if args.tiny else 30)
