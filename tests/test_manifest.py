@@ -88,7 +88,7 @@ def test_memory_share_of_packed_trials_and_the_cpu_no_op(monkeypatch):
     assert apply_memory_fraction(0.25, torch.device("cpu")) is None and calls == []
     assert apply_memory_fraction(None, torch.device("cuda")) is None and calls == []
     assert apply_memory_fraction(0.25, torch.device("cuda:1")) == 0.25
-    assert calls == [(0.25, torch.device("cuda:1"))]
+    assert calls == [(0.25, 1)]
 
 
 def test_trial_passes_its_gpu_share_as_the_memory_cap(monkeypatch):

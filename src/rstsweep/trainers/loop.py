@@ -13,8 +13,12 @@ training, not evaluation.
 
 Checkpoints: with `out_dir`, an atomic `checkpoint.pt` is written at every epoch boundary and
 `resume=True` continues from it, ending bit-identical to an uninterrupted run (wall times aside).
-A diverged epoch is never checkpointed. GPU runs are as deterministic as cuDNN's default
-algorithms (benchmark off).
+A diverged epoch is never checkpointed (nor is a non-finite fp16 forward: it counts as divergence;
+an fp16 step whose gradients overflow is skipped by the loss scaler, see `precision.py`). GPU runs
+are as deterministic as cuDNN's default algorithms (benchmark off); `deterministic: true` turns on
+torch's deterministic algorithms for bit-identical GPU resumes.
+
+Every result carries its peak device memory and a reproducibility manifest (`manifest.py`).
 """
 
 from __future__ import annotations

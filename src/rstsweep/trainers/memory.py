@@ -29,7 +29,9 @@ def apply_memory_fraction(fraction: float | None, device: torch.device) -> float
     """Cap this process's share of the GPU's memory; returns the cap applied (None: none)."""
     if fraction is None or device.type != "cuda" or fraction >= 1.0:
         return None
-    torch.cuda.set_per_process_memory_fraction(float(fraction), device)
+    # an index, not torch.device("cuda"): this one call refuses a device without an index
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    torch.cuda.set_per_process_memory_fraction(float(fraction), index)
     return float(fraction)
 
 
