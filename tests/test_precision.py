@@ -140,3 +140,32 @@ def test_legacy_amp_switch_is_migrated():
         CellConfig(amp=False, precision="bf16")
     with pytest.raises(ValueError, match="precision"):
         CellConfig(precision="fp8")
+
+
+def test_fp16_cell_resumes_bit_identical_with_its_scaler_state(tmp_path):
+    from rstsweep.trainers.checkpoint import load_checkpoint
+    from rstsweep.trainers.loop import train
+
+    config = CellConfig(
+        model="fastcnn", width=4, dataset="fashion-mnist", train_subset=256, test_subset=128,
+        batch_size=64, epochs=2, seed=4, schedule="constant(0.5)", device="cpu", threads=1,
+        precision="fp16",
+    )  # fmt: skip
+    straight = train(config, out_dir=tmp_path / "straight")
+
+    class Crash(Exception):
+        pass
+
+    def crash_after_first(record):
+        if record.epoch == 1:
+            raise Crash
+
+    with pytest.raises(Crash):
+        train(config, out_dir=tmp_path / "resumed", on_epoch=crash_after_first)
+    state = load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")
+    assert state["scaling"]["scaler"]["scale"] > 0 and "skipped_steps" in state["scaling"]
+    resumed = train(config, out_dir=tmp_path / "resumed", resume=True)
+    weights = [torch.load(d / "final.pt") for d in (tmp_path / "straight", tmp_path / "resumed")]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert resumed.train_loss == straight.train_loss
+    assert resumed.skipped_steps == straight.skipped_steps
