@@ -190,8 +190,9 @@ def test_train_cli_with_world_size_two_reports_it() -> None:
 
     from rstsweep.cli import app
 
-    args = ["train", "--world-size", "2", "--json", "--device", "cpu", "--threads", "1"]
-    args += ["--width", "8", "--train-subset", "64", "--test-subset", "64", "--batch-size", "32"]
+    args = ["train", "--world-size", "2", "--json", "--device", "cpu", "--set", "threads=1"]
+    args += ["--set", "width=8", "--set", "train_subset=64", "--set", "test_subset=64"]
+    args += ["--set", "batch_size=32"]
     done = CliRunner().invoke(app, args)
     assert done.exit_code == 0, done.output
     summary = json.loads(done.output.strip().splitlines()[-1])

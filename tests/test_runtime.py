@@ -21,20 +21,24 @@ def test_auto_on_a_cpu_machine_is_cpu_without_amp_or_channels_last(monkeypatch):
     runtime = resolve_runtime(CellConfig(device="auto"))
     assert runtime.device == torch.device("cpu")
     assert (runtime.amp, runtime.channels_last) == (False, False)
+    assert runtime.precision == "fp32"
 
 
 def test_auto_with_cuda_picks_it_with_bf16_amp_and_channels_last(fake_cuda):
     runtime = resolve_runtime(CellConfig(device="auto"))
     assert runtime.device.type == "cuda"
     assert (runtime.amp, runtime.channels_last) == (True, True)
+    assert runtime.precision == "bf16"
 
 
 def test_explicit_switches_win_on_cuda_but_never_turn_on_for_cpu(fake_cuda):
-    off = resolve_runtime(CellConfig(device="cuda:1", amp=False, channels_last=False))
+    off = resolve_runtime(CellConfig(device="cuda:1", precision="fp32", channels_last=False))
     assert off.device == torch.device("cuda:1")
     assert (off.amp, off.channels_last) == (False, False)
-    cpu = resolve_runtime(CellConfig(device="cpu", amp=True, channels_last=True))
+    cpu = resolve_runtime(CellConfig(device="cpu", amp=True, channels_last=True))  # legacy amp
     assert (cpu.amp, cpu.channels_last) == (False, False)
+    # an explicit precision is honoured on any device (CPU autocast has bf16 and fp16)
+    assert resolve_runtime(CellConfig(device="cpu", precision="fp16")).precision == "fp16"
 
 
 def test_cuda_requested_without_cuda_is_a_one_line_user_error(monkeypatch):
@@ -49,6 +53,7 @@ def test_amp_autocast_is_bf16_only_when_on():
     on = resolve_runtime(CellConfig(device="cpu"))
     with on.autocast():  # off on the CPU: a matmul stays float32
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
-    forced = type(on)(device=torch.device("cpu"), amp=True, channels_last=False)
-    with forced.autocast():  # the same context on CPU autocast shows the dtype it asks for
-        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+    for precision, dtype in (("bf16", torch.bfloat16), ("fp16", torch.float16)):
+        forced = type(on)(device=torch.device("cpu"), precision=precision, channels_last=False)
+        with forced.autocast():  # CPU autocast shows the dtype the context asks for
+            assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == dtype

@@ -116,6 +116,13 @@ def train_cmd(
     data_dir: Annotated[str | None, _opt("Dataset directory.")] = None,
     device: Annotated[str | None, _opt("auto, cpu, cuda, cuda:1 ...")] = None,
     world_size: Annotated[int | None, _opt("Data-parallel processes (gloo on CPU).")] = None,
+    precision: Annotated[str | None, _opt("auto (bf16 on CUDA), fp32, bf16, fp16.")] = None,
+    compile_: Annotated[
+        bool, typer.Option("--compile", help="torch.compile the base and SA passes.")
+    ] = False,
+    deterministic: Annotated[
+        bool, typer.Option("--deterministic", help="Deterministic algorithms (bit-identical GPU).")
+    ] = False,
     set_: SetOption = None,
     out: Annotated[Path | None, _opt("Directory for checkpoint.pt and final.pt.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT.")] = False,
@@ -131,7 +138,9 @@ def train_cmd(
 
     flags = {"algorithm": algorithm, "schedule": schedule, "model": model, "dataset": dataset,
              "epochs": epochs, "seed": seed, "data_dir": data_dir, "device": device,
-             "world_size": world_size}  # fmt: skip
+             "world_size": world_size, "precision": precision,
+             # switches: only an explicit flag overrides the config default
+             "compile": compile_ or None, "deterministic": deterministic or None}  # fmt: skip
     given = {k: v for k, v in flags.items() if v is not None}
     sets = parse_assignments(set_ or [])
     clash = sorted(given.keys() & sets.keys())

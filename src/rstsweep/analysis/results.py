@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from rstsweep.analysis.tags import TAG_COLUMNS, fill_missing_tags
-from rstsweep.core.config import RUNTIME_FIELDS
+from rstsweep.core.config import identity_of
 from rstsweep.store.schema import TABLES
 from rstsweep.store.store import read_table
 
@@ -36,9 +36,6 @@ SETTING = [
     "base_optimizer",
     "batch_size",
 ]
-# Config keys that do not change what a case computes: the seed varies inside a case, and the
-# runtime-only fields are outside the cell_id too.
-_NOT_CASE_KEYS = RUNTIME_FIELDS | {"seed"}
 TRIG_FAMILIES = ("cos1", "cos2", "sin1", "sin2")
 MODEL_ORDER = ("resnet18", "wrn-28-10", "vgg16-bn", "vit-s16", "resnet50", "resnet101")
 DATASET_ORDER = ("cifar10", "cifar100")
@@ -119,7 +116,8 @@ def _case_id(config_json: object, fallback: str) -> str:
         config = json.loads(config_json)
     except ValueError:
         return fallback
-    config = {k: v for k, v in config.items() if k not in _NOT_CASE_KEYS}
+    # the cell's identity (runtime-only fields dropped) without the seed, which varies in a case
+    config = {k: v for k, v in identity_of(config).items() if k != "seed"}
     blob = json.dumps(config, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -27,9 +27,10 @@ TRAIN_SIZES: dict[str, int] = {
     "imagenet": 1_281_167,
 }
 
-# (channels, image side, classes) of each dataset as the loaders deliver it (ImageNet: the
-# loader's default centre crop)
-IMAGE_SHAPES: dict[str, tuple[int, int, int]] = {
+# (channels, image side, classes) of each dataset's images as the trainer sees them
+# (ImageNet at the trainer's default 224 px): synthetic batches of these shapes are what the step
+# probe times.
+DATASET_SHAPES: dict[str, tuple[int, int, int]] = {
     "fashion-mnist": (1, 28, 10),
     "cifar10": (3, 32, 10),
     "cifar100": (3, 32, 100),

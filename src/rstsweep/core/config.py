@@ -3,6 +3,21 @@
 Pure pydantic, no torch, so the sweeper can expand and hash thousands of cells quickly.
 `CellConfig.cell_id()` is the content hash that identifies a cell in the store: it covers every
 field that changes the result and none of the runtime-only ones (device, data_dir, threads).
+
+Precision (`precision`): `fp32`, `bf16` (autocast to bfloat16) or `fp16` (autocast to float16 with
+dynamic loss scaling, `torch.amp.GradScaler`). The three give different results, so an explicit
+value is part of cell_id. `auto` (the default) is the device's default, resolved deterministically
+when the cell runs: bf16 on CUDA, fp32 on every other device. `auto` is left out of the identity,
+so cells that never named a precision keep the ids they had before the field existed; the
+precision a trial actually ran in is recorded in its trial row (`precision` column). The legacy
+runtime switch `amp` is still accepted and migrated: `amp: true` is `auto` (it only ever turned
+bf16 on where CUDA was), `amp: false` is `fp32`.
+
+Runtime only: `compile` (torch.compile of the base and the sharpness-aware passes: the same
+arithmetic, fused differently, so results agree to rounding like on another device),
+`deterministic` (torch.use_deterministic_algorithms + CUBLAS_WORKSPACE_CONFIG, for bit-identical
+GPU resumes) and `memory_fraction` (the share of the GPU's memory this process may allocate; the
+sweeper sets it from the trial's fractional GPU request).
 """
 
 from __future__ import annotations
@@ -19,18 +34,44 @@ from rstsweep.schedules import parse as parse_schedule
 BaseOptimizer = Literal["sgd", "adam", "adamw"]
 LrSchedule = Literal["cosine", "step", "constant"]
 Augment = Literal["none", "basic", "cutout"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
 MaskKind = Literal["random", "fisher"]
 
 # Fields that decide *where/how fast* a cell runs, not *what* it computes: excluded from cell_id.
 # `eval_every` only thins the per-epoch test metrics; weights and final metrics are unchanged.
 RUNTIME_FIELDS = frozenset(
-    {"device", "data_dir", "threads", "amp", "channels_last", "eval_every", "loader_workers"}
+    {
+        "device",
+        "data_dir",
+        "threads",
+        "channels_last",
+        "eval_every",
+        "loader_workers",
+        "compile",
+        "deterministic",
+        "memory_fraction",
+    }
 )
-# Result-determining fields added later: left out of cell_id while at these defaults, so every cell
-# that existed before keeps its cell_id. `world_size` changes results (each worker's SAM
-# perturbation uses its own shard's gradient: m-sharpness with m = batch_size / world_size, and
-# BatchNorm's batch statistics are per worker); `sync_bn` and `image_size` change them too.
-OMITTED_AT_DEFAULT = {"world_size": 1, "sync_bn": False, "image_size": None}
+# Result-determining fields added later: left out of cell_id at these values, which mean what cells
+# meant before the field existed, so every cell that existed before keeps its cell_id. `world_size`
+# changes results (each worker's SAM perturbation uses its own shard's gradient: m-sharpness with
+# m = batch_size / world_size, and BatchNorm's batch statistics are per worker); `sync_bn`,
+# `image_size` and an explicit `precision` change them too.
+OMITTED_AT_DEFAULT: dict[str, object] = {
+    "world_size": 1,
+    "sync_bn": False,
+    "image_size": None,
+    "precision": "auto",
+}
+
+
+def identity_of(fields: dict) -> dict:
+    """The result-determining part of a config dump (also of an older one read from the store)."""
+    return {
+        k: v
+        for k, v in fields.items()
+        if k not in RUNTIME_FIELDS and k != "amp" and OMITTED_AT_DEFAULT.get(k, object()) != v
+    }
 
 
 class CellConfig(BaseModel):
@@ -74,6 +115,7 @@ class CellConfig(BaseModel):
     batch_size: int = Field(256, ge=1, description="batch size")
     epochs: int = Field(1, ge=1, description="training epochs")
     seed: int = Field(0, ge=0, description="seed of the init, data order and coins")
+    precision: Precision = Field("auto", description="auto: bf16 on CUDA, fp32 elsewhere")
     image_size: int | None = Field(None, ge=8, description="imagenet crop size (default 224)")
 
     # --- data parallelism (torch.distributed): batch_size is the global batch ---
@@ -84,12 +126,34 @@ class CellConfig(BaseModel):
     device: str = Field("auto", description="auto (cuda if available), cpu, cuda, cuda:1, ...")
     data_dir: str | None = Field(None, description="dataset directory")
     threads: int | None = Field(None, ge=1, description="torch CPU threads")
-    amp: bool | None = Field(None, description="bf16 autocast; null: on CUDA only")
     channels_last: bool | None = Field(None, description="channels_last; null: on CUDA only")
     eval_every: int = Field(1, ge=1, description="evaluate every k-th epoch (and the last)")
     loader_workers: int | None = Field(
         None, ge=0, description="DataLoader worker processes of streamed datasets (imagenet)"
     )
+    compile: bool = Field(False, description="torch.compile the base and the SA passes")
+    deterministic: bool = Field(False, description="deterministic algorithms (bit-identical GPU)")
+    memory_fraction: float | None = Field(
+        None, gt=0.0, le=1.0, description="cap of this process's share of GPU memory"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _migrate_amp(cls, data: object) -> object:
+        """`amp` (a runtime switch before `precision` existed): true -> auto, false -> fp32."""
+        if not isinstance(data, dict) or "amp" not in data:
+            return data
+        data = dict(data)
+        amp = data.pop("amp")
+        if amp is None:
+            return data
+        if not isinstance(amp, bool):
+            raise ValueError(f"amp: {amp!r} is not true/false (use precision: fp32/bf16/fp16)")
+        given = data.get("precision", "auto")
+        if (given == "fp32") == amp and given != "auto":
+            raise ValueError(f"amp: {amp} contradicts precision: {given} (drop amp)")
+        data["precision"] = given if amp else "fp32"
+        return data
 
     @field_validator("algorithm")
     @classmethod
@@ -120,12 +184,7 @@ class CellConfig(BaseModel):
 
     def identity(self) -> dict:
         """The result-determining fields, as plain JSON-able data."""
-        return {
-            k: v
-            for k, v in self.model_dump(mode="json").items()
-            if k not in RUNTIME_FIELDS
-            and not (k in OMITTED_AT_DEFAULT and v == OMITTED_AT_DEFAULT[k])
-        }
+        return identity_of(self.model_dump(mode="json"))
 
     def cell_id(self) -> str:
         """Stable content hash (16 hex chars) of the result-determining fields."""

@@ -9,6 +9,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# The keys of TrainResult.manifest, which are also trial-row columns of the same names.
+MANIFEST_KEYS: tuple[str, ...] = (
+    "torch_version",
+    "cuda_version",
+    "cudnn_version",
+    "device_type",
+    "device_name",
+    "device_memory_bytes",
+    "device_count",
+    "driver_version",
+    "precision",
+    "compiled",
+    "deterministic",
+    "git_commit",
+    "git_dirty",
+)
+
 
 @dataclass
 class EpochRecord:
@@ -32,6 +49,10 @@ class TrainResult:
     `status` is "ok" or "diverged" (NaN/inf loss; `error` says where). Errors are fractions
     in [0, 1].
     `draws` holds X_0..X_{steps-1} actually taken (bool). Step times are means per branch.
+    `skipped_steps`: fp16 steps whose gradients overflowed and that the loss scaler skipped (they
+    count in `steps`). `peak_memory_bytes`: the device's peak (CUDA: max allocated; CPU: peak
+    RSS; None if unknown). `manifest`: versions, device and settings the run used (see
+    `rstsweep.trainers.manifest`).
     """
 
     cell_id: str
@@ -51,6 +72,9 @@ class TrainResult:
     epochs: list[EpochRecord] = field(default_factory=list)
     draws: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     world_size: int = 1  # data-parallel processes that trained the cell
+    skipped_steps: int = 0
+    peak_memory_bytes: int | None = None
+    manifest: dict = field(default_factory=dict)
 
     @property
     def realized_extra(self) -> float:

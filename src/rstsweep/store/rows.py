@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from rstsweep.core.result import MANIFEST_KEYS
 from rstsweep.store.files import utc_now
 from rstsweep.store.schema import TABLES
 
@@ -98,7 +99,15 @@ def trial_row(
         "config_json": json.dumps(config.model_dump(mode="json"), sort_keys=True),
         "versions": json.dumps(package_versions(), sort_keys=True),
         "finished_at": utc_now(),
+        "skipped_steps": int(getattr(result, "skipped_steps", 0) or 0),
+        "peak_memory_bytes": getattr(result, "peak_memory_bytes", None),
+        **manifest_columns(getattr(result, "manifest", None) or {}),
     }
+
+
+def manifest_columns(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's values under their trial-row columns (null where a key is missing)."""
+    return {name: manifest.get(name) for name in MANIFEST_KEYS}
 
 
 def epoch_rows(cell_id: str, attempt_id: str, result: Any) -> list[dict[str, Any]]:

@@ -63,6 +63,22 @@ TRIALS = pa.schema(
         ("profile", pa.string()),
         ("batch_size", pa.int64()),
         ("world_size", pa.int64()),  # data-parallel processes of the cell (1: one process)
+        # additive: fp16 loss scaling, memory, and the reproducibility manifest of the run
+        ("skipped_steps", pa.int64()),  # fp16 steps skipped by the loss scaler (overflow)
+        ("peak_memory_bytes", pa.int64()),  # CUDA: max allocated; CPU: peak RSS; null: unknown
+        ("torch_version", pa.string()),
+        ("cuda_version", pa.string()),  # torch.version.cuda (null: a CPU build)
+        ("cudnn_version", pa.string()),
+        ("device_type", pa.string()),  # "cuda", "cpu", ...
+        ("device_name", pa.string()),  # the GPU's name, or the CPU's
+        ("device_memory_bytes", pa.int64()),  # total GPU memory (null on CPU)
+        ("device_count", pa.int64()),  # GPUs visible to the trial's process
+        ("driver_version", pa.string()),  # NVIDIA driver (null: none found)
+        ("precision", pa.string()),  # resolved: fp32, bf16 or fp16
+        ("compiled", pa.bool_()),
+        ("deterministic", pa.bool_()),
+        ("git_commit", pa.string()),  # the project's commit when run from a checkout
+        ("git_dirty", pa.bool_()),
     ]
 )
 
@@ -126,9 +142,9 @@ PROBES = pa.schema(
         ("batch_size", pa.int64()),
         ("width", pa.int64()),  # null: the model's default width
         ("device", pa.string()),  # "cpu" | "cuda"
-        ("base_step_s", pa.float64()),
+        ("sgd_step_s", pa.float64()),
         ("sa_step_s", pa.float64()),  # null for SGD
-        ("peak_memory_bytes", pa.int64()),  # CUDA only
+        ("peak_memory_bytes", pa.int64()),  # CUDA: max allocated; CPU: peak RSS
         ("steps", pa.int64()),  # timed steps per branch
         ("probed_at", pa.timestamp("s", tz="UTC")),
     ]

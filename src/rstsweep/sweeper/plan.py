@@ -3,8 +3,10 @@
 Steps per cell come from a small table of training-set sizes (subset-aware, the trainer's
 drop_last rule), expected passes are Σ steps × (1 + cost_per_SA_step × Δη), and the time estimate
 uses the median step costs the store has measured for the same model, dataset and batch size, or,
-for settings never run, step-cost probes (`sweeper.probe`, shown as estimates). No torch, no ray
-here: without probing this answers in about a second.
+for settings never run, step-cost probes (`sweeper.probe`, shown as estimates). Where GPU trials of
+the same model, dataset and batch size recorded their peak memory, the plan also says how many such
+trials fit on one GPU (`trials_per_gpu`). No torch, no ray here: without probing this answers in
+about a second.
 """
 
 from __future__ import annotations
@@ -52,6 +54,35 @@ def expected_extra(config, steps: int | None) -> float:
     return schedule.expected_extra(steps) if steps else schedule.closed_form_extra
 
 
+# Per-process GPU memory outside torch.cuda.max_memory_allocated (CUDA context, cuBLAS/cuDNN
+# workspaces; a few hundred MiB) and the allocator's cache over the allocated peak: rough margins.
+CUDA_CONTEXT_BYTES = 768 * 2**20
+ALLOCATOR_HEADROOM = 1.2
+
+
+def trials_per_gpu(peak_bytes: float, device_bytes: float) -> int:
+    """How many trials of a measured peak (max allocated) fit on a GPU of `device_bytes`."""
+    need = peak_bytes * ALLOCATOR_HEADROOM + CUDA_CONTEXT_BYTES
+    return max(1, int(device_bytes // need))
+
+
+def packing(trials: pd.DataFrame) -> dict[tuple[str, str, int], tuple[float, float, int]]:
+    """(largest peak, GPU memory, trials per GPU) per (model, dataset, batch_size), from trials
+    that ran on a GPU and recorded both numbers."""
+    needed = {"device_type", "peak_memory_bytes", "device_memory_bytes"}
+    if trials.empty or not needed <= set(trials.columns):
+        return {}
+    gpu = trials[trials["device_type"] == "cuda"].dropna(
+        subset=["model", "dataset", "batch_size", "peak_memory_bytes", "device_memory_bytes"]
+    )
+    out = {}
+    for (model, dataset, batch), rows in gpu.groupby(["model", "dataset", "batch_size"]):
+        peak = float(rows["peak_memory_bytes"].max())
+        total = float(rows["device_memory_bytes"].min())
+        out[(str(model), str(dataset), int(batch))] = (peak, total, trials_per_gpu(peak, total))
+    return out
+
+
 @dataclass
 class GroupPlan:
     group: str
@@ -84,6 +115,8 @@ class SweepPlan:
     unknown_steps: int = 0  # cells whose dataset size is unknown
     probe_lines: list[str] = field(default_factory=list)  # what probing did, for the printout
     resources: Any = None  # sweeper.probe.Resources: device-hours and wall time
+    # (model, dataset, batch) -> (peak bytes, GPU bytes, trials per GPU), for this sweep's cells
+    packing: dict[tuple[str, str, int], tuple[float, float, int]] = field(default_factory=dict)
 
     def total(self) -> GroupPlan:
         out = GroupPlan("total", pending_time_s=0.0)
@@ -127,7 +160,8 @@ def make_plan(
     from rstsweep.sweeper.probe import cached_costs, setting
 
     done = store.done_ids() if store else set()
-    costs = step_costs(store.read("trials")) if store else {}
+    trials = store.read("trials") if store else pd.DataFrame()
+    costs = step_costs(trials)
     probes = cached_costs(store) if store and device else {}
     groups: dict[str, GroupPlan] = {}
     unknown = 0
@@ -157,6 +191,7 @@ def make_plan(
             sa_time = sgd + sa_step_cost(cfg) * (sa - sgd)
             g.pending_time_s += steps * ((1 - extra) * sgd + extra * sa_time)
     configs = [c.config for c in cells]
+    keys = {(c.model, c.dataset, c.batch_size) for c in configs}
     return SweepPlan(
         sweep=sweep,
         profile=profile,
@@ -165,6 +200,7 @@ def make_plan(
         datasets=sorted({c.dataset for c in configs}),
         seeds=len({c.seed for c in configs}),
         unknown_steps=unknown,
+        packing={key: fit for key, fit in packing(trials).items() if key in keys},
     )
 
 
@@ -260,6 +296,12 @@ def print_plan(plan: SweepPlan, store_dir: Path | None) -> None:
             f"estimated time{source}: {format_duration(total.pending_time_s)} of training, one "
             "cell at a time (evaluation not included)",
             soft_wrap=True,
+        )
+    for (model, dataset, batch), (peak, gpu, n) in sorted(plan.packing.items()):
+        console.print(
+            f"packing: {model} × {dataset} × {batch}: peak {peak / 2**30:.1f} of "
+            f"{gpu / 2**30:.0f} GiB, ~{n} trial{'s' if n != 1 else ''} per GPU "
+            f"(--gpus-per-trial {1 / n:.3g})"
         )
         if plan.resources is not None:
             from rstsweep.sweeper.probe import resource_line

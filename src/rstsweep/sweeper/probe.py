@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rstsweep.core.catalog import IMAGE_SHAPES
+from rstsweep.core.catalog import DATASET_SHAPES
 from rstsweep.store.files import utc_now
 
 BUDGET_S = 60.0  # probe only where it costs under a minute in all
@@ -64,7 +64,7 @@ class ProbeReport:
 
 
 def cached_costs(store: Any) -> dict[tuple, tuple[float, float | None]]:
-    """{setting: (base_step_s, sa_step_s)} from the store's probes table (latest probe wins)."""
+    """{setting: (sgd_step_s, sa_step_s)} from the store's probes table (latest probe wins)."""
     if store is None:
         return {}
     frame = store.read("probes")
@@ -76,7 +76,7 @@ def cached_costs(store: Any) -> dict[tuple, tuple[float, float | None]]:
         key = tuple(getattr(row, k) for k in KEY)
         key = (*key[:3], int(key[3]), None if _missing(key[4]) else int(key[4]), key[5])
         sa = None if _missing(row.sa_step_s) else float(row.sa_step_s)
-        out[key] = (float(row.base_step_s), sa)
+        out[key] = (float(row.sgd_step_s), sa)
     return out
 
 
@@ -86,7 +86,7 @@ def _missing(value: Any) -> bool:
 
 def _cost_proxy(config: Any) -> float:
     # order cheap settings first so a budget covers as many as it can: pixels × batch
-    channels, side, _ = IMAGE_SHAPES.get(config.dataset, (3, 224, 1000))
+    channels, side, _ = DATASET_SHAPES.get(config.dataset, (3, 224, 1000))
     return channels * side * side * config.batch_size
 
 
@@ -132,7 +132,7 @@ def probe_settings(
 def _row(key: tuple, result: dict, steps: int) -> dict[str, Any]:
     return {
         **dict(zip(KEY, key, strict=True)),
-        "base_step_s": result["base_step_s"],
+        "sgd_step_s": result["sgd_step_s"],
         "sa_step_s": result.get("sa_step_s"),
         "peak_memory_bytes": result.get("peak_memory_bytes"),
         "steps": steps,

@@ -47,6 +47,15 @@ class TrialRequest:
         return f"{_num(self.cpus)} CPU + {_num(self.gpus)} GPU"
 
 
+def memory_share(gpus: float) -> float | None:
+    """The GPU-memory fraction a trial with `gpus` GPUs may allocate: its share when it asks for
+    part of one GPU (0.25 -> 0.25, so 4 packed trials cannot starve each other), None (no cap)
+    for no GPU or whole GPUs."""
+    if 0.0 < gpus < 1.0:
+        return float(gpus)
+    return None
+
+
 def _num(value: float) -> str:
     return f"{value:g}"
 

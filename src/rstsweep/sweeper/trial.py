@@ -29,6 +29,7 @@ from rstsweep.core.atomic import atomic_write_text
 from rstsweep.core.names import CHECKPOINT_NAME
 from rstsweep.core.result import EpochRecord, TrainResult
 from rstsweep.store.rows import pack_draws, unpack_draws
+from rstsweep.sweeper.resources import memory_share
 
 FINAL_KEY = "rst_result"
 EPOCH_MARKER = "epoch"  # beside a checkpoint.pt: the epoch it ends at
@@ -70,11 +71,27 @@ def run_cell(
 
 
 def _with_threads(config: Any, threads: int | None) -> Any:
-    # torch threads = the CPUs Ray reserved for the trial (CellConfig.threads is runtime-only, so
-    # the cell_id is unchanged); a config that already sets it wins.
-    if threads and getattr(config, "threads", 0) is None and hasattr(config, "model_copy"):
-        return config.model_copy(update={"threads": threads})
-    return config
+    # torch threads = the CPUs Ray reserved for the trial; GPU memory cap = the trial's share of
+    # its GPU when several trials are packed on one (both runtime-only: cell_id unchanged); a
+    # config that already sets them wins.
+    if not hasattr(config, "model_copy"):
+        return config
+    update: dict[str, Any] = {}
+    if threads and getattr(config, "threads", 0) is None:
+        update["threads"] = threads
+    share = memory_share(_assigned_gpus())
+    if share is not None and getattr(config, "memory_fraction", 0) is None:
+        update["memory_fraction"] = share
+    return config.model_copy(update=update) if update else config
+
+
+def _assigned_gpus() -> float:
+    """The GPUs Ray reserved for this trial (fractional when packed)."""
+    import ray
+
+    if not ray.is_initialized():  # not in a Ray worker (asking would start a local Ray)
+        return 0.0
+    return float(ray.get_runtime_context().get_assigned_resources().get("GPU", 0.0))
 
 
 def _work_dir(work_root: str | None, cell_id: str) -> Path:

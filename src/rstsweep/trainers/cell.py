@@ -18,7 +18,9 @@ from rstsweep.errors import RstError
 from rstsweep.schedules import Schedule
 from rstsweep.schedules import parse as parse_schedule
 from rstsweep.trainers.augment import steps_per_epoch, train_batches
+from rstsweep.trainers.compiled import EAGER, compiled_passes
 from rstsweep.trainers.data import DataBundle, load_data
+from rstsweep.trainers.memory import prepare_device_memory
 from rstsweep.trainers.models import build_model
 from rstsweep.trainers.optim import build_lr_scheduler, build_optimizer
 from rstsweep.trainers.runtime import Runtime, resolve_runtime, seed_everything, to_memory_format
@@ -50,6 +52,7 @@ def build_cell(config: CellConfig, data: DataBundle | None = None) -> Cell:
     """Device, seeds, data, model, optimizer, lr schedule and the precomputed coin draws.
     `data` (a DataBundle already on the device) replaces `load_data` (benchmarks, tests)."""
     runtime = resolve_runtime(config)
+    prepare_device_memory(config.memory_fraction, runtime.device)
     seed_everything(config.seed)
     if data is None:
         data = load_data(
@@ -91,6 +94,7 @@ def build_cell(config: CellConfig, data: DataBundle | None = None) -> Cell:
         runtime=runtime,
         label_smoothing=config.label_smoothing,
         disable_running_stats=disable_running_stats,
+        passes=compiled_passes() if runtime.compile else EAGER,
     )
     return Cell(
         config=config,

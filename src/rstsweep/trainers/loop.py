@@ -13,8 +13,12 @@ training, not evaluation.
 
 Checkpoints: with `out_dir`, an atomic `checkpoint.pt` is written at every epoch boundary and
 `resume=True` continues from it, ending bit-identical to an uninterrupted run (wall times aside).
-A diverged epoch is never checkpointed. GPU runs are as deterministic as cuDNN's default
-algorithms (benchmark off).
+A diverged epoch is never checkpointed (nor is a non-finite fp16 forward: it counts as divergence;
+an fp16 step whose gradients overflow is skipped by the loss scaler, see `precision.py`). GPU runs
+are as deterministic as cuDNN's default algorithms (benchmark off); `deterministic: true` turns on
+torch's deterministic algorithms for bit-identical GPU resumes.
+
+Every result carries its peak device memory and a reproducibility manifest (`manifest.py`).
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from rstsweep.core.result import EpochRecord, TrainResult
 from rstsweep.trainers.augment import test_batches
 from rstsweep.trainers.cell import Cell, build_cell, current_lr, run_epoch
 from rstsweep.trainers.checkpoint import atomic_torch_save, remove_stale_temporaries
+from rstsweep.trainers.manifest import collect_manifest
+from rstsweep.trainers.memory import peak_memory_bytes
 from rstsweep.trainers.progress import progress_bar
 from rstsweep.trainers.state import checkpoint_state, restore_cell
 from rstsweep.trainers.step import evaluate
@@ -127,4 +133,12 @@ def _result(cell: Cell, status: str, error: str | None) -> TrainResult:
         test_error=last.test_error if last else nan,
         epochs=list(cell.records),
         draws=cell.draws[: cell.acc.steps].copy(),
+        skipped_steps=cell.ctx.scaling.skipped_steps if cell.ctx.scaling else 0,
+        peak_memory_bytes=peak_memory_bytes(cell.runtime.device),
+        manifest=collect_manifest(
+            cell.runtime.device,
+            cell.runtime.precision,
+            cell.ctx.passes.compiled,
+            cell.runtime.deterministic,
+        ),
     )

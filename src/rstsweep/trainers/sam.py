@@ -35,6 +35,7 @@ state, so a resumed run is bit-identical.
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -77,31 +78,50 @@ def orthogonal(x: list[Tensor], d: list[Tensor]) -> list[Tensor]:
     return torch._foreach_sub(x, torch._foreach_mul(d, coef))
 
 
+_BN_STASH: weakref.WeakKeyDictionary[nn.Module, list[Tensor]] = weakref.WeakKeyDictionary()
+
+
+def _bn_buffers(model: nn.Module) -> list[Tensor]:
+    """running_mean, running_var and num_batches_tracked of every BN layer that tracks them."""
+    return [
+        buf
+        for m in model.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+        for buf in (m.running_mean, m.running_var, m.num_batches_tracked)
+        if buf is not None
+    ]
+
+
 @contextlib.contextmanager
 def disable_running_stats(model: nn.Module) -> Iterator[None]:
     """Run SAM's second pass without changing BatchNorm running statistics.
 
-    Inside the block BN still normalises with the batch statistics (train mode), but its momentum
-    is 0, so running_mean/var stay bit-identical (r·1 + 0·batch = r for finite batch statistics,
-    also for momentum=None layers), and num_batches_tracked is put back on exit: the kept
-    statistics are the first pass's. Nothing that autograd saved is modified afterwards, so the
-    backward may run inside or after the block.
+    Inside the block BN runs as usual (train mode: it normalises with the batch statistics and
+    updates its buffers); on exit running_mean, running_var and num_batches_tracked are written
+    back bit-exactly from a copy taken on entry, so the kept statistics are the first pass's.
+    No module attribute changes, so a compiled model sees the same module in both passes and
+    compiles one graph (toggling BN attributes such as `momentum` between passes is what Dynamo
+    has handled wrongly: pytorch/pytorch#98928, #124717). The write-back goes through `.data`:
+    autograd's version counters of the buffers stay as they were, so a backward may run inside
+    or after the block (training-mode BN's backward reads only the batch statistics).
     """
-    layers = [
-        m
-        for m in model.modules()
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
-    ]
-    saved = [(m.momentum, m.num_batches_tracked.clone()) for m in layers]
-    for m in layers:
-        m.momentum = 0.0
+    buffers = _bn_buffers(model)
+    stash = _BN_STASH.get(model)
+
+    def layout(ts: list[Tensor]) -> list[tuple]:
+        return [(t.shape, t.dtype, t.device) for t in ts]
+
+    if stash is None or layout(stash) != layout(buffers):
+        stash = [b.detach().clone() for b in buffers]
+        _BN_STASH[model] = stash
+    elif buffers:
+        torch._foreach_copy_(stash, [b.detach() for b in buffers])
     try:
         yield
     finally:
-        with torch.no_grad():
-            for m, (momentum, count) in zip(layers, saved, strict=True):
-                m.momentum = momentum
-                m.num_batches_tracked.copy_(count)
+        if buffers:
+            with torch.no_grad():
+                torch._foreach_copy_([b.data for b in buffers], stash)
 
 
 # ----------------------------------------------------------------------------- SAM (+ASAM/GNR/mask)
@@ -193,6 +213,14 @@ class SAM(torch.optim.Optimizer):
                 torch._foreach_mul_(grads, self.alpha)
                 torch._foreach_add_(grads, g, alpha=1.0 - self.alpha)
         self._base_update(zero_grad)
+
+    @torch.no_grad()
+    def undo_first_step(self) -> None:
+        """θ+ε -> θ (bit-exact) without an update: the step is abandoned (an fp16 overflow)."""
+        params, self._perturbed = self._perturbed, []
+        if params:
+            torch._foreach_copy_(params, [self.state[p]["old_p"] for p in params])
+        self.zero_grad(set_to_none=True)
 
     @torch.no_grad()
     def base_step(self, zero_grad: bool = False) -> None:

@@ -32,6 +32,7 @@ def checkpoint_state(cell: Cell) -> dict[str, Any]:
         "accounting": dataclasses.asdict(cell.acc),
         "records": [dataclasses.asdict(r) for r in cell.records],
         "rng": capture_rng_state(),
+        "scaling": cell.ctx.scaling.state_dict() if cell.ctx.scaling else None,
     }
 
 
@@ -56,3 +57,5 @@ def restore_cell(cell: Cell, path: Path) -> None:
     cell.records = [EpochRecord(**r) for r in state["records"]]
     cell.epoch = int(state["epoch"])
     restore_rng_state(state["rng"])
+    if cell.ctx.scaling is not None and state.get("scaling"):
+        cell.ctx.scaling.load_state_dict(state["scaling"])

@@ -6,7 +6,9 @@ a second forward/backward at θ+ε with BatchNorm running statistics frozen (the
 pass only), `second_step` (back to θ, update). What is algorithm-specific sits behind the
 optimizer's hooks: `needs_second_pass()` (LookSAM's reuse steps take the one-pass `reuse_step()`),
 `wants_sample_losses` and `second_pass_batch(...)` (ESAM's data selection picks the samples of the
-second pass). Epoch sums stay on the device: nothing here syncs with the host.
+second pass). Epoch sums stay on the device: nothing here syncs with the host (except fp16's
+overflow checks). Two more hooks: `passes` (the forwards, eager or compiled: `compiled.py`) and
+`scaling` (fp16 loss scaling: `precision.py`; an overflowing step is skipped with θ unchanged).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rstsweep.trainers.compiled import EAGER, Passes
+from rstsweep.trainers.precision import LossScaling
 from rstsweep.trainers.runtime import Runtime, to_memory_format
 from rstsweep.trainers.sam import SAM
 
@@ -37,8 +41,14 @@ class StepContext:
     # model itself) and the context of a pass whose gradients stay local (DDP's `no_sync`).
     net: nn.Module | None = None
     no_sync: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+    passes: Passes = EAGER
+    scaling: LossScaling | None = None  # None: built for the runtime's precision
     loss_sum: Tensor = field(init=False)
     correct: Tensor = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.scaling is None:
+            self.scaling = LossScaling(self.runtime.precision, self.runtime.device, self.optimizer)
 
     def sample_losses(self, x: Tensor, y: Tensor) -> Tensor:
         """Per-sample losses at the current weights, without gradients (for data selection)."""
@@ -56,31 +66,43 @@ def train_step(ctx: StepContext, x: Tensor, y: Tensor, sa: bool) -> None:
     model, opt = (ctx.net or ctx.model), ctx.optimizer
     opt.zero_grad(set_to_none=True)
     per_sample = sa and opt.wants_sample_losses  # e.g. ESAM ranks samples by loss increase
+    scaling = ctx.scaling
+    assert scaling is not None  # set in __post_init__
+    forward = ctx.passes.sa if sa else ctx.passes.base
     # Under data parallelism the first pass of a two-pass step keeps its gradient local (each
     # worker perturbs with its own, as in Foret et al.'s m-sharpness): its forward runs under
     # `no_sync`. One-pass steps and second passes all-reduce.
     two_pass = sa and opt.needs_second_pass()
     with ctx.no_sync() if two_pass else contextlib.nullcontext(), ctx.runtime.autocast():
-        out = model(x)
+        out = forward(model, x)
         losses = F.cross_entropy(
             out, y, label_smoothing=ctx.label_smoothing, reduction="none" if per_sample else "mean"
         )
         loss = losses.mean() if per_sample else losses
-    loss.backward()  # DDP decides in the forward whether this backward all-reduces
-    if not sa:
+    scaling.backward(loss)  # DDP decided in the forward whether this backward all-reduces
+    if not scaling.unscale_finite():  # fp16 overflow in the first pass: skip, θ never moved
+        scaling.skipped()
+    elif not sa:
         opt.base_step()
+        scaling.stepped()
     elif two_pass:
         opt.first_step(zero_grad=True)
-        # backward inside the block: BN's autograd node holds the running-stat buffers, which the
-        # block restores in place on exit.
+        # backward inside the block, which writes the first pass's BN statistics back on exit
         with ctx.disable_running_stats(model):
             x2, y2 = opt.second_pass_batch(ctx.sample_losses, x, y, losses.detach())
             with ctx.runtime.autocast():
-                second = F.cross_entropy(model(x2), y2, label_smoothing=ctx.label_smoothing)
-            second.backward()
-        opt.second_step(zero_grad=False)
+                logits = ctx.passes.sa(model, x2)
+                second = F.cross_entropy(logits, y2, label_smoothing=ctx.label_smoothing)
+            scaling.backward(second)
+        if scaling.unscale_finite(second_pass=True):
+            opt.second_step(zero_grad=False)
+            scaling.stepped()
+        else:  # fp16 overflow at θ+ε: back to θ, no update
+            opt.undo_first_step()
+            scaling.skipped()
     else:
         opt.reuse_step()
+        scaling.stepped()
     ctx.scheduler.step()
     # Epoch sums stay on the device: read once per epoch (no .item() in the hot loop).
     ctx.loss_sum += loss.detach().float()

@@ -68,6 +68,13 @@ def _print_summary(s: dict[str, Any], out: Path | None) -> None:
         f"train time {num(s['train_time_s'], '.1f')} s  base step {num(s['sgd_step_s'], '.4f')} s"
         f"  SA step {num(s['sa_step_s'], '.4f')} s",
     ]
+    manifest = s.get("manifest") or {}
+    peak = s.get("peak_memory_bytes")
+    lines.append(
+        f"precision {manifest.get('precision', 'n/a')}  skipped steps {s.get('skipped_steps', 0)}"
+        f"  compiled {manifest.get('compiled', False)}"
+        f"  peak memory {'n/a' if peak is None else f'{peak / 2**20:.0f} MiB'}"
+    )
     if out is not None:
         lines.append(
             f"checkpoint {out / CHECKPOINT_NAME}  final weights {out / FINAL_WEIGHTS_NAME}"
