@@ -13,12 +13,12 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from rstsweep.store.schema import TABLES
+from rstsweep.store.store import Store
 
 # The columns that make two cells "the same experiment up to its seed" when they share a panel:
 # endpoints (SGD/SAM) are matched to RST cells by this setting (plus seed for extra wall time).
@@ -90,17 +90,7 @@ def _group_keys(frame: pd.DataFrame) -> pd.Series:
     )
 
 
-def require_store(store: str | os.PathLike[str]) -> Path:
-    """`store` as a Path, or a one-line RstError if it is not a store directory."""
-    from rstsweep.errors import RstError
-
-    root = Path(store)
-    if not root.is_dir():
-        raise RstError(f"--store: {root}: no result store here (pass --store DIR)")
-    return root
-
-
-def read_store_table(root: str | os.PathLike[str], name: str) -> pd.DataFrame:
+def read_store_table(root: str | os.PathLike[str] | Store, name: str) -> pd.DataFrame:
     """One deduplicated table of the store (the store's own reader; empty frame if absent)."""
     from rstsweep.store.store import read_table
 
@@ -245,7 +235,7 @@ def aggregate(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 class Results:
     """The analysis view of one store (built by `load`)."""
 
-    root: Path
+    root: Store  # the store it was read from (draws are read on first use)
     trials: pd.DataFrame  # every trials row, with case_id/setting/role/extra_time
     members: pd.DataFrame  # sweep membership (sweep, group, label, x, cell_id)
     joined: pd.DataFrame  # members ⋈ trials: one row per (sweep, group, cell) that is done
@@ -294,9 +284,9 @@ class Results:
         return unpack_draws(hit["bits"].iloc[0], int(hit["steps"].iloc[0]))
 
 
-def load(store: str | os.PathLike[str]) -> Results:
+def load(store: str | os.PathLike[str] | Store) -> Results:
     """Read trials and cells of `store` and aggregate them (draws are read lazily)."""
-    root = Path(store)
+    root = store if isinstance(store, Store) else Store(store, read_only=True)
     trials = prepare_trials(read_store_table(root, "trials"))
     members = membership(read_store_table(root, "cells"), trials)
     joined = members.merge(

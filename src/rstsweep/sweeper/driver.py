@@ -157,17 +157,22 @@ def _sweep_name(cells: Sequence[Any]) -> str:
 
 
 def _run_dir(store: Any, scratch_dir: str | os.PathLike[str] | None) -> Path:
-    root = Path(scratch_dir) if scratch_dir else Path(store.root) / ".scratch" / "runs"
+    root = Path(scratch_dir) if scratch_dir else _default_runs(store)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     run_dir = (root / f"run-{stamp}-{os.getpid()}").absolute()
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
 
 
+def _default_runs(store: Any) -> Path:
+    scratch = getattr(store, "scratch_root", None)  # a Store; tests may pass a bare directory
+    return (scratch() if scratch else Path(store.root) / ".scratch") / "runs"
+
+
 def _cells_dir(store: Any, run_dir: Path) -> Path:
     """Where trials keep their trainer directories, the same for every run of the store: a driver
     killed mid-cell leaves that cell's last epoch checkpoint there, and the next run resumes it."""
-    default_runs = (Path(store.root) / ".scratch" / "runs").absolute()
+    default_runs = _default_runs(store).absolute()
     root = run_dir.parent.parent if run_dir.parent == default_runs else run_dir.parent
     return root / "cells"
 
@@ -268,17 +273,20 @@ def run_command(options: RunOptions) -> int:
     """`rstsweep run`/`resume`: expand, run, print one summary line. Exit code 0 when every cell is
     done, 1 when some failed or the run was interrupted (those cells stay pending: run again);
     user errors raise RstError (exit 2)."""
-    from rstsweep.store.store import Store
+    from rstsweep.store.store import open_store
+    from rstsweep.sweeper.guard import claimed, refuse_if_live
     from rstsweep.sweeper.spec import expand
 
     o = options
     cells = expand(o.file, o.sweep, o.profile)  # YAML, sweep and profile errors: before Ray starts
     cells = with_absolute_data_dir(cells, o.data_dir)
-    the_store = Store(o.store)
+    the_store = open_store(o.store, must_exist=False)
+    refuse_if_live(the_store, force=o.force)  # before any download or Ray start
     if o.address is None:  # on a cluster the data lives on the workers: they report it per cell
         check_datasets([c for c in cells if c.cell_id not in the_store.done_ids()])
     progress = (o.progress is not False) and sys.stderr.isatty()
-    summary = run_sweep(cells, the_store, replace(o, progress=progress))
+    with claimed(the_store, sweep=o.sweep, profile=o.profile, force=o.force):
+        summary = run_sweep(cells, the_store, replace(o, progress=progress))
     print(f"{o.sweep} ({o.profile}): {summary.line()}")
     for cid, error in summary.failures.items():
         print(f"  failed {cid}: {error}")

@@ -16,7 +16,7 @@ class RunOptions:
     sweep: str = ""
     file: Path = Path("sweeps.yaml")
     profile: str = "paper"
-    store: Path = Path("results")
+    store: str | Path = "results"  # a directory or an s3:// / gs:// URI
     # CellConfig overrides on top of the profile (`--set key=value`); validated by CellConfig
     overrides: dict[str, Any] = field(default_factory=dict)
     address: str | None = None  # an existing Ray cluster; None: a local Ray
@@ -29,3 +29,4 @@ class RunOptions:
     scratch: Path | None = None  # Tune's scratch dir (shared by all nodes of a cluster)
     data_dir: Path | None = None  # one dataset directory for every cell
     progress: bool | None = None  # live display; None: when stderr is a terminal
+    force: bool = False  # run even while another run's heartbeat on the store is live
