@@ -26,7 +26,9 @@ app = typer.Typer(
 SweepsFile = Annotated[Path, typer.Option("--file", "-f", help="The sweeps YAML file.")]
 StoreDir = Annotated[
     str,
-    typer.Option("--store", "-s", help="The result store: a directory, s3://bucket/prefix or gs://..."),
+    typer.Option(
+        "--store", "-s", help="The result store: a directory, s3://bucket/prefix or gs://..."
+    ),
 ]
 Profile = Annotated[str, typer.Option("--profile", "-p", help="Profile: paper, demo, ci, ...")]
 

@@ -60,7 +60,9 @@ class Location:
             absolute = str(Path(path).expanduser().absolute())
             return cls(path, pafs.LocalFileSystem(), absolute, local=True)
         if scheme not in OBJECT_SCHEMES:
-            raise RstError(f"--store {text}: unsupported scheme {scheme}:// (use a path, s3:// or gs://)")
+            raise RstError(
+                f"--store {text}: unsupported scheme {scheme}:// (use a path, s3:// or gs://)"
+            )
         if not rest.strip("/"):
             raise RstError(f"--store {text}: name a bucket, e.g. {scheme}://bucket/prefix")
         try:

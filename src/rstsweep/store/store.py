@@ -76,9 +76,7 @@ class Store:
 
     `root`: the local directory as a Path, or the URI string of an object-store location."""
 
-    def __init__(
-        self, root: str | os.PathLike[str] | Location, *, read_only: bool = False
-    ) -> None:
+    def __init__(self, root: str | os.PathLike[str] | Location, *, read_only: bool = False) -> None:
         self.location = root if isinstance(root, Location) else Location.parse(root)
         text = self.location.text
         self.root: Path | str = Path(text) if self.location.local else text
