@@ -196,6 +196,7 @@ def _fit(
     """One Tune experiment over `todo`; returns the callback (what was written / failed)."""
     from ray import tune
 
+    from rstsweep.sweeper.nodes import NodeWatch
     from rstsweep.sweeper.trial import run_cell
     from rstsweep.sweeper.tune_callback import StoreCallback
 
@@ -218,7 +219,7 @@ def _fit(
             name="tune",
             storage_path=str(run_dir),
             verbose=0,
-            callbacks=[callback],
+            callbacks=[callback, NodeWatch(events)],  # NodeWatch: says when a node is lost
             failure_config=tune.FailureConfig(max_failures=max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         ),
