@@ -17,7 +17,7 @@ from rstsweep.errors import RstError
 from rstsweep.store.files import CorruptPartError
 from rstsweep.store.store import Store, open_store
 from rstsweep.store.verify import verify_store
-from rstsweep.sweeper.guard import claimed, refuse_if_live
+from rstsweep.sweeper.guard import claim, refuse_if_live, release
 from test_store import make_cell, make_result
 from tiny_sweeps import write_tiny_sweeps
 
@@ -195,12 +195,16 @@ def test_second_run_refuses_while_a_live_run_holds_the_store(tmp_path, monkeypat
 
 def test_a_claimed_store_refuses_others_and_is_released(tmp_path):
     store = Store(tmp_path / "st")
-    with claimed(store, sweep="s", profile="t", force=False):
-        beat = store.read_heartbeat()
-        assert beat["pid"] == os.getpid() and beat["state"] == "starting"
-        with pytest.raises(RstError, match=f"pid {os.getpid()} on"):
-            refuse_if_live(Store(tmp_path / "st"), force=False)
+    claim(store, sweep="s", profile="t", force=False)
+    beat = store.read_heartbeat()
+    assert beat["pid"] == os.getpid() and beat["state"] == "starting"
+    with pytest.raises(RstError, match=f"pid {os.getpid()} on"):
+        claim(Store(tmp_path / "st"), sweep="s", profile="t", force=False)
+    release(store)
     assert store.read_heartbeat() is None
-    # a stale heartbeat of another host (older than the staleness limit) does not block
+    # a stale heartbeat of another host (older than the staleness limit) does not block, and
+    # release leaves another run's heartbeat alone
     store.write_heartbeat({"pid": 1, "host": "elsewhere", "updated_at": time.time() - 3600})
     refuse_if_live(store, force=False)
+    release(store)
+    assert store.read_heartbeat()["host"] == "elsewhere"

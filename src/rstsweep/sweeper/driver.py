@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from rstsweep.core.names import CRASH_ENV
+from rstsweep.sweeper.guard import claim
 from rstsweep.sweeper.options import RunOptions
 from rstsweep.sweeper.progress import EventLog, SweepProgress
 from rstsweep.sweeper.resources import (
@@ -114,6 +115,7 @@ def run_sweep(
 
     with ray_session(o.address, num_cpus=o.num_cpus, num_gpus=o.num_gpus) as ray:
         check_fits(request, ray.nodes())
+        claim(store, sweep=_sweep_name(cells), profile=o.profile, force=o.force)
         store.record_cells(cells, o.profile)  # only now: a refused run leaves the store untouched
         run_dir = _run_dir(store, o.scratch)
         summary.run_dir = run_dir
@@ -275,7 +277,7 @@ def run_command(options: RunOptions) -> int:
     done, 1 when some failed or the run was interrupted (those cells stay pending: run again);
     user errors raise RstError (exit 2)."""
     from rstsweep.store.store import open_store
-    from rstsweep.sweeper.guard import claimed, refuse_if_live
+    from rstsweep.sweeper.guard import refuse_if_live, release
     from rstsweep.sweeper.spec import expand
 
     o = options
@@ -286,8 +288,10 @@ def run_command(options: RunOptions) -> int:
     if o.address is None:  # on a cluster the data lives on the workers: they report it per cell
         check_datasets([c for c in cells if c.cell_id not in the_store.done_ids()])
     progress = (o.progress is not False) and sys.stderr.isatty()
-    with claimed(the_store, sweep=o.sweep, profile=o.profile, force=o.force):
+    try:
         summary = run_sweep(cells, the_store, replace(o, progress=progress))
+    finally:
+        release(the_store)
     print(f"{o.sweep} ({o.profile}): {summary.line()}")
     for cid, error in summary.failures.items():
         print(f"  failed {cid}: {error}")

@@ -2,10 +2,11 @@
 
 Chosen design: refusal, not cell claims. Before it touches Ray, `run` reads the store's
 heartbeat; if it is live (recent, and on this host its pid still exists: `status.heartbeat_live`)
-the run stops with one line naming that run's pid and host, unless `--force`. Otherwise the run
-writes its own heartbeat at once (the driver's progress tracker keeps it fresh while trials run)
-and removes it when it ends, so a second run started while the first is still starting Ray is
-refused too. This is a guard, not a lock: two runs started within the same moment can both pass,
+the run stops with one line naming that run's pid and host, unless `--force`. Once connected to
+Ray (so a refused request still leaves the store untouched) the driver checks again and writes its
+own heartbeat (`claim`; its progress tracker keeps it fresh while trials run) and removes it when
+it ends (`release`), so a run started while another is still launching trials is refused too.
+This is a guard, not a lock: two runs started within the same moment can both pass,
 and `--force` runs anyway; neither breaks the store (each finished cell is one trials row,
 duplicates are deduplicated on read), it only costs compute. Heartbeats live in the store itself,
 so the guard works across machines sharing an object store.
@@ -13,11 +14,9 @@ so the guard works across machines sharing an object store.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from rstsweep.errors import RstError
@@ -38,17 +37,16 @@ def refuse_if_live(store: Any, *, force: bool) -> None:
     )
 
 
-@contextlib.contextmanager
-def claimed(store: Any, *, sweep: str, profile: str, force: bool) -> Iterator[None]:
-    """Refuse if another run is live, else mark the store as ours until the block ends."""
+def claim(store: Any, *, sweep: str, profile: str, force: bool) -> None:
+    """Check again (starting Ray takes a while), then mark the store as this run's."""
     refuse_if_live(store, force=force)
     store.write_heartbeat({"sweep": sweep, "profile": profile, "running": [], "state": "starting"})
-    try:
-        yield
-    finally:
-        beat = store.read_heartbeat()
-        if _ours(beat):
-            store.clear_heartbeat()
+
+
+def release(store: Any) -> None:
+    """Remove the heartbeat if it is still this process's (the driver's tracker may have)."""
+    if _ours(store.read_heartbeat()):
+        store.clear_heartbeat()
 
 
 def _ours(beat: dict[str, Any] | None) -> bool:
