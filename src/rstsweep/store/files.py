@@ -21,7 +21,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from rstsweep.errors import RstError
-from rstsweep.store.location import Location, _first_line
+from rstsweep.store.location import Location, first_line
 
 PART_SUFFIX = ".parquet"
 
@@ -76,7 +76,7 @@ def read_files(
     except (pa.ArrowException, OSError) as exc:
         if _is_missing_file(exc):
             raise
-        bad, reason = _first_bad(location, files, schema) or (files[0], _first_line(exc))
+        bad, reason = _first_bad(location, files, schema) or (files[0], first_line(exc))
         raise CorruptPartError(location, bad, reason) from None
 
 
@@ -89,7 +89,7 @@ def check_part(location: Location, path: str, schema: pa.Schema) -> str | None:
     except FileNotFoundError:
         return "vanished while being read"
     except (pa.ArrowException, OSError) as exc:
-        return _first_line(exc)
+        return first_line(exc)
     return None
 
 

@@ -33,7 +33,8 @@ from rstsweep.errors import RstError
 OBJECT_SCHEMES = ("s3", "gs", "gcs")
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception message (pyarrow and AWS errors run over many)."""
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 
@@ -68,7 +69,7 @@ class Location:
         try:
             fs, base = _object_filesystem(text, scheme, rest)
         except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-            raise RstError(f"--store {text}: cannot open: {_first_line(exc)}") from None
+            raise RstError(f"--store {text}: cannot open: {first_line(exc)}") from None
         return cls(text, fs, base, local=False)
 
     # -- paths
@@ -92,7 +93,7 @@ class Location:
         try:
             return self.fs.get_file_info(path)
         except OSError as exc:
-            raise RstError(f"{self.text}: cannot reach the store: {_first_line(exc)}") from None
+            raise RstError(f"{self.text}: cannot reach the store: {first_line(exc)}") from None
 
     def list_files(self, *parts: str, suffix: str = "") -> list[str]:
         """Visible files directly under `parts` ending in `suffix`, sorted (dot and underscore
@@ -107,7 +108,7 @@ class Location:
                 infos = self.fs.get_file_info(selector)
             except OSError as exc:
                 where = self.display(directory)
-                raise RstError(f"{where}: cannot list: {_first_line(exc)}") from None
+                raise RstError(f"{where}: cannot list: {first_line(exc)}") from None
             names = [i.base_name for i in infos if i.type == pafs.FileType.File]
         visible = (n for n in names if n.endswith(suffix) and not n.startswith((".", "_")))
         return sorted(f"{directory}/{n}" for n in visible)
