@@ -39,15 +39,10 @@ def test_token_sources_in_rays_order(clean_env):
     assert find_token() == ("from-env", "RAY_AUTH_TOKEN")
 
 
-def test_token_mode_only_when_a_token_exists_and_the_user_did_not_choose(clean_env):
-    prepare_auth("ray://127.0.0.1:1")  # a Ray Client address: no GCS check
-    assert "RAY_AUTH_MODE" not in os.environ
+def test_ray_client_addresses_are_left_alone(clean_env):
     os.environ["RAY_AUTH_TOKEN"] = "abc"
-    prepare_auth("ray://127.0.0.1:1")
-    assert os.environ["RAY_AUTH_MODE"] == "token"
-    os.environ["RAY_AUTH_MODE"] = "disabled"
-    prepare_auth("ray://127.0.0.1:1")
-    assert os.environ["RAY_AUTH_MODE"] == "disabled"  # an explicit choice is kept
+    prepare_auth("ray://127.0.0.1:1")  # a Ray Client address: no GCS to ask
+    assert "RAY_AUTH_MODE" not in os.environ
 
 
 def test_an_address_that_is_no_gcs_is_left_to_ray(clean_env):
@@ -56,4 +51,6 @@ def test_an_address_that_is_no_gcs_is_left_to_ray(clean_env):
     with socket.socket() as server:  # listens but speaks no gRPC
         server.bind(("127.0.0.1", 0))
         server.listen()
+        os.environ["RAY_AUTH_TOKEN"] = "abc"
         prepare_auth(f"127.0.0.1:{server.getsockname()[1]}", timeout=1.0)
+    assert "RAY_AUTH_MODE" not in os.environ

@@ -3,15 +3,16 @@
 `ray start --head` enables Ray's token authentication whenever a token exists (`~/.ray/auth_token`,
 which any local `ray.init()` creates, or RAY_AUTH_TOKEN / RAY_AUTH_TOKEN_PATH), while a process
 that only connects defaults to RAY_AUTH_MODE=disabled and is refused with a minute of
-`InvalidAuthToken` retries. So before connecting, `prepare_auth(address)`:
+`InvalidAuthToken` retries. So before connecting to a `host:port` address, `prepare_auth` asks
+the cluster's GCS once for its cluster id over gRPC (milliseconds):
 
-1. looks for a token where Ray does (RAY_AUTH_TOKEN, then RAY_AUTH_TOKEN_PATH, then
-   ~/.ray/auth_token) and, unless the user set RAY_AUTH_MODE, sets RAY_AUTH_MODE=token for this
-   process when one is found (a cluster without authentication accepts such a client too);
-2. for a `host:port` GCS address, asks the cluster's GCS once for its cluster id over gRPC with
-   the token Ray would send; if the GCS answers UNAUTHENTICATED the run stops with one line saying
-   so and how to provide the token, instead of Ray's retries and warnings.
-`ray://` (Ray Client) addresses get step 1 only: their server is not the GCS.
+1. answered without a token: authentication is off; connect as before (a driver in token mode
+   would reject the calls of its own, token-less, workers);
+2. UNAUTHENTICATED: look for a token where Ray does (RAY_AUTH_TOKEN, then RAY_AUTH_TOKEN_PATH,
+   then ~/.ray/auth_token); if the GCS accepts it, set RAY_AUTH_MODE=token for this process
+   (unless the user set RAY_AUTH_MODE) and connect; otherwise stop with one line saying that the
+   cluster requires a token and how to provide it, instead of Ray's retries and warnings.
+`ray://` (Ray Client) addresses are left alone: their server is not the GCS.
 """
 
 from __future__ import annotations
@@ -55,27 +56,30 @@ def find_token() -> tuple[str, str] | None:
 
 
 def prepare_auth(address: str, timeout: float = 5.0) -> None:
-    """Set RAY_AUTH_MODE=token when a token is available, then refuse, in one line, a `host:port`
-    cluster whose GCS rejects the credentials Ray is about to present (see module docstring)."""
-    found = find_token()
-    if found and MODE_ENV not in os.environ:
-        os.environ[MODE_ENV] = "token"
-        _refresh_ray_config()
-    token_mode = os.environ.get(MODE_ENV, "").lower() == "token"
+    """For a `host:port` cluster that requires a token: find it, set RAY_AUTH_MODE=token, or
+    refuse in one line (see the module docstring). A cluster without authentication is joined
+    exactly as before: token mode there would make the driver reject its own workers' calls."""
     if address.startswith("ray://"):
-        return
+        return  # a Ray Client server is not the GCS: RAY_AUTH_MODE is the user's to set
     host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit() or not host:
         return  # `auto` and other forms: Ray resolves them
-    sent = found[0] if (found and token_mode) else None
-    if _gcs_accepts(f"{host}:{port}", sent, timeout) is not False:
-        return
-    if sent is None and os.environ.get(MODE_ENV, "").lower() == "disabled":
+    target = f"{host}:{port}"
+    if _gcs_accepts(target, None, timeout) is not False:
+        return  # no authentication (or no answer either way): Ray's own attempt decides
+    mode = os.environ.get(MODE_ENV, "").lower()
+    found = find_token()
+    if mode == "disabled":
         why = f"{MODE_ENV}=disabled is set; unset it and {HOW_TO}"
-    elif sent is None:
+    elif found is None:
         why = f"no token was found; {HOW_TO}"
-    else:
+    elif _gcs_accepts(target, found[0], timeout) is False:
         why = f"it refused the token from {found[1]}; {HOW_TO}"
+    else:
+        if not mode:
+            os.environ[MODE_ENV] = "token"  # Ray then sends the token it finds where we did
+            _refresh_ray_config()
+        return
     raise RstError(f"--address {address}: the Ray cluster requires token authentication: {why}")
 
 
