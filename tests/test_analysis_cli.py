@@ -65,7 +65,7 @@ def test_tables_to_files_and_stdout(store, tmp_path):
     [
         (["figures", "--format", "jpg"], "--format: 'jpg' is not one of png, pdf, svg"),
         (["tables", "--format", "xlsx"], "--format: 'xlsx' is not one of md, csv, latex"),
-        (["tables", "--store", "nowhere"], "--store: nowhere: no result store here"),
+        (["tables", "--store", "nowhere"], "nowhere: no result store here (pass --store DIR)"),
     ],
 )
 def test_user_errors_exit_2_with_one_line(store, tmp_path, args, message):

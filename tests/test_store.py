@@ -18,10 +18,16 @@ import pytest
 
 from rstsweep.core.config import CellConfig
 from rstsweep.store import schema
-from rstsweep.store.files import part_files
+from rstsweep.store.files import part_files as _part_files
+from rstsweep.store.location import Location
 from rstsweep.store.rows import pack_draws, trial_row, unpack_draws
 from rstsweep.store.store import KEYS, Store, read_table
 from rstsweep.sweeper.cell import Cell
+
+
+def part_files(directory: Path) -> list[str]:
+    """The visible parts of the local table directory `directory`."""
+    return _part_files(Location.parse(directory.parent), directory.name)
 
 
 def test_empty_store_reads_empty_frames_with_columns(tmp_path: Path, make_cell) -> None:
@@ -145,15 +151,17 @@ KILL_SCRIPT = textwrap.dedent(
             os.kill(os.getpid(), signal.SIGKILL)
         return real_replace(src, dst)
 
-    def unlink(self, missing_ok=False):
+    import rstsweep.store.location as loc
+    real_delete = loc.Location.delete
+
+    def delete(self, path):
         # compaction: die after the merged file exists and one old file is gone
-        type(self).unlink = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
-        return os.remove(self)
+        loc.Location.delete = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
+        return real_delete(self, path)
 
     store = st.Store(sys.argv[1])
     if mode == "compact":
-        import pathlib
-        pathlib.Path.unlink = unlink
+        loc.Location.delete = delete
         store.compact(["trials", "epochs"])
     else:
         st.Store._write = write

@@ -45,11 +45,16 @@ app = typer.Typer(
 )
 
 SweepsFile = Annotated[Path, typer.Option("--file", "-f", help="The sweeps YAML file.")]
-StoreDir = Annotated[Path, typer.Option("--store", "-s", help="The result store directory.")]
+StoreDir = Annotated[
+    str,
+    typer.Option(
+        "--store", "-s", help="The result store: a directory, s3://bucket/prefix or gs://..."
+    ),
+]
 Profile = Annotated[str, typer.Option("--profile", "-p", help="Profile: paper, demo, ci, ...")]
 
 DEFAULT_FILE = Path("sweeps.yaml")
-DEFAULT_STORE = Path("results")
+DEFAULT_STORE = "results"
 DEFAULT_PROFILE = "paper"  # the paper's setting; `demo` and `ci` are the small CPU profiles
 
 
@@ -214,6 +219,9 @@ def run(
         bool, typer.Option("--no-probe", help="No step-cost probe for the estimate.")
     ] = False,
     set_: SetOption = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Run even while another run's heartbeat is live.")
+    ] = False,
 ) -> None:
     """Run the sweep's cells not yet in the store, through Ray Tune (re-running resumes).
 
@@ -247,6 +255,7 @@ def run(
         log_every_s=log_every,
         trackers=parse_trackers(tracker),
         probe=not no_probe,
+        force=force,
     )
     code = run_command(options)
     if code:
@@ -363,11 +372,9 @@ def status(
 @app.command()
 def compact(store: StoreDir = DEFAULT_STORE) -> None:
     """Merge each store table's small Parquet files into one (safe while nothing else compacts)."""
-    from rstsweep.store.store import Store
+    from rstsweep.store.store import open_store
 
-    if not store.is_dir():
-        raise RstError(f"{store}: no result store here (pass --store DIR)")
-    for table, (before, after) in Store(store).compact().items():
+    for table, (before, after) in open_store(store, must_exist=True).compact().items():
         print(f"{table}: {before} -> {after} file{'s' if after != 1 else ''}")
 
 
@@ -382,9 +389,9 @@ def figures(
     """Draw the paper's Figures 1-5 from the store, and the test error vs compute Pareto view when
     it holds two or more schedule families; print the paths written (notes on stderr)."""
     from rstsweep.analysis.figures import make_figures
-    from rstsweep.analysis.results import require_store
+    from rstsweep.store.store import open_store
 
-    for path in make_figures(require_store(store), out, fmt):
+    for path in make_figures(open_store(store, must_exist=True, read_only=True), out, fmt):
         print(path)
 
 
@@ -398,10 +405,32 @@ def tables(
 ) -> None:
     """Print the paper's tables, ours vs the paper's numbers and, with two or more schedule
     families, the best case at each compute budget; with --out, write files."""
-    from rstsweep.analysis.results import require_store
     from rstsweep.analysis.tables import print_or_write_tables
+    from rstsweep.store.store import open_store
 
-    print_or_write_tables(require_store(store), fmt, out)
+    print_or_write_tables(open_store(store, must_exist=True, read_only=True), fmt, out)
+
+
+@app.command()
+def verify(
+    store: StoreDir = DEFAULT_STORE,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair", help="Move bad files to <store>/.quarantine/ (nothing is deleted)."
+        ),
+    ] = False,
+) -> None:
+    """Check every part file and that each done cell has its epochs and draws; exit 1 on problems
+    left (with --repair: 0 once they are quarantined; their cells are pending again)."""
+    from rstsweep.store.store import open_store
+    from rstsweep.store.verify import print_report, verify_store
+
+    the_store = open_store(store, must_exist=True, read_only=not repair)
+    report = verify_store(the_store, repair=repair)
+    print_report(report)
+    if report.problems and not repair:
+        sys.exit(1)
 
 
 def main() -> None:

@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,7 +21,7 @@ import pandas as pd
 from rstsweep.analysis.tags import TAG_COLUMNS, fill_missing_tags
 from rstsweep.core.config import identity_of
 from rstsweep.store.schema import TABLES
-from rstsweep.store.store import read_table
+from rstsweep.store.store import Store, read_table
 
 # The columns that make two cells "the same experiment up to its seed" when they share a panel:
 # endpoints (SGD/SAM) are matched to RST cells by this setting (plus seed for extra wall time).
@@ -76,17 +75,7 @@ def group_keys(rows: pd.DataFrame) -> pd.Series:
     return text.astype(object).where(keyed, None)
 
 
-def require_store(store: str | os.PathLike[str]) -> Path:
-    """`store` as a Path, or a one-line RstError if it is not a store directory."""
-    from rstsweep.errors import RstError
-
-    root = Path(store)
-    if not root.is_dir():
-        raise RstError(f"--store: {root}: no result store here (pass --store DIR)")
-    return root
-
-
-def read_store_table(root: str | os.PathLike[str], name: str) -> pd.DataFrame:
+def read_store_table(root: str | os.PathLike[str] | Store, name: str) -> pd.DataFrame:
     """One deduplicated table of the store (the store's own reader; empty frame if absent)."""
     frame = read_table(root, name)
     if frame.empty and len(frame.columns) == 0:
@@ -236,7 +225,7 @@ def aggregate(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 class Results:
     """The analysis view of one store (built by `load`)."""
 
-    root: Path
+    root: Store  # the store it was read from (draws are read on first use)
     trials: pd.DataFrame  # every trials row, with case_id/setting/role/extra_time
     members: pd.DataFrame  # sweep membership (sweep, group, label, x, cell_id)
     joined: pd.DataFrame  # members ⋈ trials: one row per (sweep, group, cell) that is done
@@ -286,9 +275,9 @@ class Results:
         return self._draws
 
 
-def load(store: str | os.PathLike[str]) -> Results:
+def load(store: str | os.PathLike[str] | Store) -> Results:
     """Read trials and cells of `store` and aggregate them (draws are read lazily)."""
-    root = Path(store)
+    root = store if isinstance(store, Store) else Store(store, read_only=True)
     trials = prepare_trials(read_store_table(root, "trials"))
     members = membership(read_store_table(root, "cells"), trials)
     joined = members.merge(

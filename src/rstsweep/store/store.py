@@ -1,10 +1,12 @@
 """The Parquet result store: immutable part files, crash-safe writes, deduped reads.
 
-A store is a directory with one sub-directory per table of `schema.TABLES` (`trials`, `epochs`,
-`draws`, `cells`, `failures`) plus `heartbeat.json`. Every write is a new Parquet file written
-under a dot-prefixed temporary name in the same directory, fsynced, `os.replace`d into place,
-and the directory fsynced: a reader never sees half a file, and plain
-`pd.read_parquet("<store>/trials")` works (pyarrow skips dot files).
+A store is a directory (or an object-store prefix: `s3://bucket/prefix`, `gs://...`, see
+`store.location`) with one sub-directory per table of `schema.TABLES` (`trials`, `epochs`,
+`draws`, `cells`, `failures`) plus `heartbeat.json`. Every write is a new Parquet file: locally
+written under a dot-prefixed temporary name, fsynced, `os.replace`d into place and the directory
+fsynced; on an object store uploaded to its final, unique key in one piece. A reader never sees
+half a file, and plain `pd.read_parquet("<store>/trials")` works (pyarrow skips dot files).
+`open_store` is the one entry point of the commands (it owns the "no result store here" error).
 
 Done marker: `write_result` writes the cell's epochs and draws first and its `trials` row last; all
 three carry the same fresh `attempt_id`. Readers keep one trials row per cell (the earliest
@@ -17,10 +19,10 @@ Pure pandas/pyarrow/numpy: no torch, no ray (analysis imports this module).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
+import tempfile
 import time
 import uuid
 from collections.abc import Iterable
@@ -31,8 +33,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from rstsweep.core.atomic import atomic_write_text, fsync_dir
-from rstsweep.store.files import part_files, read_directory, read_files, write_parquet_atomic
+from rstsweep.errors import RstError
+from rstsweep.store.files import part_files, read_files, read_table_files, write_part
+from rstsweep.store.location import Location
 from rstsweep.store.rows import (
     CellLike,
     cell_rows,
@@ -58,26 +61,63 @@ KEYS: dict[str, list[str]] = {
 }
 
 
-class Store:
-    """A result store directory. Creating a Store touches nothing; the first write creates it."""
+def open_store(
+    location: str | os.PathLike[str], *, must_exist: bool, read_only: bool = False
+) -> Store:
+    """The store at `location` (a path or an s3:// / gs:// URI). `must_exist`: RstError unless
+    it is there (the commands that only read); otherwise the first write creates it."""
+    store = Store(location, read_only=read_only)
+    if must_exist and not store.location.exists():
+        raise RstError(f"{store.location.text}: no result store here (pass --store DIR)")
+    return store
 
-    def __init__(self, root: str | os.PathLike[str], *, read_only: bool = False) -> None:
-        self.root = Path(root)
+
+class Store:
+    """A result store. Creating a Store touches nothing; the first write creates it.
+
+    `root`: the local directory as a Path, or the URI string of an object-store location."""
+
+    def __init__(self, root: str | os.PathLike[str] | Location, *, read_only: bool = False) -> None:
+        self.location = root if isinstance(root, Location) else Location.parse(root)
+        text = self.location.text
+        self.root: Path | str = Path(text) if self.location.local else text
         self.read_only = read_only
         self._done_by_file: dict[str, frozenset[str]] = {}
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
 
+    @property
+    def is_local(self) -> bool:
+        return self.location.local
+
+    def scratch_root(self) -> Path:
+        """Local scratch for Ray Tune and trial work dirs: `<store>/.scratch` for a local store;
+        for an object store a directory under the system temp dir named after the URI (a
+        multi-node cluster passes `--scratch` on a shared filesystem either way)."""
+        if self.location.local:
+            return Path(self.root) / ".scratch"
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.location.text)
+        return Path(tempfile.gettempdir()) / "rstsweep-scratch" / safe
+
     # -- writing
 
-    def _write(self, name: str, rows: list[dict[str, Any]]) -> Path | None:
+    def _check_writable(self) -> None:
         if self.read_only:
             raise PermissionError(f"store {self.root} is opened read-only")
+
+    def _write(self, name: str, rows: list[dict[str, Any]]) -> str | None:
+        self._check_writable()
         if not rows:
             return None
-        table = pa.Table.from_pylist(rows, schema=TABLES[name])
-        return write_parquet_atomic(table, self.root / name)
+        return write_part(self.location, name, pa.Table.from_pylist(rows, schema=TABLES[name]))
+
+    def write_table(self, name: str, table: pa.Table) -> str | None:
+        """Write a whole arrow table (declared schema) as one new part of table `name`."""
+        self._check_writable()
+        if not table.num_rows:
+            return None
+        return write_part(self.location, name, table.cast(TABLES[name]))
 
     def write_result(
         self, cell: CellLike, result: Any, profile: str | None = None, *, skip_if_done: bool = True
@@ -93,7 +133,7 @@ class Store:
         self._write("draws", [draws_row(cell.cell_id, attempt, result.draws)])
         path = self._write("trials", [trial_row(cell, result, profile, attempt)])
         if path is not None:
-            self._done_by_file[path.name] = frozenset({cell.cell_id})
+            self._done_by_file[path] = frozenset({cell.cell_id})
         return attempt
 
     def write_failure(self, cell: CellLike, error: str) -> None:
@@ -130,7 +170,7 @@ class Store:
         return frame[columns] if columns else frame
 
     def _read_deduped(self, table: str) -> pd.DataFrame:
-        frame = read_directory(self.root / table, TABLES[table]).to_pandas()
+        frame = read_table_files(self.location, table, TABLES[table]).to_pandas()
         if table == "trials" and len(frame):
             # keep the earliest finished row of each cell (stable: ties keep file order)
             frame = frame.sort_values("finished_at", kind="stable")
@@ -148,17 +188,16 @@ class Store:
 
     def done_ids(self) -> set[str]:
         """cell_ids with a trials row. Incremental: part files are immutable, each is read once."""
-        files = part_files(self.root / "trials")
-        names = {f.name for f in files}
-        for stale in set(self._done_by_file) - names:  # removed by a compaction
+        files = part_files(self.location, "trials")
+        for stale in set(self._done_by_file) - set(files):  # removed by a compaction
             del self._done_by_file[stale]
         for f in files:
-            if f.name not in self._done_by_file:
+            if f not in self._done_by_file:
                 try:
-                    col = read_files([f], TABLES["trials"], ["cell_id"]).column("cell_id")
+                    col = read_files(self.location, [f], TABLES["trials"], ["cell_id"])
                 except FileNotFoundError:
                     continue  # compacted away meanwhile; its rows live in the merged file
-                self._done_by_file[f.name] = frozenset(col.to_pylist())
+                self._done_by_file[f] = frozenset(col.column("cell_id").to_pylist())
         return set().union(*self._done_by_file.values()) if self._done_by_file else set()
 
     def draws_of(self, cell_id: str) -> np.ndarray | None:
@@ -173,23 +212,23 @@ class Store:
         Expected keys (by convention): pid, host, sweep, profile, started_at, running (list of
         cell_ids), updated_at (UNIX seconds).
         """
-        if self.read_only:
-            raise PermissionError(f"store {self.root} is opened read-only")
+        self._check_writable()
         payload = {"pid": os.getpid(), "host": socket.gethostname(), **state}
         payload["updated_at"] = state.get("updated_at", time.time())
-        atomic_write_text(self.root / HEARTBEAT, json.dumps(payload, default=str))
+        text = json.dumps(payload, default=str).encode()
+        self.location.write(self.location.path(HEARTBEAT), lambda handle: handle.write(text))
 
     def read_heartbeat(self) -> dict[str, Any] | None:
         """The last heartbeat, or None if absent/unreadable."""
         try:
-            return json.loads((self.root / HEARTBEAT).read_text())
+            data = self.location.read_bytes(self.location.path(HEARTBEAT))
+            return json.loads(data) if data else None
         except (OSError, ValueError):
             return None
 
     def clear_heartbeat(self) -> None:
         """Remove the heartbeat (a driver calls this when it ends cleanly)."""
-        with contextlib.suppress(FileNotFoundError):
-            (self.root / HEARTBEAT).unlink()
+        self.location.delete(self.location.path(HEARTBEAT))
 
     # -- maintenance
 
@@ -201,23 +240,19 @@ class Store:
         crash after the merged file is written but before all old files are gone leaves
         duplicates that every read dedupes. Returns {table: (files before, files after)}.
         """
-        if self.read_only:
-            raise PermissionError(f"store {self.root} is opened read-only")
+        self._check_writable()
         report: dict[str, tuple[int, int]] = {}
         for name in tables or TABLES:
-            directory = self.root / name
-            files = part_files(directory)
+            files = part_files(self.location, name)
             if len(files) < 2:
                 report[name] = (len(files), len(files))
                 continue
-            write_parquet_atomic(
-                _dedupe_arrow(name, read_files(files, TABLES[name], None)), directory
-            )
+            merged = _dedupe_arrow(name, read_files(self.location, files, TABLES[name]))
+            write_part(self.location, name, merged)
             for f in files:
-                with contextlib.suppress(FileNotFoundError):
-                    f.unlink()
-            fsync_dir(directory)
-            report[name] = (len(files), len(part_files(directory)))
+                self.location.delete(f)
+            self.location.sync_dir(name)
+            report[name] = (len(files), len(part_files(self.location, name)))
         return report
 
 
@@ -241,6 +276,6 @@ def draws_in(draws: pd.DataFrame, cell_id: str) -> np.ndarray | None:
     return unpack_draws(hit["bits"].iloc[0], int(hit["steps"].iloc[0]))
 
 
-def read_table(root: str | os.PathLike[str], name: str) -> pd.DataFrame:
+def read_table(root: str | os.PathLike[str] | Store, name: str) -> pd.DataFrame:
     """Read one deduplicated table of the store at `root` (empty frame if it does not exist)."""
-    return Store(root, read_only=True).read(name)
+    return (root if isinstance(root, Store) else Store(root, read_only=True)).read(name)

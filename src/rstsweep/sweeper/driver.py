@@ -27,6 +27,7 @@ from typing import Any
 
 from rstsweep.core.format import format_duration
 from rstsweep.core.names import CRASH_ENV
+from rstsweep.sweeper.guard import claim
 from rstsweep.sweeper.loglines import LogLines
 from rstsweep.sweeper.multi import check_cluster, trial_resources, with_world_size, world_size_for
 from rstsweep.sweeper.options import RunOptions
@@ -121,6 +122,7 @@ def run_sweep(
         check_fits(request, ray.nodes())
         if world > 1:  # one bundle per data-parallel worker, possibly over several nodes
             check_cluster(request.cpus, request.gpus, world, ray.nodes())
+        claim(store, sweep=_sweep_name(cells), profile=o.profile, force=o.force)
         store.record_cells(cells, o.profile)  # only now: a refused run leaves the store untouched
         if o.probe and train_fn is None:  # the real trainer: its step costs are worth knowing
             _estimate_first(cells, store, o)
@@ -168,17 +170,22 @@ def _sweep_name(cells: Sequence[Any]) -> str:
 
 
 def _run_dir(store: Any, scratch_dir: str | os.PathLike[str] | None) -> Path:
-    root = Path(scratch_dir) if scratch_dir else Path(store.root) / ".scratch" / "runs"
+    root = Path(scratch_dir) if scratch_dir else _default_runs(store)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     run_dir = (root / f"run-{stamp}-{os.getpid()}").absolute()
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
 
 
+def _default_runs(store: Any) -> Path:
+    scratch = getattr(store, "scratch_root", None)  # a Store; tests may pass a bare directory
+    return (scratch() if scratch else Path(store.root) / ".scratch") / "runs"
+
+
 def _cells_dir(store: Any, run_dir: Path) -> Path:
     """Where trials keep their trainer directories, the same for every run of the store: a driver
     killed mid-cell leaves that cell's last epoch checkpoint there, and the next run resumes it."""
-    default_runs = (Path(store.root) / ".scratch" / "runs").absolute()
+    default_runs = _default_runs(store).absolute()
     root = run_dir.parent.parent if run_dir.parent == default_runs else run_dir.parent
     return root / "cells"
 
@@ -204,6 +211,7 @@ def _fit(
     """One Tune experiment over `todo`; returns the callback (what was written / failed)."""
     from ray import tune
 
+    from rstsweep.sweeper.nodes import NodeWatch
     from rstsweep.sweeper.trial import run_cell
     from rstsweep.sweeper.tune_callback import StoreCallback
 
@@ -231,7 +239,7 @@ def _fit(
             name="tune",
             storage_path=str(run_dir),
             verbose=0,
-            callbacks=[callback],
+            callbacks=[callback, NodeWatch(events)],  # NodeWatch: says when a node is lost
             failure_config=tune.FailureConfig(max_failures=max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         ),
@@ -310,7 +318,8 @@ def run_command(options: RunOptions) -> int:
     """`rstsweep run`/`resume`: expand, run, print one summary line. Exit code 0 when every cell is
     done, 1 when some failed or the run was interrupted (those cells stay pending: run again);
     user errors raise RstError (exit 2)."""
-    from rstsweep.store.store import Store
+    from rstsweep.store.store import open_store
+    from rstsweep.sweeper.guard import refuse_if_live, release
     from rstsweep.sweeper.spec import expand
 
     o = options
@@ -322,11 +331,15 @@ def run_command(options: RunOptions) -> int:
     if world is not None:
         cells = with_world_size(cells, world)
         o = replace(o, gpus_per_trial=min(1.0, o.gpus_per_trial))
-    the_store = Store(o.store)
+    the_store = open_store(o.store, must_exist=False)
+    refuse_if_live(the_store, force=o.force)  # before any download or Ray start
     if o.address is None:  # on a cluster the data lives on the workers: they report it per cell
         check_datasets([c for c in cells if c.cell_id not in the_store.done_ids()])
     progress = (o.progress is not False) and sys.stderr.isatty()
-    summary = run_sweep(cells, the_store, replace(o, progress=progress))
+    try:
+        summary = run_sweep(cells, the_store, replace(o, progress=progress))
+    finally:
+        release(the_store)
     print(f"{o.sweep} ({o.profile}): {summary.line()}")
     for cid, error in summary.failures.items():
         print(f"  failed {cid}: {error}")

@@ -16,7 +16,7 @@ class RunOptions:
     sweep: str = ""
     file: Path = Path("sweeps.yaml")
     profile: str = "paper"
-    store: Path = Path("results")
+    store: str | Path = "results"  # a directory or an s3:// / gs:// URI
     # CellConfig overrides on top of the profile (`--set key=value`); validated by CellConfig
     overrides: dict[str, Any] = field(default_factory=dict)
     address: str | None = None  # an existing Ray cluster; None: a local Ray
@@ -34,3 +34,4 @@ class RunOptions:
     trackers: tuple[str, ...] = ("tensorboard",)  # sweeper.trackers names; () for none
     probe: bool = True  # time unmeasured settings first, where worth it (sweeper.probe)
     log_every_s: float = 30.0  # without the live display: a summary log line this often
+    force: bool = False  # run even while another run's heartbeat on the store is live

@@ -5,7 +5,8 @@ touched: `validate_request` (pure, before Ray starts: values Ray would reject or
 cannot hold) and `check_fits` (against `ray.nodes()` once connected: a request that no single node
 can satisfy would otherwise make Ray Tune wait forever). `ray_session` starts a quiet local Ray
 (dashboard off, logs not forwarded, usage stats off, its files under a dedicated temp dir), joins
-an existing cluster with `address`, or reuses a Ray already initialised in this process.
+an existing cluster with `address` (with Ray's token authentication when the cluster uses it:
+`sweeper.auth`), or reuses a Ray already initialised in this process.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rstsweep.errors import RstError
+from rstsweep.sweeper.auth import prepare_auth
 
 # Environment for the driver and (inherited by a local Ray) its workers: quiet, no telemetry, no
 # Tune loggers (our callback writes the store), the legacy output engine (which honours verbose=0).
@@ -162,6 +164,7 @@ def ray_session(
     quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
     if address:
         probe_address(address)
+        prepare_auth(address)  # token auth of `ray start` clusters: one line, not a wall of retries
     try:
         if address:
             ray.init(

@@ -19,7 +19,7 @@ import pandas as pd
 
 from rstsweep.core.format import format_count, format_duration
 from rstsweep.errors import RstError
-from rstsweep.store.store import Store
+from rstsweep.store.store import Store, open_store
 from rstsweep.sweeper.multi import with_world_size
 from rstsweep.sweeper.progress import STATES
 from rstsweep.sweeper.spec import expand, load_sweeps
@@ -92,7 +92,7 @@ class SweepStatus:
 
 @dataclass
 class StoreStatus:
-    store: Path
+    store: str | Path
     sweeps: list[SweepStatus]
     heartbeat: dict[str, Any] | None
     live: bool
@@ -193,7 +193,7 @@ def sweep_status(
 
 
 def collect_status(
-    store_dir: Path,
+    store_dir: str | Path,
     sweep: str | None = None,
     file: Path | None = None,
     profile: str | None = None,
@@ -201,9 +201,7 @@ def collect_status(
 ) -> StoreStatus:
     """Everything `status` shows. Without a sweep: every sweep recorded in the cells table.
     `world_size`: the cells as `run --world-size` ran them (data-parallel cells have own ids)."""
-    store = Store(store_dir, read_only=True)
-    if sweep is None and not store_dir.exists():
-        raise RstError(f"{store_dir}: no result store here (pass --store DIR)")
+    store = open_store(store_dir, must_exist=sweep is None, read_only=True)
     beat = store.read_heartbeat()
     live = heartbeat_live(beat)
     if sweep is not None:
@@ -228,7 +226,7 @@ def collect_status(
     trials = store.read("trials")
     failures = _open_failures(store.read("failures"), set(trials["cell_id"]))
     return StoreStatus(
-        store=store_dir,
+        store=store.root,
         sweeps=sweeps,
         heartbeat=beat,
         live=live,

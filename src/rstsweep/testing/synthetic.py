@@ -17,7 +17,6 @@ import dataclasses
 import os
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -27,9 +26,9 @@ from rstsweep.analysis.tags import sweep_tags
 from rstsweep.core.catalog import TRAIN_SIZES, steps_per_epoch
 from rstsweep.core.result import TrainResult
 from rstsweep.schedules import Schedule, parse
-from rstsweep.store.files import write_parquet_atomic
 from rstsweep.store.rows import cell_rows, pack_draws, trial_row
 from rstsweep.store.schema import TABLES
+from rstsweep.store.store import Store
 from rstsweep.sweeper.spec import Cell, ProfileSpec, SweepsFile, expand, load_sweeps
 
 # (SGD error %, SAM error %) per (model, dataset): roughly the paper's levels.
@@ -194,7 +193,7 @@ def _epoch_table(finished: list[tuple[str, str, int, dict]]) -> pa.Table:
 
 
 def write_synthetic_store(
-    root: str | os.PathLike[str],
+    root: str | os.PathLike[str] | Store,
     cells: list[Cell],
     *,
     unfinished: Mapping[str, float] | None = None,
@@ -221,18 +220,19 @@ def write_synthetic_store(
         trials.append(row | {"versions": '{"rstsweep": "synthetic"}', "finished_at": now})
         draws.append((cell.cell_id, attempt, v["steps"], pack_draws(v["draws"])))
         finished.append((cell.cell_id, attempt, cfg["epochs"], v))
-    root = Path(root)
+    store = root if isinstance(root, Store) else Store(root)
     frame = _cells_frame(cells, profile)
-    _write(root, "cells", pa.Table.from_pandas(frame, schema=TABLES["cells"], preserve_index=False))
+    cells_table = pa.Table.from_pandas(frame, schema=TABLES["cells"], preserve_index=False)
+    _write(store, "cells", cells_table)
     cols = list(zip(*draws, strict=True)) if draws else [[], [], [], []]
     draws_cols = dict(zip(TABLES["draws"].names, cols, strict=True))
-    _write(root, "draws", pa.table(draws_cols, schema=TABLES["draws"]))
+    _write(store, "draws", pa.table(draws_cols, schema=TABLES["draws"]))
     epochs_table = _epoch_table(finished)
-    _write(root, "epochs", epochs_table)
+    _write(store, "epochs", epochs_table)
     # the trials rows (the "done" markers) last, as the real store writes them
-    _write(root, "trials", pa.Table.from_pylist(trials, schema=TABLES["trials"]))
+    _write(store, "trials", pa.Table.from_pylist(trials, schema=TABLES["trials"]))
     failures = _failure_rows(cells, pending, now)
-    _write(root, "failures", pa.Table.from_pylist(failures, schema=TABLES["failures"]))
+    _write(store, "failures", pa.Table.from_pylist(failures, schema=TABLES["failures"]))
     return {
         "cells": len(frame),
         "trials": len(trials),
@@ -274,13 +274,12 @@ def _failure_rows(rows: list[Cell], pending: set[str], now: datetime) -> list[di
     ]
 
 
-def _write(root: Path, name: str, table: pa.Table) -> None:
-    if table.num_rows:
-        write_parquet_atomic(table, root / name)
+def _write(store: Store, name: str, table: pa.Table) -> None:
+    store.write_table(name, table)
 
 
 def small_store(
-    root: str | os.PathLike[str],
+    root: str | os.PathLike[str] | Store,
     sweeps_file: str | os.PathLike[str] | SweepsFile,
     *,
     sweeps: Iterable[str],
