@@ -20,6 +20,9 @@ BaseOptimizer = Literal["sgd", "adam", "adamw"]
 LrSchedule = Literal["cosine", "step", "constant"]
 Augment = Literal["none", "basic", "cutout"]
 MaskKind = Literal["random", "fisher"]
+AsamVariant = Literal["official", "rst"]
+RhoSchedule = Literal["lr", "constant"]
+PadMode = Literal["reflect", "zero"]
 
 # Fields that decide *where/how fast* a cell runs, not *what* it computes: excluded from cell_id.
 # `eval_every` only thins the per-epoch test metrics; weights and final metrics are unchanged.
@@ -38,12 +41,25 @@ class CellConfig(BaseModel):
     rho: float = Field(0.05, ge=0.0, description="SAM radius (ASAM: ~10x larger)")
     alpha: float = Field(1.0, ge=0.0, description="GNR/G-RST mix gamma/rho: (1-a)g + a*g_sam")
     asam_eta: float = Field(0.01, gt=0.0)
+    asam_variant: AsamVariant = Field(
+        "official", description="official: T=|w|+eta on weights only; rst: T=|w| on all params"
+    )
     gsam_alpha: float = Field(0.1, ge=0.0, description="GSAM: g_p - alpha * g_perp")
+    gsam_rho_schedule: RhoSchedule = Field("lr", description="GSAM: rho_t follows the lr or not")
+    gsam_rho_min: float = Field(0.0, ge=0.0, description="GSAM: rho_t at lr 0 (rho is rho_max)")
     looksam_k: int = Field(5, ge=1, description="LookSAM: full SAM every k-th SA step")
     looksam_alpha: float = Field(0.7, ge=0.0)
-    mask_fraction: float = Field(0.5, gt=0.0, le=1.0, description="ESAM/SSAM: fraction perturbed")
+    mask_fraction: float = Field(0.5, gt=0.0, le=1.0, description="SSAM: fraction perturbed")
     mask_kind: MaskKind = "random"
+    esam_beta: float = Field(0.5, gt=0.0, le=1.0, description="ESAM SWP: P(tensor perturbed)")
     esam_gamma: float = Field(0.5, gt=0.0, le=1.0, description="ESAM SDS: fraction of samples")
+    # --- switches of the RST authors' JAX code (profile `authors`) ---
+    weight_decay_in_loss: bool = Field(False, description="weight decay as L2 in the loss")
+    norm_perturbations: bool = Field(False, description="GNR mixes g/||g|| instead of g")
+    base_grad_clip: float | None = Field(
+        None, gt=0.0, description="second clip inside the base optimizer (authors: 2.0)"
+    )
+    warmup_sgd: bool = Field(False, description="coins forced to 0 (SGD) in warm-up epochs")
 
     # --- base optimizer and regularisation ---
     optimizer: BaseOptimizer = "sgd"
@@ -62,6 +78,8 @@ class CellConfig(BaseModel):
     width: int | None = Field(None, ge=1, description="model width override (fastcnn, wrn k)")
     dataset: str = "fashion-mnist"
     augment: Augment = "basic"
+    pad_mode: PadMode = Field("reflect", description="random-crop padding (authors: reflect)")
+    mixup_alpha: float = Field(0.0, ge=0.0, description="mixup Beta(a, a); 0: off")
     train_subset: int | None = Field(None, ge=1)
     test_subset: int | None = Field(None, ge=1)
     batch_size: int = Field(256, ge=1)
@@ -92,6 +110,13 @@ class CellConfig(BaseModel):
     def _sgd_has_no_sa_branch(self) -> CellConfig:
         if self.algorithm == "sgd" and self.schedule != parse_schedule("constant(0)").spec:
             object.__setattr__(self, "schedule", parse_schedule("constant(0)").spec)
+        return self
+
+    @model_validator(mode="after")
+    def _gsam_rho_range(self) -> CellConfig:
+        lr_tied = self.algorithm == "gsam" and self.gsam_rho_schedule == "lr"
+        if lr_tied and self.gsam_rho_min > self.rho:
+            raise ValueError(f"gsam_rho_min: {self.gsam_rho_min} is larger than rho {self.rho}")
         return self
 
     def identity(self) -> dict:

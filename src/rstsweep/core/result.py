@@ -31,7 +31,14 @@ class TrainResult:
 
     `status` is "ok" or "diverged" (NaN/inf loss; `error` says where). Errors are fractions
     in [0, 1].
-    `draws` holds X_0..X_{steps-1} actually taken (bool). Step times are means per branch.
+    `draws` holds X_0..X_{steps-1} actually taken (bool). Step times are means per branch;
+    `first_pass_s` is the mean time of an SA step's first forward-backward (up to `first_step`).
+
+    Two Δη's: `sa_fraction` = ΣX_t/T, the coin fraction the schedule asked for, and
+    `realized_extra` = `extra_passes`/T, the extra compute the steps actually ran in
+    forward-backward pass units under the cost model of `rstsweep.core.passes` (a LookSAM reuse
+    step adds 0, ESAM its partial passes). A result built without pass counting
+    (`extra_passes` None) counts every SA step as one full extra pass.
     """
 
     cell_id: str
@@ -50,7 +57,15 @@ class TrainResult:
     test_error: float
     epochs: list[EpochRecord] = field(default_factory=list)
     draws: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    extra_passes: float | None = None
+    first_pass_s: float | None = None
+
+    @property
+    def sa_fraction(self) -> float:
+        return self.sa_steps / self.steps if self.steps else 0.0
 
     @property
     def realized_extra(self) -> float:
-        return self.sa_steps / self.steps if self.steps else 0.0
+        if self.extra_passes is None:
+            return self.sa_fraction
+        return self.extra_passes / self.steps if self.steps else 0.0

@@ -146,7 +146,8 @@ def _trial_row(cell: Cell, cfg: dict, v: dict, attempt: str, now: datetime) -> d
         "sa_steps": v["sa_steps"],
         "expected_extra": 0.0 if cfg["algorithm"] == "sgd" else sched.expected_extra(v["steps"]),
         "closed_form_extra": 0.0 if cfg["algorithm"] == "sgd" else sched.closed_form_extra,
-        "realized_extra": v["realized"],
+        "realized_extra": v["realized"],  # synthetic SA steps are full passes (SAM-like)
+        "sa_fraction": v["realized"],
         "train_time_s": v["time_s"],
         "sgd_step_s": v["sgd_step"],
         "sa_step_s": v["sa_step"],

@@ -127,4 +127,6 @@ def _result(cell: Cell, status: str, error: str | None) -> TrainResult:
         test_error=last.test_error if last else nan,
         epochs=list(cell.records),
         draws=cell.draws[: cell.acc.steps].copy(),
+        extra_passes=cell.acc.extra_passes,
+        first_pass_s=cell.acc.mean_first_pass(),
     )

@@ -4,7 +4,8 @@ X_t = 0: a genuine one-pass base step (forward, backward, `optimizer.base_step()
 X_t = 1: the sharpness-aware step of the optimizer: forward/backward at θ, `first_step` (θ → θ+ε),
 a second forward/backward at θ+ε with BatchNorm running statistics frozen (they come from the first
 pass only), `second_step` (back to θ, update). What is algorithm-specific sits behind the
-optimizer's hooks: `needs_second_pass()` (LookSAM's reuse steps take the one-pass `reuse_step()`),
+optimizer's hooks: `before_first_pass()` (ESAM turns off the weight gradients of the tensors it
+does not perturb), `needs_second_pass()` (LookSAM's reuse steps take the one-pass `reuse_step()`),
 `wants_sample_losses` and `second_pass_batch(...)` (ESAM's data selection picks the samples of the
 second pass). Epoch sums stay on the device: nothing here syncs with the host.
 """
@@ -52,6 +53,8 @@ def train_step(ctx: StepContext, x: Tensor, y: Tensor, sa: bool) -> None:
     model, opt = ctx.model, ctx.optimizer
     opt.zero_grad(set_to_none=True)
     per_sample = sa and opt.wants_sample_losses  # e.g. ESAM ranks samples by loss increase
+    if sa:
+        opt.before_first_pass()
     with ctx.runtime.autocast():
         out = model(x)
         losses = F.cross_entropy(
@@ -76,7 +79,8 @@ def train_step(ctx: StepContext, x: Tensor, y: Tensor, sa: bool) -> None:
     ctx.scheduler.step()
     # Epoch sums stay on the device: read once per epoch (no .item() in the hot loop).
     ctx.loss_sum += loss.detach().float()
-    ctx.correct += (out.detach().argmax(dim=1) == y).sum()
+    labels = y if y.dim() == 1 else y.argmax(dim=1)  # mixup's soft targets: the dominant class
+    ctx.correct += (out.detach().argmax(dim=1) == labels).sum()
 
 
 @torch.no_grad()
