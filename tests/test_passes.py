@@ -104,18 +104,20 @@ def test_mixup_mixes_pairs_with_one_lambda_per_batch_deterministically() -> None
     out = list(mixup_batches(iter(batches), 6, 0.4, seed=1, epoch=2))
     again = list(mixup_batches(iter(batches), 6, 0.4, seed=1, epoch=2))
     other = list(mixup_batches(iter(batches), 6, 0.4, seed=1, epoch=3))
-    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(out, again, strict=True))
+    assert all(
+        torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(out, again, strict=True)
+    )
     assert not torch.equal(out[0][1], other[0][1])
-    for xm, ym in out:
-        torch.testing.assert_close(ym.sum(1), torch.ones(6))
-        lam = ym[0, 0].item() if ym[0, 0] >= 0.5 else 1 - ym[0, 0].item()
-        for i in range(6):  # recover the partner j from the soft target and check the image
-            row = ym[i].clone()
-            w_i = row[i].item()
-            row[i] = 0
-            j = int(row.argmax()) if row.max() > 0 else i
-            torch.testing.assert_close(xm[i], w_i * x[i] + (1 - w_i) * x[j])
-            assert min(abs(w_i - lam), abs(w_i - (1 - lam)), abs(w_i - 1)) < 1e-6
+    for xm, ym in out:  # λ ≥ ½ per batch, each sample mixed with its mirror in the batch
+        lam = ym[0, 0].item()
+        assert 0.5 <= lam <= 1.0
+        for i in range(6):
+            torch.testing.assert_close(xm[i], lam * x[i] + (1 - lam) * x[5 - i])
+            want = torch.zeros(6)
+            want[i] += lam
+            want[5 - i] += 1 - lam
+            torch.testing.assert_close(ym[i], want)
+    assert out[0][1][0, 0] != out[1][1][0, 0]  # a fresh λ per batch
 
 
 def test_mixup_trains_and_is_reproducible() -> None:

@@ -19,6 +19,7 @@ File layout (see the repo's sweeps.yaml for the real thing):
         models: / datasets: [...]
         max_seeds: 3                  # use only the first k seeds of the profile
         config: {...}                 # CellConfig overrides for the whole sweep (augment: cutout)
+        per_model: {MODEL: {...}}     # ... and for one model of the sweep (ViT's epochs)
         include: [SWEEP, SWEEP.GROUP] # reuse another sweep's groups (same cells, same cell_ids)
         groups:
           GROUP:
@@ -31,7 +32,8 @@ File layout (see the repo's sweeps.yaml for the real thing):
             alpha: "{g}/{p}"
 
 Config precedence (later wins): CellConfig defaults < profile.config < profile.per_model <
-profile.per_dataset < sweep.config < group fields < profile.overrides; then model, dataset and seed.
+profile.per_dataset < sweep.config < sweep.per_model < group fields < profile.overrides; then
+model, dataset and seed.
 Cells are ordered seed-major (all cells of seed 0 first) so a partly run sweep is complete early.
 No torch, no ray.
 """
@@ -106,6 +108,7 @@ class SweepSpec(_Strict):
     datasets: list[str] | None = None
     max_seeds: int | None = Field(None, ge=1)
     config: dict[str, Any] = Field(default_factory=dict)
+    per_model: dict[str, dict[str, Any]] = Field(default_factory=dict)
     include: list[str] = Field(default_factory=list)
     groups: dict[str, GroupSpec] = Field(default_factory=dict)
 
@@ -275,6 +278,8 @@ def _check_semantics(spec: SweepsFile) -> None:
         _check_names(sweep.models, *where, "models")
         _check_names(sweep.datasets, *where, "datasets")
         _check_config_keys(sweep.config, *where, "config")
+        for key, section in sweep.per_model.items():
+            _check_config_keys(section, *where, "per_model", key)
         for gname, group in sweep.groups.items():
             _check_group(group, *where, "groups", gname)
         _resolve_groups(spec, name)  # include targets exist, no cycles, at least one group
@@ -448,6 +453,7 @@ def _base_layers(
         (prof.per_model.get(model, {}), ("profiles", profile, "per_model", model)),
         (prof.per_dataset.get(dataset, {}), ("profiles", profile, "per_dataset", dataset)),
         (body.config, ("sweeps", sweep, "config")),
+        (body.per_model.get(model, {}), ("sweeps", sweep, "per_model", model)),
     ]
     for section, where in sections:
         out.update({k: (v, (*where, k), None) for k, v in section.items()})
