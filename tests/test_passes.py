@@ -93,6 +93,7 @@ def test_planner_uses_the_same_cost_model() -> None:
 def test_warmup_sgd_forces_the_warmup_coins_to_zero() -> None:
     on = train(tiny(schedule="constant(1)", warmup_epochs=1, warmup_sgd=True, epochs=2))
     assert not on.draws[:10].any() and on.draws[10:].all() and on.sa_fraction == 0.5
+    assert on.expected_extra == 0.5  # p = 1 on the 10 steps after warm-up, of 20
     off = train(tiny(schedule="constant(1)", warmup_epochs=1, epochs=2))
     assert off.draws.all()
 

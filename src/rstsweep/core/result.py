@@ -37,7 +37,8 @@ class TrainResult:
     Two Δη's: `sa_fraction` = ΣX_t/T, the coin fraction the schedule asked for, and
     `realized_extra` = `extra_passes`/T, the extra compute the steps actually ran in
     forward-backward pass units under the cost model of `rstsweep.core.passes` (a LookSAM reuse
-    step adds 0, ESAM its partial passes). A result built without pass counting
+    step adds 0, ESAM its partial passes). `expected_extra` (and `closed_form_extra`) is the
+    schedule's expectation of `sa_fraction`, not of the passes. A result built without pass counting
     (`extra_passes` None) counts every SA step as one full extra pass.
     """
 

@@ -159,5 +159,13 @@ def coin_draws(schedule: Schedule, config: CellConfig, spe: int, total: int) -> 
     return draws
 
 
+def expected_coin_fraction(cell: Cell) -> float:
+    """E[ΣX_t]/T: the discrete mean of p(t), with the warm-up coins at 0 under `warmup_sgd`."""
+    probs = np.array(cell.schedule.probabilities(cell.total_steps), dtype=float)
+    if cell.config.warmup_sgd:
+        probs[: min(cell.config.warmup_epochs * cell.steps_per_epoch, cell.total_steps)] = 0.0
+    return float(probs.mean()) if probs.size else 0.0
+
+
 def current_lr(optimizer: torch.optim.Optimizer) -> float:
     return float(optimizer.param_groups[0]["lr"])

@@ -27,7 +27,13 @@ from rstsweep.core.config import CellConfig
 from rstsweep.core.names import CHECKPOINT_NAME, FINAL_WEIGHTS_NAME
 from rstsweep.core.result import EpochRecord, TrainResult
 from rstsweep.trainers.augment import test_batches
-from rstsweep.trainers.cell import Cell, build_cell, current_lr, run_epoch
+from rstsweep.trainers.cell import (
+    Cell,
+    build_cell,
+    current_lr,
+    expected_coin_fraction,
+    run_epoch,
+)
 from rstsweep.trainers.checkpoint import atomic_torch_save, remove_stale_temporaries
 from rstsweep.trainers.progress import progress_bar
 from rstsweep.trainers.state import checkpoint_state, restore_cell
@@ -116,7 +122,7 @@ def _result(cell: Cell, status: str, error: str | None) -> TrainResult:
         error=error,
         steps=cell.acc.steps,
         sa_steps=cell.acc.sa_steps,
-        expected_extra=float(cell.schedule.expected_extra(cell.total_steps)),
+        expected_extra=expected_coin_fraction(cell),
         closed_form_extra=float(cell.schedule.closed_form_extra),
         train_time_s=cell.acc.train_time_s,
         sgd_step_s=cell.acc.mean_base_step(),
