@@ -47,7 +47,8 @@ def _base_optimizer(config: CellConfig) -> tuple[Callable[..., torch.optim.Optim
 
 def build_optimizer(params: Iterable[Any], config: CellConfig) -> SAM:
     """The SAM-family optimizer of `config.algorithm` (through the algorithm registry) over the
-    base optimizer `config.optimizer`."""
+    base optimizer `config.optimizer`. The trainer passes `model.named_parameters()` (SAM and its
+    subclasses take names or bare tensors; ASAM's official rule needs the names)."""
     module, _, function = get_algorithm(config.algorithm).builder.partition(":")
     builder = getattr(importlib.import_module(module), function)
     return builder(params, config)
