@@ -135,11 +135,9 @@ class SAM(torch.optim.Optimizer):
         self.adaptive, self.eta, self.alpha = adaptive, eta, alpha
         self.mask_fraction, self.mask_kind, self.mask_seed = mask_fraction, mask_kind, mask_seed
         self.max_grad_norm, self.base_clip = max_grad_norm, base_clip
-        self.adaptive_variant, self.l2, self.norm_perturbations = (
-            adaptive_variant,
-            l2,
-            norm_perturbations,
-        )
+        self.adaptive_variant = adaptive_variant  # ASAM's T: "official" or "rst"
+        self.l2 = l2  # weight decay as an L2 term of the loss (the authors'), 0: off
+        self.norm_perturbations = norm_perturbations  # GNR mixes g/‖g‖ (the authors')
         # Pass accounting (rstsweep.core.passes): extra pass units run since the last
         # take_extra_passes(), counted on the host from what each step ran (no device sync).
         self.extra_passes = 0.0
