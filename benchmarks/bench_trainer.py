@@ -10,6 +10,11 @@
    SAM wrapper's base_step, lr scheduler) vs a hand-written PyTorch loop doing the same math
    (torch.optim.SGD, clip_grad_norm_, per-step cosine LambdaLR) over the same on-device batches
    (goal ≤ 1.03).
+4. Pass accounting: for LookSAM (k = 5) and ESAM (β = γ = 0.5), all steps sharpness-aware, the
+   measured extra wall time over SGD's, (T_alg − T_sgd) / T_sgd, against the trainer's
+   `realized_extra` (extra pass units counted by the cost model of `rstsweep.core.passes`); goal
+   ratio 1.00 ± 0.05. And ESAM's first forward-backward (up to `first_step`, where its unchosen
+   tensors skip their weight gradients) against SAM's, with the cost model's prediction.
 
 Parts 1 and 2 run all configurations (p = 0, 0.25, 0.5, 0.75, 1) interleaved in short blocks, and
 part 3 alternates trainer and bare epochs, so load drift on a shared machine hits all alike.
@@ -20,6 +25,7 @@ Data: random uint8 images of Fashion-MNIST's shape (1×28×28, default) or CIFAR
 device; fastcnn; batch 128.
 
     .venv/bin/python benchmarks/bench_trainer.py [--shape cifar] [--threads 2] [--steps 120]
+        [--only passes]
 """
 
 from __future__ import annotations
@@ -194,6 +200,67 @@ def bench_epoch(args: argparse.Namespace, data: DataBundle) -> dict:
     }
 
 
+PASS_CONFIGS = {
+    "sgd": dict(algorithm="sgd"),
+    "sam": dict(algorithm="sam", schedule="constant(1)"),
+    "looksam": dict(algorithm="looksam", looksam_k=5, schedule="constant(1)"),
+    "esam": dict(algorithm="esam", esam_beta=0.5, esam_gamma=0.5, schedule="constant(1)"),
+}
+
+
+def bench_passes(args: argparse.Namespace, data: DataBundle) -> dict:
+    """Part 4: measured extra time vs counted extra passes; first-pass time ESAM vs SAM."""
+    cells = {k: build_cell(config_for(args, **kw), data=data) for k, kw in PASS_CONFIGS.items()}
+    device = cells["sgd"].runtime.device
+    batches = list(train_batches(data, args.batch_size, "basic", seed=0, epoch=0))[:16]
+    marks: dict[str, list[float]] = {k: [] for k in cells}
+    clock = {"t0": 0.0}
+    for name, cell in cells.items():
+        cell.ctx.reset_epoch_sums()
+        for i in range(args.warmup):
+            train_step(cell.ctx, *batches[i % len(batches)], sa=name != "sgd")
+
+        def mark(name: str = name) -> None:  # the first pass ends here (synced: a benchmark)
+            sync(device)
+            marks[name].append(time.perf_counter() - clock["t0"])
+
+        cell.ctx.optimizer.on_first_pass_end = mark
+        cell.ctx.optimizer.take_extra_passes()  # count from here on
+    totals = dict.fromkeys(cells, 0.0)
+    names = list(cells)
+    for start in range(0, args.steps, args.block):
+        for name in names if (start // args.block) % 2 == 0 else names[::-1]:
+            ctx = cells[name].ctx
+            for t in range(start, min(start + args.block, args.steps)):
+                sync(device)
+                clock["t0"] = time.perf_counter()
+                train_step(ctx, *batches[t % len(batches)], sa=name != "sgd")
+                sync(device)
+                totals[name] += time.perf_counter() - clock["t0"]
+    out: dict = {
+        "steps_per_config": args.steps,
+        "step_s": {k: v / args.steps for k, v in totals.items()},
+    }
+    for name in ("sam", "looksam", "esam"):
+        realized = cells[name].ctx.optimizer.take_extra_passes() / args.steps
+        measured = (totals[name] - totals["sgd"]) / totals["sgd"]
+        out[name] = {
+            "realized_extra": realized,
+            "measured_extra": measured,
+            "measured_over_realized": measured / realized,
+        }
+    sam_first, esam_first = statistics.median(marks["sam"]), statistics.median(marks["esam"])
+    out["first_pass"] = {
+        "sam_s": sam_first,
+        "esam_s": esam_first,
+        "esam_over_sam": esam_first / sam_first,
+        # the cost model: a pass is 1, skipping weight gradients of 1 − β of the entries saves
+        # (1 − β)/3 in expectation
+        "predicted": 1.0 - 0.5 / 3.0,
+    }
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
@@ -206,6 +273,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=6)
     parser.add_argument("--epoch-steps", type=int, default=40, help="steps per epoch, part 3")
     parser.add_argument("--epoch-reps", type=int, default=4)
+    parser.add_argument("--only", choices=["passes"], help="run part 4 only")
     args = parser.parse_args(argv)
 
     probe = config_for(args)
@@ -215,6 +283,13 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     data = random_bundle(args.shape, args.epoch_steps * args.batch_size, device)
     started = time.perf_counter()
+    if args.only == "passes":
+        passes = bench_passes(args, data)
+        print(
+            json.dumps({"device": str(device), "threads": args.threads, "passes": passes}, indent=2)
+        )
+        print(_passes_line(passes) + f" | {device}, {args.threads} thread(s)")
+        return
     result = {
         "device": str(device),
         "threads": args.threads,
@@ -224,6 +299,7 @@ def main(argv: list[str] | None = None) -> None:
         "batch_size": args.batch_size,
         "steps": bench_steps(args, data),
         "epoch": bench_epoch(args, data),
+        "passes": bench_passes(args, data),
     }
     result["wall_s"] = time.perf_counter() - started
     print(json.dumps(result, indent=2))
@@ -236,7 +312,8 @@ def main(argv: list[str] | None = None) -> None:
     print(
         " | ".join(parts)
         + f" | trainer/bare epoch {epoch['trainer_over_bare']:.3f}"
-        + f" | goals <= 2.03, 1.00±0.03, <= 1.03 | {result['device']}, {args.threads} thread(s),"
+        + f" | goals <= 2.03, 1.00±0.03, <= 1.03 | {_passes_line(result['passes'])}"
+        + f" | {result['device']}, {args.threads} thread(s),"
         + f" {result['wall_s']:.0f} s"
     )
     finite = [
@@ -244,6 +321,18 @@ def main(argv: list[str] | None = None) -> None:
     ]
     if not all(math.isfinite(v) for v in finite):
         sys.exit(1)
+
+
+def _passes_line(p: dict) -> str:
+    ratios = " ".join(
+        f"{k} {v['measured_extra']:.3f}/{v['realized_extra']:.3f}={v['measured_over_realized']:.3f}"
+        for k, v in ((k, p[k]) for k in ("sam", "looksam", "esam"))
+    )
+    first = p["first_pass"]
+    return (
+        f"measured/realized extra: {ratios} (goal 1.00±0.05)"
+        f" | ESAM/SAM first pass {first['esam_over_sam']:.3f} (model {first['predicted']:.3f})"
+    )
 
 
 if __name__ == "__main__":

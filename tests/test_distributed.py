@@ -24,7 +24,7 @@ from rstsweep.trainers.step import StepContext, train_step
 
 pytestmark = pytest.mark.slow  # starts real processes
 
-CPU = Runtime(device=torch.device("cpu"), amp=False, channels_last=False)
+CPU = Runtime(device=torch.device("cpu"), precision="fp32", channels_last=False)
 N, D, C, STEPS = 16, 6, 3, 3
 
 

@@ -30,10 +30,15 @@ COMMON = dict(rho=0.07, alpha=1.3, grad_clip=2.5, lr=0.05, momentum=0.8, weight_
         ("sgd", SAM, dict(adaptive=False, mask_fraction=1.0)),
         ("sam", SAM, dict(adaptive=False, mask_fraction=1.0)),
         ("gnr", SAM, dict(adaptive=False, mask_fraction=1.0)),
-        ("asam", SAM, dict(adaptive=True, eta=0.02, mask_fraction=1.0)),
-        ("gsam", GSAM, dict(gsam_alpha=0.3, mask_fraction=1.0)),
+        (
+            "asam",
+            SAM,
+            dict(adaptive=True, eta=0.02, mask_fraction=1.0, adaptive_variant="official"),
+        ),
+        ("gsam", GSAM, dict(gsam_alpha=0.3, mask_fraction=1.0, rho_schedule="lr", rho_min=0.0)),
         ("looksam", LookSAM, dict(k=4, looksam_alpha=0.6, mask_fraction=1.0)),
-        ("esam", ESAM, dict(mask_fraction=0.4, mask_kind="random", mask_seed=11)),
+        # ESAM's weight perturbation is by tensor (beta), not the per-entry mask
+        ("esam", ESAM, dict(mask_fraction=1.0, beta=0.6, sample_fraction=0.5)),
         ("ssam", SAM, dict(mask_fraction=0.4, mask_kind="fisher", mask_seed=11)),
     ],
 )
@@ -46,6 +51,7 @@ def test_build_optimizer_maps_every_algorithm(algorithm, cls, expected):
         looksam_alpha=0.6,
         mask_fraction=0.4,
         mask_kind="fisher",
+        esam_beta=0.6,
         seed=11,
         **COMMON,
     )
@@ -148,3 +154,15 @@ def test_scheduler_state_round_trip():
     assert opt2.base_optimizer.param_groups[0]["lr"] == pytest.approx(
         0.05 * (1 + math.cos(0.4 * math.pi))
     )
+
+
+def test_authors_switches_reach_the_optimizer():
+    config = CellConfig(
+        weight_decay=1e-3, weight_decay_in_loss=True, norm_perturbations=True, base_grad_clip=2.0
+    )
+    opt = build_optimizer(params(), config)
+    assert opt.l2 == 1e-3 and opt.base_optimizer.param_groups[0]["weight_decay"] == 0.0
+    assert opt.norm_perturbations and opt.base_clip == 2.0 and opt.max_grad_norm == 5.0
+    plain = build_optimizer(params(), CellConfig(weight_decay=1e-3))
+    assert plain.l2 == 0.0 and plain.base_optimizer.param_groups[0]["weight_decay"] == 1e-3
+    assert not plain.norm_perturbations and plain.base_clip is None

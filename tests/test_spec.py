@@ -124,7 +124,30 @@ def test_groups_resolve_special_fields(sweeps) -> None:
     assert vit and all(c.optimizer == "adam" for c in vit)
     assert all(c.config.optimizer == "sgd" for c in grst if c.config.model != "vit-s16")
     other = expand(sweeps, "other-models", "paper")
-    assert {c.config.epochs for c in other} == {300}
+    # Table 11 gives 300 epochs for ViT-S16 only; VGG16-BN keeps the CNN setting (200)
+    assert {(c.config.model, c.config.epochs) for c in other} == {
+        ("vgg16-bn", 200),
+        ("vit-s16", 300),
+    }
+    vit_grst = {
+        (c.config.epochs, c.config.mixup_alpha) for c in grst if c.config.model == "vit-s16"
+    }
+    assert vit_grst == {(1200, 1.0)}  # Table 3's ViT: 1200 epochs with mixup
+    assert all(c.warmup_sgd for c in vit)  # the authors' warm-up takes SGD steps
+    authors = expand(sweeps, "g-rst", "authors")
+    assert all(
+        c.config.weight_decay_in_loss
+        and c.config.norm_perturbations
+        and c.config.base_grad_clip == 2.0
+        for c in authors
+    )
+    paper_ids = {
+        c.config.model_copy(
+            update=dict(weight_decay_in_loss=True, norm_perturbations=True, base_grad_clip=2.0)
+        ).cell_id()
+        for c in grst
+    }
+    assert paper_ids == {c.cell_id for c in authors}  # authors = paper + exactly the three switches
     demo_epochs = sweeps.profiles["demo"].overrides["epochs"]
     assert {c.config.epochs for c in expand(sweeps, "other-models", "demo")} == {demo_epochs}
     cutout = expand(sweeps, "cutout", "ci")
@@ -248,7 +271,7 @@ def test_unknown_sweep_profile_file_and_invalid_yaml(tmp_path: Path, sweeps) -> 
     with pytest.raises(RstError, match=r"^unknown sweep 'nope' \(known: baselines, constant, "):
         expand(sweeps, "nope", "ci")
     with pytest.raises(
-        RstError, match=r"^unknown profile 'nope' \(known: paper, demo, ci, ci-imagenet\)$"
+        RstError, match=r"^unknown profile 'nope' \(known: paper, authors, demo, ci, ci-imagenet\)$"
     ):
         expand(sweeps, "constant", "nope")
     with pytest.raises(RstError, match=r"missing\.yaml: sweeps file not found"):
@@ -306,7 +329,7 @@ def test_cli_bad_input_exits_2_with_one_line_and_store_untouched(
         (("plan", "nope", "-f", str(SWEEPS), "-s", str(store_dir)),
          "rstsweep: error: unknown sweep 'nope' (known: "),
         (("plan", "constant", "-p", "nope", "-f", str(SWEEPS)),
-         "rstsweep: error: unknown profile 'nope' (known: paper, demo, ci, ci-imagenet)"),
+         "rstsweep: error: unknown profile 'nope' (known: paper, authors, demo, ci, ci-imagenet)"),
         (("status", "constant", "-f", str(bad), "-p", "ci", "-s", str(store_dir)),
          "rstsweep: error: sweeps.constant.groups.constant.grid.a_c[3]: 1.2 is not in [0, 1]"),
         (("plan", "constant", "-f", str(tmp_path / "missing.yaml")),

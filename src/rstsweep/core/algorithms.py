@@ -19,8 +19,9 @@ class AlgorithmSpec:
     """One sharpness-aware algorithm.
 
     `builder`: "module:function" returning the optimizer for (params, config).
-    `extra_passes`: expected extra forward-backward passes of one SA step over the base step
-    (SAM: 1.0, the second pass); the trainer counts what each step actually ran.
+    `extra_passes`: extra forward-backward passes of one SA step over the base step (SAM: 1.0,
+    the second pass) under the cost model of `rstsweep.core.passes`, which refines it for
+    LookSAM and ESAM (`expected_sa_extra`); the trainer counts what each step actually ran.
     """
 
     name: str
@@ -62,7 +63,7 @@ for _name, _builder, _extra, _summary in (
     ("asam", "build_asam", 1.0, "ASAM (Kwon et al., 2021): scale-invariant ε"),
     ("gsam", "build_gsam", 1.0, "GSAM (Zhuang et al., 2022): surrogate-gap guided ascent"),
     ("looksam", "build_looksam", 1.0, "LookSAM (Liu et al., 2022): full SAM every k-th SA step"),
-    ("esam", "build_masked", 1.0, "ESAM (Du et al., 2022): weight perturbation + data selection"),
-    ("ssam", "build_masked", 1.0, "SSAM (Mi et al., 2022): sparse perturbation mask"),
+    ("esam", "build_masked", 1.0, "ESAM (Du et al., 2022): tensor-level SWP + data selection"),
+    ("ssam", "build_masked", 1.0, "SSAM-style (Mi et al., 2022): sparse perturbation mask"),
 ):
     register_algorithm(AlgorithmSpec(_name, f"{_BUILD}:{_builder}", _extra, _summary))

@@ -36,6 +36,9 @@ LrSchedule = Literal["cosine", "step", "constant"]
 Augment = Literal["none", "basic", "cutout"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 MaskKind = Literal["random", "fisher"]
+AsamVariant = Literal["official", "rst"]
+RhoSchedule = Literal["lr", "constant"]
+PadMode = Literal["reflect", "zero"]
 
 # Fields that decide *where/how fast* a cell runs, not *what* it computes: excluded from cell_id.
 # `eval_every` only thins the per-epoch test metrics; weights and final metrics are unchanged.
@@ -62,16 +65,40 @@ OMITTED_AT_DEFAULT: dict[str, object] = {
     "sync_bn": False,
     "image_size": None,
     "precision": "auto",
+    # the RST authors' switches (the `authors` profile) and mixup: off is what cells did before
+    "weight_decay_in_loss": False,
+    "norm_perturbations": False,
+    "base_grad_clip": None,
+    "warmup_sgd": False,
+    "mixup_alpha": 0.0,
 }
+# Options that change what a cell computes only for one algorithm or augmentation: elsewhere they
+# stay out of cell_id, so e.g. a SAM cell without crops keeps its id whatever they are. Where
+# they apply they are always in it: ASAM, GSAM and ESAM now follow their reference code and crops
+# pad as the RST authors' code does, so those cells compute something new and get new ids.
+ONLY_WHERE: dict[str, tuple[str, frozenset[str]]] = {
+    "asam_variant": ("algorithm", frozenset({"asam"})),
+    "gsam_rho_schedule": ("algorithm", frozenset({"gsam"})),
+    "gsam_rho_min": ("algorithm", frozenset({"gsam"})),
+    "esam_beta": ("algorithm", frozenset({"esam"})),
+    "pad_mode": ("augment", frozenset({"basic", "cutout"})),
+}
+
+
+def _in_identity(key: str, value: object, fields: dict) -> bool:
+    if key in RUNTIME_FIELDS or key == "amp":
+        return False
+    if key in OMITTED_AT_DEFAULT and OMITTED_AT_DEFAULT[key] == value:
+        return False
+    if key in ONLY_WHERE:
+        field_name, values = ONLY_WHERE[key]
+        return fields.get(field_name) in values
+    return True
 
 
 def identity_of(fields: dict) -> dict:
     """The result-determining part of a config dump (also of an older one read from the store)."""
-    return {
-        k: v
-        for k, v in fields.items()
-        if k not in RUNTIME_FIELDS and k != "amp" and OMITTED_AT_DEFAULT.get(k, object()) != v
-    }
+    return {k: v for k, v in fields.items() if _in_identity(k, v, fields)}
 
 
 class CellConfig(BaseModel):
@@ -86,12 +113,25 @@ class CellConfig(BaseModel):
     rho: float = Field(0.05, ge=0.0, description="SAM radius (ASAM: ~10x larger)")
     alpha: float = Field(1.0, ge=0.0, description="GNR/G-RST mix gamma/rho: (1-a)g + a*g_sam")
     asam_eta: float = Field(0.01, gt=0.0, description="ASAM: eta of the adaptive radius")
+    asam_variant: AsamVariant = Field(
+        "official", description="official: T=|w|+eta on weights only; rst: T=|w| on all params"
+    )
     gsam_alpha: float = Field(0.1, ge=0.0, description="GSAM: g_p - alpha * g_perp")
+    gsam_rho_schedule: RhoSchedule = Field("lr", description="GSAM: rho_t follows the lr or not")
+    gsam_rho_min: float = Field(0.0, ge=0.0, description="GSAM: rho_t at lr 0 (rho is rho_max)")
     looksam_k: int = Field(5, ge=1, description="LookSAM: full SAM every k-th SA step")
     looksam_alpha: float = Field(0.7, ge=0.0, description="LookSAM: weight of the reused g_v")
-    mask_fraction: float = Field(0.5, gt=0.0, le=1.0, description="ESAM/SSAM: fraction perturbed")
+    mask_fraction: float = Field(0.5, gt=0.0, le=1.0, description="SSAM: fraction perturbed")
     mask_kind: MaskKind = Field("random", description="SSAM: which weights are perturbed")
+    esam_beta: float = Field(0.5, gt=0.0, le=1.0, description="ESAM SWP: P(tensor perturbed)")
     esam_gamma: float = Field(0.5, gt=0.0, le=1.0, description="ESAM SDS: fraction of samples")
+    # --- switches of the RST authors' JAX code (profile `authors`) ---
+    weight_decay_in_loss: bool = Field(False, description="weight decay as L2 in the loss")
+    norm_perturbations: bool = Field(False, description="GNR mixes g/||g|| instead of g")
+    base_grad_clip: float | None = Field(
+        None, gt=0.0, description="second clip inside the base optimizer (authors: 2.0)"
+    )
+    warmup_sgd: bool = Field(False, description="coins forced to 0 (SGD) in warm-up epochs")
 
     # --- base optimizer and regularisation ---
     optimizer: BaseOptimizer = Field("sgd", description="base optimizer")
@@ -110,6 +150,8 @@ class CellConfig(BaseModel):
     width: int | None = Field(None, ge=1, description="model width override (fastcnn, wrn k)")
     dataset: str = Field("fashion-mnist", description="data set name")
     augment: Augment = Field("basic", description="basic: flip + pad-crop; cutout: basic + cutout")
+    pad_mode: PadMode = Field("reflect", description="random-crop padding (authors: reflect)")
+    mixup_alpha: float = Field(0.0, ge=0.0, description="mixup Beta(a, a); 0: off")
     train_subset: int | None = Field(None, ge=1, description="seeded training subset; null: all")
     test_subset: int | None = Field(None, ge=1, description="seeded test subset; null: all")
     batch_size: int = Field(256, ge=1, description="batch size")
@@ -180,6 +222,13 @@ class CellConfig(BaseModel):
     def _sgd_has_no_sa_branch(self) -> CellConfig:
         if self.algorithm == "sgd" and self.schedule != parse_schedule("constant(0)").spec:
             object.__setattr__(self, "schedule", parse_schedule("constant(0)").spec)
+        return self
+
+    @model_validator(mode="after")
+    def _gsam_rho_range(self) -> CellConfig:
+        lr_tied = self.algorithm == "gsam" and self.gsam_rho_schedule == "lr"
+        if lr_tied and self.gsam_rho_min > self.rho:
+            raise ValueError(f"gsam_rho_min: {self.gsam_rho_min} is larger than rho {self.rho}")
         return self
 
     def identity(self) -> dict:

@@ -48,7 +48,15 @@ class TrainResult:
 
     `status` is "ok" or "diverged" (NaN/inf loss; `error` says where). Errors are fractions
     in [0, 1].
-    `draws` holds X_0..X_{steps-1} actually taken (bool). Step times are means per branch.
+    `draws` holds X_0..X_{steps-1} actually taken (bool). Step times are means per branch;
+    `first_pass_s` is the mean time of an SA step's first forward-backward (up to `first_step`).
+
+    Two Δη's: `sa_fraction` = ΣX_t/T, the coin fraction the schedule asked for, and
+    `realized_extra` = `extra_passes`/T, the extra compute the steps actually ran in
+    forward-backward pass units under the cost model of `rstsweep.core.passes` (a LookSAM reuse
+    step adds 0, ESAM its partial passes). `expected_extra` (and `closed_form_extra`) is the
+    schedule's expectation of `sa_fraction`, not of the passes. A result built without pass counting
+    (`extra_passes` None) counts every SA step as one full extra pass.
     `skipped_steps`: fp16 steps whose gradients overflowed and that the loss scaler skipped (they
     count in `steps`). `peak_memory_bytes`: the device's peak (CUDA: max allocated; CPU: peak
     RSS; None if unknown). `manifest`: versions, device and settings the run used (see
@@ -75,7 +83,15 @@ class TrainResult:
     skipped_steps: int = 0
     peak_memory_bytes: int | None = None
     manifest: dict = field(default_factory=dict)
+    extra_passes: float | None = None
+    first_pass_s: float | None = None
+
+    @property
+    def sa_fraction(self) -> float:
+        return self.sa_steps / self.steps if self.steps else 0.0
 
     @property
     def realized_extra(self) -> float:
-        return self.sa_steps / self.steps if self.steps else 0.0
+        if self.extra_passes is None:
+            return self.sa_fraction
+        return self.extra_passes / self.steps if self.steps else 0.0

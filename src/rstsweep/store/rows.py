@@ -87,6 +87,8 @@ def trial_row(
         "expected_extra": result.expected_extra,
         "closed_form_extra": result.closed_form_extra,
         "realized_extra": result.realized_extra,
+        "sa_fraction": result.sa_fraction,
+        "first_pass_s": _opt_float(getattr(result, "first_pass_s", None)),
         "train_time_s": result.train_time_s,
         "sgd_step_s": _opt_float(result.sgd_step_s),
         "sa_step_s": _opt_float(result.sa_step_s),

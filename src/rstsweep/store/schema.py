@@ -45,7 +45,7 @@ TRIALS = pa.schema(
         ("sa_steps", pa.int64()),
         ("expected_extra", pa.float64()),  # discrete mean of p(t) over the run's T steps
         ("closed_form_extra", pa.float64()),
-        ("realized_extra", pa.float64()),  # sa_steps / steps
+        ("realized_extra", pa.float64()),  # extra pass units run / steps (core.passes)
         ("train_time_s", pa.float64()),
         ("sgd_step_s", pa.float64()),  # mean wall time of a base (one-pass) step
         ("sa_step_s", pa.float64()),  # mean wall time of a sharpness-aware step
@@ -79,6 +79,12 @@ TRIALS = pa.schema(
         ("deterministic", pa.bool_()),
         ("git_commit", pa.string()),  # the project's commit when run from a checkout
         ("git_dirty", pa.bool_()),
+        # added with pass counting (additive): the coin fraction ΣX_t/T, and the mean time of an
+        # SA step's first forward-backward. Rows written before have realized_extra = ΣX_t/T and
+        # no sa_fraction: the reader fills it from realized_extra and flags the row
+        # (`extra_from_coins`, a read-time column, not stored).
+        ("sa_fraction", pa.float64()),
+        ("first_pass_s", pa.float64()),
     ]
 )
 

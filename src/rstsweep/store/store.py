@@ -175,6 +175,8 @@ class Store:
             # keep the earliest finished row of each cell (stable: ties keep file order)
             frame = frame.sort_values("finished_at", kind="stable")
         frame = frame.drop_duplicates(subset=KEYS[table], keep="first")
+        if table == "trials":
+            frame = legacy_pass_counts(frame)
         return frame.reset_index(drop=True)
 
     def _read_attempt_rows(self, table: str, columns: list[str] | None) -> pd.DataFrame:
@@ -265,6 +267,16 @@ def _dedupe_arrow(name: str, table: pa.Table) -> pa.Table:
         keys = keys.sort_values("_t", kind="stable").drop(columns="_t")
     keep = keys.drop_duplicates(keep="first").index.sort_values()
     return table.take(pa.array(keep, type=pa.int64()))
+
+
+def legacy_pass_counts(trials: pd.DataFrame) -> pd.DataFrame:
+    """Rows written before passes were counted have no `sa_fraction` and a `realized_extra` that
+    is the coin fraction ΣX_t/T: take sa_fraction from it and flag them in `extra_from_coins`
+    (their realized_extra then counts every SA step as one full pass)."""
+    legacy = trials["sa_fraction"].isna()
+    trials = trials.assign(extra_from_coins=legacy)
+    trials.loc[legacy, "sa_fraction"] = trials.loc[legacy, "realized_extra"]
+    return trials
 
 
 def draws_in(draws: pd.DataFrame, cell_id: str) -> np.ndarray | None:

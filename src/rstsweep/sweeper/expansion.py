@@ -2,9 +2,10 @@
 points, each a fully resolved CellConfig with its cell_id.
 
 Config precedence (later wins): CellConfig defaults < profile.config < profile.per_model <
-profile.per_dataset < sweep.config < group fields < profile.overrides < command-line overrides
-(`--set`); then model, dataset and seed. Every field remembers the YAML path that set it, so a bad
-value is reported where it was written, down to the grid value a template used. No torch, no ray.
+profile.per_dataset < sweep.config < sweep.per_model < group fields < profile.overrides <
+command-line overrides (`--set`); then model, dataset and seed. Every field remembers the YAML path
+that set it, so a bad value is reported where it was written, down to the grid value a template
+used. No torch, no ray.
 """
 
 from __future__ import annotations
@@ -111,6 +112,7 @@ def _base_layers(
         (prof.per_model.get(model, {}), ("profiles", profile, "per_model", model)),
         (prof.per_dataset.get(dataset, {}), ("profiles", profile, "per_dataset", dataset)),
         (body.config, ("sweeps", sweep, "config")),
+        (body.per_model.get(model, {}), ("sweeps", sweep, "per_model", model)),
     ]
     for section, where in sections:
         out.update({k: (v, (*where, k), None) for k, v in section.items()})

@@ -1,12 +1,13 @@
 """`rstsweep plan SWEEP`: what a sweep would run, its expected forward-backward passes and time.
 
 Steps per cell come from a small table of training-set sizes (subset-aware, the trainer's
-drop_last rule), expected passes are Σ steps × (1 + cost_per_SA_step × Δη), and the time estimate
-uses the median step costs the store has measured for the same model, dataset and batch size, or,
-for settings never run, step-cost probes (`sweeper.probe`, shown as estimates). Where GPU trials of
-the same model, dataset and batch size recorded their peak memory, the plan also says how many such
-trials fit on one GPU (`trials_per_gpu`). No torch, no ray here: without probing this answers in
-about a second.
+drop_last rule), expected passes are Σ steps × (1 + cost_per_SA_step × Δη) with the cost per SA
+step from the trainer's cost model (`rstsweep.core.passes`), and the time estimate uses the median
+step costs the store has measured for the same model, dataset and batch size, or, for settings
+never run, step-cost probes (`sweeper.probe`, shown as estimates). Where GPU trials of the same
+model, dataset and batch size recorded their peak memory, the plan also says how many such trials
+fit on one GPU (`trials_per_gpu`). No torch, no ray here: without probing this answers in about a
+second.
 """
 
 from __future__ import annotations
@@ -34,14 +35,12 @@ def cell_steps(config) -> int | None:
 
 
 def sa_step_cost(config) -> float:
-    """Extra passes of one sharpness-aware step over a base step (approximate for cheap SAMs):
-    LookSAM does its second pass on every k-th SA step; ESAM's second pass sees a γ-fraction of
-    the batch."""
-    if config.algorithm == "looksam":
-        return 1.0 / config.looksam_k
-    if config.algorithm == "esam":
-        return float(config.esam_gamma)
-    return 1.0
+    """Expected extra passes of one sharpness-aware step over a base step, under the same cost
+    model the trainer counts with (LookSAM: 1/k; ESAM: γ-fraction second pass + ranking forward −
+    skipped first-pass weight gradients)."""
+    from rstsweep.core.passes import expected_sa_extra
+
+    return expected_sa_extra(config)
 
 
 def expected_extra(config, steps: int | None) -> float:

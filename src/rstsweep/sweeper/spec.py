@@ -19,6 +19,7 @@ File layout (see the repo's sweeps.yaml for the real thing):
         models: / datasets: [...]
         max_seeds: 3                  # use only the first k seeds of the profile
         config: {...}                 # CellConfig overrides for the whole sweep (augment: cutout)
+        per_model: {MODEL: {...}}     # ... and for one model of the sweep (ViT's epochs)
         include: [SWEEP, SWEEP.GROUP] # reuse another sweep's groups (same cells, same cell_ids)
         groups:
           GROUP:
@@ -31,9 +32,9 @@ File layout (see the repo's sweeps.yaml for the real thing):
             alpha: "{g}/{p}"
 
 Config precedence (later wins): CellConfig defaults < profile.config < profile.per_model <
-profile.per_dataset < sweep.config < group fields < profile.overrides < `--set`; then model, dataset
-and seed. Cells are ordered seed-major (all cells of seed 0 first) so a partly run sweep is complete
-early.
+profile.per_dataset < sweep.config < sweep.per_model < group fields < profile.overrides < `--set`;
+then model, dataset and seed. Cells are ordered seed-major (all cells of seed 0 first) so a partly
+run sweep is complete early.
 
 This module is the public face of the sweep spec: the schema and its checks live in `sweeps_file`,
 the `{name}` template language in `templates`, expansion in `expansion`, `Cell` in `cell`.

@@ -59,7 +59,7 @@ def heartbeat_live(beat: dict[str, Any] | None, now: float | None = None) -> boo
 class GroupStatus:
     group: str
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATES, 0))
-    passes: int = 0  # realized forward-backward passes of the done cells: Σ steps + Σ sa_steps
+    passes: int = 0  # realized forward-backward passes of the done cells: Σ steps·(1 + Δη run)
     steps: int = 0
     train_time_s: float = 0.0
 
@@ -148,7 +148,7 @@ def _classify(
             g.counts["done"] += 1
             row = done.loc[cell_id]
             g.steps += int(row["steps"])
-            g.passes += int(row["steps"]) + int(row["sa_steps"])
+            g.passes += _passes(row["steps"], row["realized_extra"])
             g.train_time_s += float(row["train_time_s"])
         elif cell_id in running:
             g.counts["running"] += 1
@@ -231,11 +231,20 @@ def collect_status(
         heartbeat=beat,
         live=live,
         trials=len(trials),
-        passes=int(trials["steps"].sum() + trials["sa_steps"].sum()),
+        passes=_passes(
+            trials["steps"].sum(),
+            (trials["steps"] * trials["realized_extra"]).sum() / max(1, trials["steps"].sum()),
+        ),
         steps=int(trials["steps"].sum()),
         train_time_s=float(trials["train_time_s"].sum()),
         failures=failures,
     )
+
+
+def _passes(steps: float, realized_extra: float) -> int:
+    """Forward-backward passes run: steps × (1 + realized Δη), realized Δη counted in pass units
+    (`rstsweep.core.passes`; rows from before pass counting: the coin fraction)."""
+    return round(float(steps) * (1.0 + float(realized_extra)))
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -292,7 +301,7 @@ def print_status(status: StoreStatus, detail: bool) -> None:
     console.print(
         f"store: {status.trials} finished cells, realized compute {format_count(status.passes)} "
         f"forward-backward passes ({format_count(status.steps)} steps + "
-        f"{format_count(status.passes - status.steps)} SA steps), "
+        f"{format_count(status.passes - status.steps)} extra passes), "
         f"{format_duration(status.train_time_s)} of training"
     )
     failures = status.sweeps[0].failures if detail and len(status.sweeps) == 1 else status.failures

@@ -74,6 +74,7 @@ class SweepSpec(_Strict):
     datasets: list[str] | None = None
     max_seeds: int | None = Field(None, ge=1)
     config: dict[str, Any] = Field(default_factory=dict)
+    per_model: dict[str, dict[str, Any]] = Field(default_factory=dict)
     include: list[str] = Field(default_factory=list)
     groups: dict[str, GroupSpec] = Field(default_factory=dict)
 
@@ -198,6 +199,8 @@ def _check_semantics(spec: SweepsFile) -> None:
         _check_names(sweep.models, *where, "models")
         _check_names(sweep.datasets, *where, "datasets")
         check_config_keys(sweep.config, *where, "config")
+        for key, section in sweep.per_model.items():
+            check_config_keys(section, *where, "per_model", key)
         for gname, group in sweep.groups.items():
             _check_group(group, *where, "groups", gname)
         resolve_groups(spec, name)  # include targets exist, no cycles, at least one group

@@ -10,9 +10,11 @@ batch is then an index gather of uint8 images plus a few whole-batch tensor ops,
 
 Augmentations (`augment`):
 - "none": shuffle only.
-- "basic": random horizontal flip (p = ½; also for Fashion-MNIST) and a random crop after ZERO
-  padding by 4 pixels — the same as torchvision's `RandomCrop(size, padding=4)` used by the paper's
-  code (zeros in pixel space, i.e. black before normalisation).
+- "basic": random horizontal flip (p = ½; also for Fashion-MNIST) and a random crop after padding
+  by 4 pixels. `pad_mode="reflect"` (default) mirrors the border as the RST authors' code does
+  (`tf.pad(..., mode='REFLECT')` in their augmentation); `pad_mode="zero"` pads with zeros in
+  pixel space (black before normalisation), as torchvision's `RandomCrop(size, padding=4)` of
+  common PyTorch SAM recipes.
 - "cutout": "basic" plus Cutout (DeVries & Taylor 2017): a square of side `image_size // 2` (16 for
   32 px, 14 for 28 px) set to 0 *after* normalisation (the mean colour, as in the reference code),
   its centre uniform over the image and the square clipped at the borders.
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
     from rstsweep.trainers.data import DataBundle
 
 AUGMENTS: tuple[str, ...] = ("none", "basic", "cutout")
+PAD_MODES: tuple[str, ...] = ("reflect", "zero")
 PAD = 4
 
 
@@ -66,13 +69,23 @@ def normalize(images: Tensor, mean: Tensor, std: Tensor) -> Tensor:
     return images.float().mul_(scale).add_(shift)
 
 
-def crop_flip(images: Tensor, dy: Tensor, dx: Tensor, flip: Tensor, pad: int = PAD) -> Tensor:
-    """Random crops of zero-padded images, mirrored where `flip` is set:
+def crop_flip(
+    images: Tensor, dy: Tensor, dx: Tensor, flip: Tensor, pad: int = PAD, pad_mode: str = "zero"
+) -> Tensor:
+    """Random crops of padded images (zeros, or the border mirrored: `pad_mode`), mirrored where
+    `flip` is set:
     out[i] = pad(images[i])[dy_i : dy_i+H, dx_i : dx_i+W] (then flipped left-right), dy, dx in
     [0, 2*pad]. Both are one `torch.gather` over the flattened padded batch (the flip is folded
     into the column index), far cheaper on CPU than 4-D advanced indexing."""
     n, c, h, w = images.shape
-    padded = torch.nn.functional.pad(images, (pad, pad, pad, pad))
+    if pad_mode == "reflect":
+        rows_idx, cols_idx = (
+            _reflect_index(h, pad, images.device),
+            _reflect_index(w, pad, images.device),
+        )
+        padded = images.index_select(2, rows_idx).index_select(3, cols_idx)
+    else:
+        padded = torch.nn.functional.pad(images, (pad, pad, pad, pad))
     h_pad, w_pad = h + 2 * pad, w + 2 * pad
     dev = images.device
     cols = torch.arange(w, device=dev).view(1, w)
@@ -81,6 +94,17 @@ def crop_flip(images: Tensor, dy: Tensor, dx: Tensor, flip: Tensor, pad: int = P
     flat = (rows.view(n, h, 1) * w_pad + cols.view(n, 1, w)).view(n, 1, h * w)
     out = torch.gather(padded.view(n, c, h_pad * w_pad), 2, flat.expand(n, c, h * w))
     return out.view(n, c, h, w)
+
+
+def _reflect_index(n: int, pad: int, device: torch.device) -> Tensor:
+    """Source positions of a reflect-padded axis (tf.pad REFLECT: the edge is not repeated),
+    folding back as often as needed, so images smaller than the padding work too."""
+    i = torch.arange(-pad, n + pad, device=device)
+    if n == 1:
+        return torch.zeros_like(i)
+    period = 2 * (n - 1)
+    i = i.remainder(period)
+    return torch.where(i > n - 1, period - i, i)
 
 
 def cutout_mask(cy: Tensor, cx: Tensor, size: int, h: int, w: int) -> Tensor:
@@ -105,14 +129,17 @@ def train_batches(
     epoch: int,
     drop_last: bool = True,
     shard: tuple[int, int] = (0, 1),
+    pad_mode: str = "reflect",
 ) -> Iterator[tuple[Tensor, Tensor]]:
     """Yield the (normalised float32 images, int64 labels) batches of training epoch `epoch`
     (worker `shard[0]`'s part of each, of `shard[1]` workers).
-    A bad `augment` raises RstError at the call, not at the first batch."""
+    A bad `augment` or `pad_mode` raises RstError at the call, not at the first batch."""
     _check_augment(augment)
+    if pad_mode not in PAD_MODES:
+        raise RstError(f"pad_mode: unknown {pad_mode!r}; known: {', '.join(PAD_MODES)}")
     if hasattr(bundle, "stream_train"):  # a streamed ImageFolder: its own DataLoader
         return bundle.stream_train(batch_size, augment, seed, epoch, shard)  # type: ignore[attr-defined]
-    return _epoch(bundle, batch_size, augment, seed, epoch, drop_last, shard)
+    return _epoch(bundle, batch_size, augment, seed, epoch, drop_last, shard, pad_mode)
 
 
 def shard_slice(start: int, stop: int, shard: tuple[int, int]) -> slice:
@@ -130,6 +157,7 @@ def _epoch(
     epoch: int,
     drop_last: bool,
     shard: tuple[int, int],
+    pad_mode: str,
 ) -> Iterator[tuple[Tensor, Tensor]]:
     images, labels = bundle.train_images, bundle.train_labels
     n, _, h, w = images.shape
@@ -153,7 +181,7 @@ def _epoch(
         idx = perm[sl]
         batch = images[idx]
         if augment != "none":
-            batch = crop_flip(batch, shifts[0, sl], shifts[1, sl], flips[sl])
+            batch = crop_flip(batch, shifts[0, sl], shifts[1, sl], flips[sl], pad_mode=pad_mode)
         out = normalize(batch, bundle.mean, bundle.std)
         if augment == "cutout":
             out.masked_fill_(cutout_mask(centres[0, sl], centres[1, sl], size, h, w), 0.0)

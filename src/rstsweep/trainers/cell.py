@@ -21,6 +21,7 @@ from rstsweep.trainers.augment import steps_per_epoch, train_batches
 from rstsweep.trainers.compiled import EAGER, compiled_passes
 from rstsweep.trainers.data import DataBundle, load_data
 from rstsweep.trainers.memory import prepare_device_memory
+from rstsweep.trainers.mixup import mixup_batches
 from rstsweep.trainers.models import build_model
 from rstsweep.trainers.optim import build_lr_scheduler, build_optimizer
 from rstsweep.trainers.runtime import Runtime, resolve_runtime, seed_everything, to_memory_format
@@ -83,10 +84,13 @@ def build_cell(config: CellConfig, data: DataBundle | None = None) -> Cell:
             f"batch_size: {config.batch_size} is larger than the training set "
             f"({int(data.train_labels.shape[0])} samples)"
         )
-    optimizer = build_optimizer(model.parameters(), config)
+    # named: ASAM's official variant scales weight tensors only (SamsungLabs/ASAM)
+    optimizer = build_optimizer(model.named_parameters(), config)
     scheduler = build_lr_scheduler(optimizer, config, spe)
     schedule = parse_schedule(config.schedule)
     total = spe * config.epochs
+    timer = StepTimer(runtime.device)
+    optimizer.on_first_pass_end = timer.mark_first_pass  # first-pass time of SA steps
     ctx = StepContext(
         model=model,
         optimizer=optimizer,
@@ -103,9 +107,9 @@ def build_cell(config: CellConfig, data: DataBundle | None = None) -> Cell:
         ctx=ctx,
         steps_per_epoch=spe,
         total_steps=total,
-        draws=np.asarray(schedule.draws(total, config.seed), dtype=bool),
+        draws=coin_draws(schedule, config, spe, total),
         schedule=schedule,
-        timer=StepTimer(runtime.device),
+        timer=timer,
     )
 
 
@@ -121,8 +125,18 @@ def run_epoch(cell: Cell, on_step: Callable[[], None] | None = None) -> tuple[fl
     seen = 0
     begin = time.perf_counter()
     batches = train_batches(
-        cell.data, cfg.batch_size, cfg.augment, cfg.seed, cell.epoch, shard=cell.shard
+        cell.data,
+        cfg.batch_size,
+        cfg.augment,
+        cfg.seed,
+        cell.epoch,
+        shard=cell.shard,
+        pad_mode=cfg.pad_mode,
     )
+    if cfg.mixup_alpha > 0:
+        batches = mixup_batches(
+            batches, cell.data.num_classes, cfg.mixup_alpha, cfg.seed, cell.epoch
+        )
     for x, y in batches:
         if t - first >= cell.steps_per_epoch:
             raise RuntimeError("train_batches yielded more batches than steps_per_epoch")
@@ -145,7 +159,25 @@ def run_epoch(cell: Cell, on_step: Callable[[], None] | None = None) -> tuple[fl
         )
     acc.steps += steps
     acc.sa_steps += int(cell.draws[first:t].sum())
+    acc.extra_passes += ctx.optimizer.take_extra_passes()
     return loss_sum / steps, 1.0 - correct / seen
+
+
+def coin_draws(schedule: Schedule, config: CellConfig, spe: int, total: int) -> np.ndarray:
+    """X_0..X_{T-1} from (schedule, seed, T); with `warmup_sgd` the warm-up epochs' coins are
+    forced to 0 (the RST authors take SGD steps there) and the later draws are unchanged."""
+    draws = np.array(schedule.draws(total, config.seed), dtype=bool)  # a copy: edited below
+    if config.warmup_sgd:
+        draws[: min(config.warmup_epochs * spe, total)] = False
+    return draws
+
+
+def expected_coin_fraction(cell: Cell) -> float:
+    """E[ΣX_t]/T: the discrete mean of p(t), with the warm-up coins at 0 under `warmup_sgd`."""
+    probs = np.array(cell.schedule.probabilities(cell.total_steps), dtype=float)
+    if cell.config.warmup_sgd:
+        probs[: min(cell.config.warmup_epochs * cell.steps_per_epoch, cell.total_steps)] = 0.0
+    return float(probs.mean()) if probs.size else 0.0
 
 
 def current_lr(optimizer: torch.optim.Optimizer) -> float:

@@ -31,7 +31,13 @@ from rstsweep.core.config import CellConfig
 from rstsweep.core.names import CHECKPOINT_NAME, FINAL_WEIGHTS_NAME
 from rstsweep.core.result import EpochRecord, TrainResult
 from rstsweep.trainers.augment import test_batches
-from rstsweep.trainers.cell import Cell, build_cell, current_lr, run_epoch
+from rstsweep.trainers.cell import (
+    Cell,
+    build_cell,
+    current_lr,
+    expected_coin_fraction,
+    run_epoch,
+)
 from rstsweep.trainers.checkpoint import atomic_torch_save, remove_stale_temporaries
 from rstsweep.trainers.manifest import collect_manifest
 from rstsweep.trainers.memory import peak_memory_bytes
@@ -122,7 +128,7 @@ def _result(cell: Cell, status: str, error: str | None) -> TrainResult:
         error=error,
         steps=cell.acc.steps,
         sa_steps=cell.acc.sa_steps,
-        expected_extra=float(cell.schedule.expected_extra(cell.total_steps)),
+        expected_extra=expected_coin_fraction(cell),
         closed_form_extra=float(cell.schedule.closed_form_extra),
         train_time_s=cell.acc.train_time_s,
         sgd_step_s=cell.acc.mean_base_step(),
@@ -141,4 +147,6 @@ def _result(cell: Cell, status: str, error: str | None) -> TrainResult:
             cell.ctx.passes.compiled,
             cell.runtime.deterministic,
         ),
+        extra_passes=cell.acc.extra_passes,
+        first_pass_s=cell.acc.mean_first_pass(),
     )

@@ -28,7 +28,9 @@ STEP_FACTOR = 0.2  # by this (the WRN/SAM CIFAR recipe: 60/120/160 of 200 epochs
 
 
 def _base_optimizer(config: CellConfig) -> tuple[Callable[..., torch.optim.Optimizer], dict]:
-    """The base optimizer class and its kwargs (weight decay applied by it, once)."""
+    """The base optimizer class and its kwargs (weight decay applied by it, once, unless it is an
+    L2 term of the loss: `weight_decay_in_loss`)."""
+    weight_decay = 0.0 if config.weight_decay_in_loss else config.weight_decay
     if config.optimizer == "sgd":
         if config.nesterov and config.momentum == 0:
             raise RstError("nesterov: Nesterov momentum needs momentum > 0")
@@ -36,16 +38,17 @@ def _base_optimizer(config: CellConfig) -> tuple[Callable[..., torch.optim.Optim
             lr=config.lr,
             momentum=config.momentum,
             nesterov=config.nesterov,
-            weight_decay=config.weight_decay,
+            weight_decay=weight_decay,
         )
         return torch.optim.SGD, kwargs
     cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
-    return cls, dict(lr=config.lr, weight_decay=config.weight_decay)
+    return cls, dict(lr=config.lr, weight_decay=weight_decay)
 
 
 def build_optimizer(params: Iterable[Any], config: CellConfig) -> SAM:
     """The SAM-family optimizer of `config.algorithm` (through the algorithm registry) over the
-    base optimizer `config.optimizer`."""
+    base optimizer `config.optimizer`. The trainer passes `model.named_parameters()` (SAM and its
+    subclasses take names or bare tensors; ASAM's official rule needs the names)."""
     module, _, function = get_algorithm(config.algorithm).builder.partition(":")
     builder = getattr(importlib.import_module(module), function)
     return builder(params, config)
@@ -53,7 +56,14 @@ def build_optimizer(params: Iterable[Any], config: CellConfig) -> SAM:
 
 def _common(config: CellConfig) -> tuple[Callable[..., torch.optim.Optimizer], dict]:
     base, kwargs = _base_optimizer(config)
-    kwargs.update(rho=config.rho, alpha=config.alpha, max_grad_norm=config.grad_clip)
+    kwargs.update(
+        rho=config.rho,
+        alpha=config.alpha,
+        max_grad_norm=config.grad_clip,
+        base_clip=config.base_grad_clip,
+        l2=config.weight_decay if config.weight_decay_in_loss else 0.0,
+        norm_perturbations=config.norm_perturbations,
+    )
     return base, kwargs
 
 
@@ -64,15 +74,18 @@ def build_sam(params: Iterable[Any], config: CellConfig) -> SAM:
 
 
 def build_asam(params: Iterable[Any], config: CellConfig) -> SAM:
-    """ASAM: SAM with the adaptive (scale-invariant) perturbation."""
+    """ASAM: SAM with the adaptive (scale-invariant) perturbation; `params` should be
+    `named_parameters()` (the official variant scales weights, not biases)."""
     base, kwargs = _common(config)
-    return SAM(params, base, adaptive=True, eta=config.asam_eta, **kwargs)
+    extra = dict(eta=config.asam_eta, adaptive_variant=config.asam_variant)
+    return SAM(params, base, adaptive=True, **extra, **kwargs)
 
 
 def build_gsam(params: Iterable[Any], config: CellConfig) -> GSAM:
     """GSAM: SAM's update minus gsam_alpha times the orthogonal component of the first gradient."""
     base, kwargs = _common(config)
-    return GSAM(params, base, gsam_alpha=config.gsam_alpha, **kwargs)
+    rho = dict(rho_schedule=config.gsam_rho_schedule, rho_min=config.gsam_rho_min)
+    return GSAM(params, base, gsam_alpha=config.gsam_alpha, **rho, **kwargs)
 
 
 def build_looksam(params: Iterable[Any], config: CellConfig) -> LookSAM:
@@ -82,11 +95,12 @@ def build_looksam(params: Iterable[Any], config: CellConfig) -> LookSAM:
 
 
 def build_masked(params: Iterable[Any], config: CellConfig) -> SAM:
-    """ESAM (random mask + data selection) / SSAM (mask of mask_kind)."""
+    """ESAM (tensor-level weight perturbation + data selection) / SSAM-style masking (a per-entry
+    mask of mask_kind)."""
     base, kwargs = _common(config)
     if config.algorithm == "esam":
-        mask = dict(mask_fraction=config.mask_fraction, mask_kind="random", mask_seed=config.seed)
-        return ESAM(params, base, sample_fraction=config.esam_gamma, **mask, **kwargs)
+        esam = dict(beta=config.esam_beta, sample_fraction=config.esam_gamma)
+        return ESAM(params, base, choice_seed=config.seed, **esam, **kwargs)
     mask = dict(
         mask_fraction=config.mask_fraction, mask_kind=config.mask_kind, mask_seed=config.seed
     )

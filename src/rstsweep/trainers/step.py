@@ -4,7 +4,8 @@ X_t = 0: a genuine one-pass base step (forward, backward, `optimizer.base_step()
 X_t = 1: the sharpness-aware step of the optimizer: forward/backward at θ, `first_step` (θ → θ+ε),
 a second forward/backward at θ+ε with BatchNorm running statistics frozen (they come from the first
 pass only), `second_step` (back to θ, update). What is algorithm-specific sits behind the
-optimizer's hooks: `needs_second_pass()` (LookSAM's reuse steps take the one-pass `reuse_step()`),
+optimizer's hooks: `before_first_pass()` (ESAM turns off the weight gradients of the tensors it
+does not perturb), `needs_second_pass()` (LookSAM's reuse steps take the one-pass `reuse_step()`),
 `wants_sample_losses` and `second_pass_batch(...)` (ESAM's data selection picks the samples of the
 second pass). Epoch sums stay on the device: nothing here syncs with the host (except fp16's
 overflow checks). Two more hooks: `passes` (the forwards, eager or compiled: `compiled.py`) and
@@ -73,6 +74,8 @@ def train_step(ctx: StepContext, x: Tensor, y: Tensor, sa: bool) -> None:
     # worker perturbs with its own, as in Foret et al.'s m-sharpness): its forward runs under
     # `no_sync`. One-pass steps and second passes all-reduce.
     two_pass = sa and opt.needs_second_pass()
+    if sa:
+        opt.before_first_pass()  # e.g. ESAM: tensors not perturbed skip their weight gradient
     with ctx.no_sync() if two_pass else contextlib.nullcontext(), ctx.runtime.autocast():
         out = forward(model, x)
         losses = F.cross_entropy(
@@ -81,6 +84,8 @@ def train_step(ctx: StepContext, x: Tensor, y: Tensor, sa: bool) -> None:
         loss = losses.mean() if per_sample else losses
     scaling.backward(loss)  # DDP decided in the forward whether this backward all-reduces
     if not scaling.unscale_finite():  # fp16 overflow in the first pass: skip, θ never moved
+        if sa:
+            opt.abandon_first_pass()
         scaling.skipped()
     elif not sa:
         opt.base_step()
@@ -106,7 +111,8 @@ def train_step(ctx: StepContext, x: Tensor, y: Tensor, sa: bool) -> None:
     ctx.scheduler.step()
     # Epoch sums stay on the device: read once per epoch (no .item() in the hot loop).
     ctx.loss_sum += loss.detach().float()
-    ctx.correct += (out.detach().argmax(dim=1) == y).sum()
+    labels = y if y.dim() == 1 else y.argmax(dim=1)  # mixup's soft targets: the dominant class
+    ctx.correct += (out.detach().argmax(dim=1) == labels).sum()
 
 
 @torch.no_grad()

@@ -17,12 +17,14 @@ from rstsweep.trainers.loop import train
 
 
 def result_summary(result: TrainResult) -> dict[str, Any]:
-    """The TrainResult's scalar fields plus realized Δη, JSON-safe (non-finite floats → None)."""
+    """The TrainResult's scalar fields plus the coin fraction `sa_fraction` (ΣX_t/T) and
+    `realized_extra` (extra pass units run per step), JSON-safe (non-finite floats → None)."""
     summary = {
         f.name: getattr(result, f.name)
         for f in dataclasses.fields(result)
         if f.name not in ("epochs", "draws")
     }
+    summary["sa_fraction"] = result.sa_fraction
     summary["realized_extra"] = result.realized_extra
     return {k: _json_safe(v) for k, v in summary.items()}
 
@@ -60,13 +62,15 @@ def _print_summary(s: dict[str, Any], out: Path | None) -> None:
     lines = [
         f"cell {s['cell_id']}  status {s['status']}",
         f"steps {s['steps']}  SA steps {s['sa_steps']}"
-        f"  realized Δη {num(s['realized_extra'], '.4f')}"
+        f"  SA fraction {num(s['sa_fraction'], '.4f')}"
+        f"  realized Δη {num(s['realized_extra'], '.4f')} (extra passes run)"
         f"  expected Δη {num(s['expected_extra'], '.4f')}"
         f"  closed form {num(s['closed_form_extra'], '.4f')}",
         f"test error {num(s['test_error'], '.4f')}  test loss {num(s['test_loss'], '.4f')}"
         f"  train error {num(s['train_error'], '.4f')}  train loss {num(s['train_loss'], '.4f')}",
         f"train time {num(s['train_time_s'], '.1f')} s  base step {num(s['sgd_step_s'], '.4f')} s"
-        f"  SA step {num(s['sa_step_s'], '.4f')} s",
+        f"  SA step {num(s['sa_step_s'], '.4f')} s"
+        f"  SA first pass {num(s['first_pass_s'], '.4f')} s",
     ]
     manifest = s.get("manifest") or {}
     peak = s.get("peak_memory_bytes")

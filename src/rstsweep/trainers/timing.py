@@ -1,5 +1,6 @@
-"""Per-cell accounting (steps, SA steps, wall time by branch) and the step timer that measures
-each branch without a per-step host-device sync (CUDA events resolved at epoch end)."""
+"""Per-cell accounting (steps, SA steps, extra pass units, wall time by branch and of the SA
+steps' first pass) and the step timer that measures them without a per-step host-device sync
+(CUDA events resolved at epoch end)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,12 @@ class Accounting:
     warmup_base_count: int = 0
     warmup_sa_s: float = 0.0
     warmup_sa_count: int = 0
+    extra_passes: float = 0.0  # Σ extra pass units run (rstsweep.core.passes)
+    first_pass_s: float = 0.0  # Σ first forward-backward time of warm SA steps with first_step
+    first_pass_count: int = 0
+
+    def mean_first_pass(self) -> float | None:
+        return self.first_pass_s / self.first_pass_count if self.first_pass_count else None
 
     def mean_base_step(self) -> float | None:
         return _mean(self.base_time_s, self.base_count, self.warmup_base_s, self.warmup_base_count)
@@ -67,34 +74,50 @@ class StepTimer:
 
     def __init__(self, device: torch.device) -> None:
         self.cuda = device.type == "cuda"
-        self._pending: list[tuple[Any, Any, bool]] = []
+        self._pending: list[tuple[Any, Any, bool, Any]] = []
         self._t0 = 0.0
         self._start: Any = None
+        self._mid: Any = None  # end of the SA step's first pass (mark_first_pass), if any
         self._warm: set[bool] = set()  # branches (sa flag) whose first step this process has seen
 
     def start(self) -> None:
+        self._mid = None
         if self.cuda:
             self._start = torch.cuda.Event(enable_timing=True)
             self._start.record()
         else:
             self._t0 = time.perf_counter()
 
+    def mark_first_pass(self) -> None:
+        """The first forward-backward of the current step ends here (the optimizer's
+        `on_first_pass_end` hook, called at the start of `first_step`)."""
+        if self.cuda:
+            self._mid = torch.cuda.Event(enable_timing=True)
+            self._mid.record()
+        else:
+            self._mid = time.perf_counter() - self._t0
+
     def stop(self, sa: bool, acc: Accounting) -> None:
         if self.cuda:
             end = torch.cuda.Event(enable_timing=True)
             end.record()
-            self._pending.append((self._start, end, sa))
+            self._pending.append((self._start, end, sa, self._mid))
             return
-        self._add(acc, time.perf_counter() - self._t0, sa)
+        self._add(acc, time.perf_counter() - self._t0, sa, self._mid)
 
     def flush(self, acc: Accounting) -> None:
         if not self._pending:
             return
         torch.cuda.synchronize()
-        for start, end, sa in self._pending:
-            self._add(acc, start.elapsed_time(end) / 1000.0, sa)
+        for start, end, sa, mid in self._pending:
+            first = None if mid is None else start.elapsed_time(mid) / 1000.0
+            self._add(acc, start.elapsed_time(end) / 1000.0, sa, first)
         self._pending.clear()
 
-    def _add(self, acc: Accounting, seconds: float, sa: bool) -> None:
-        acc.add_step_time(seconds, sa, warmup=sa not in self._warm)
+    def _add(self, acc: Accounting, seconds: float, sa: bool, first: float | None) -> None:
+        warmup = sa not in self._warm
+        acc.add_step_time(seconds, sa, warmup=warmup)
+        if first is not None and not warmup:
+            acc.first_pass_s += first
+            acc.first_pass_count += 1
         self._warm.add(sa)
