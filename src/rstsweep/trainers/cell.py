@@ -18,6 +18,7 @@ from rstsweep.errors import RstError
 from rstsweep.schedules import Schedule
 from rstsweep.schedules import parse as parse_schedule
 from rstsweep.trainers.augment import steps_per_epoch, train_batches
+from rstsweep.trainers.batchnorm import disable_running_stats
 from rstsweep.trainers.compiled import EAGER, compiled_passes
 from rstsweep.trainers.data import DataBundle, load_data
 from rstsweep.trainers.memory import prepare_device_memory
@@ -25,7 +26,6 @@ from rstsweep.trainers.mixup import mixup_batches
 from rstsweep.trainers.models import build_model
 from rstsweep.trainers.optim import build_lr_scheduler, build_optimizer
 from rstsweep.trainers.runtime import Runtime, resolve_runtime, seed_everything, to_memory_format
-from rstsweep.trainers.sam import disable_running_stats
 from rstsweep.trainers.step import StepContext, train_step
 from rstsweep.trainers.timing import Accounting, StepTimer
 
