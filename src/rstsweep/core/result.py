@@ -31,7 +31,8 @@ class TrainResult:
 
     `status` is "ok" or "diverged" (NaN/inf loss; `error` says where). Errors are fractions
     in [0, 1].
-    `draws` holds X_0..X_{steps-1} actually taken (bool). Step times are means per branch.
+    `draws` holds X_0..X_{steps-1} actually taken (bool); `signals` the float32 ‖g_t‖² a
+    closed-loop policy saw (None for open-loop schedules). Step times are means per branch.
     """
 
     cell_id: str
@@ -50,6 +51,7 @@ class TrainResult:
     test_error: float
     epochs: list[EpochRecord] = field(default_factory=list)
     draws: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    signals: np.ndarray | None = None
 
     @property
     def realized_extra(self) -> float:

@@ -1,7 +1,8 @@
 """The built pieces of one run (device, data, model, optimizer, lr schedule, coin draws) and one
 training epoch over them. The coins X_t are precomputed from (schedule, seed, T), independent of
 torch's RNG, and the batches are a pure function of (seed, epoch): that is what makes a resumed run
-bit-identical."""
+bit-identical. A closed-loop policy decides X_t during the epoch instead (`draws.py`), from
+signals the step leaves on the device."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ import torch
 from rstsweep.core.config import CellConfig
 from rstsweep.core.result import EpochRecord
 from rstsweep.errors import RstError
-from rstsweep.schedules import Schedule
+from rstsweep.schedules import Policy, Schedule
 from rstsweep.schedules import parse as parse_schedule
 from rstsweep.trainers.augment import steps_per_epoch, train_batches
 from rstsweep.trainers.data import DataBundle, load_data
+from rstsweep.trainers.draws import PolicyDraws, ScheduleDraws, draw_source
 from rstsweep.trainers.models import build_model
 from rstsweep.trainers.optim import build_lr_scheduler, build_optimizer
 from rstsweep.trainers.runtime import Runtime, resolve_runtime, seed_everything, to_memory_format
@@ -37,12 +39,17 @@ class Cell:
     ctx: StepContext
     steps_per_epoch: int
     total_steps: int
-    draws: np.ndarray
-    schedule: Schedule
+    source: ScheduleDraws | PolicyDraws  # the coins X_t, step by step
+    schedule: Schedule | Policy
     timer: StepTimer
     acc: Accounting = field(default_factory=Accounting)
     records: list[EpochRecord] = field(default_factory=list)
     epoch: int = 0  # completed epochs
+
+    @property
+    def draws(self) -> np.ndarray:
+        """X_0..X_{T-1} (a policy's are filled as the run decides them)."""
+        return self.source.draws
 
 
 def build_cell(config: CellConfig, data: DataBundle | None = None) -> Cell:
@@ -81,6 +88,7 @@ def build_cell(config: CellConfig, data: DataBundle | None = None) -> Cell:
     scheduler = build_lr_scheduler(optimizer, config, spe)
     schedule = parse_schedule(config.schedule)
     total = spe * config.epochs
+    source = draw_source(schedule, total, config.seed, runtime.device)
     ctx = StepContext(
         model=model,
         optimizer=optimizer,
@@ -88,6 +96,7 @@ def build_cell(config: CellConfig, data: DataBundle | None = None) -> Cell:
         runtime=runtime,
         label_smoothing=config.label_smoothing,
         disable_running_stats=disable_running_stats,
+        wants_signal=source.wants_signal,
     )
     return Cell(
         config=config,
@@ -96,7 +105,7 @@ def build_cell(config: CellConfig, data: DataBundle | None = None) -> Cell:
         ctx=ctx,
         steps_per_epoch=spe,
         total_steps=total,
-        draws=np.asarray(schedule.draws(total, config.seed), dtype=bool),
+        source=source,
         schedule=schedule,
         timer=StepTimer(runtime.device),
     )
@@ -108,7 +117,7 @@ def run_epoch(cell: Cell, on_step: Callable[[], None] | None = None) -> tuple[fl
     timer = cell.timer
     ctx.reset_epoch_sums()
     ctx.model.train()
-    draws = cell.draws.tolist()  # python bools: no numpy scalar work per step
+    source = cell.source
     first = cell.epoch * cell.steps_per_epoch
     t = first
     seen = 0
@@ -118,16 +127,18 @@ def run_epoch(cell: Cell, on_step: Callable[[], None] | None = None) -> tuple[fl
         if t - first >= cell.steps_per_epoch:
             raise RuntimeError("train_batches yielded more batches than steps_per_epoch")
         x = to_memory_format(x, cell.runtime)
-        sa = draws[t]
+        sa = source.decide(t)
         timer.start()
         train_step(ctx, x, y, sa)
         timer.stop(sa, acc)
+        source.observe(t, ctx.signal)
         seen += y.shape[0]
         t += 1
         if on_step is not None:
             on_step()
     steps = t - first
     loss_sum, correct = ctx.loss_sum.item(), ctx.correct.item()  # the one sync of the epoch
+    source.flush()
     acc.train_time_s += time.perf_counter() - begin
     timer.flush(acc)
     if steps != cell.steps_per_epoch:

@@ -109,6 +109,7 @@ def _train_and_evaluate_epoch(
 
 def _result(cell: Cell, status: str, error: str | None) -> TrainResult:
     last = cell.records[-1] if cell.records else None
+    signals = cell.source.signals  # a closed-loop policy's ‖g_t‖², None for schedules
     nan = float("nan")
     return TrainResult(
         cell_id=cell.config.cell_id(),
@@ -127,4 +128,5 @@ def _result(cell: Cell, status: str, error: str | None) -> TrainResult:
         test_error=last.test_error if last else nan,
         epochs=list(cell.records),
         draws=cell.draws[: cell.acc.steps].copy(),
+        signals=None if signals is None else signals[: cell.acc.steps].copy(),
     )

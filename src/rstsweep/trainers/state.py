@@ -8,6 +8,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from rstsweep.core.result import EpochRecord
 from rstsweep.errors import RstError
 from rstsweep.trainers.cell import Cell
@@ -21,6 +23,7 @@ from rstsweep.trainers.timing import Accounting
 
 
 def checkpoint_state(cell: Cell) -> dict[str, Any]:
+    signals = cell.source.signals
     return {
         "format": FORMAT_VERSION,
         "cell_id": cell.config.cell_id(),
@@ -32,6 +35,9 @@ def checkpoint_state(cell: Cell) -> dict[str, Any]:
         "accounting": dataclasses.asdict(cell.acc),
         "records": [dataclasses.asdict(r) for r in cell.records],
         "rng": capture_rng_state(),
+        # a policy's controller state is rebuilt from these (see draws.PolicyDraws.restore)
+        # (a tensor: checkpoints are loaded with weights_only=True, which refuses numpy arrays)
+        "signals": None if signals is None else torch.from_numpy(signals.copy()),
     }
 
 
@@ -55,4 +61,6 @@ def restore_cell(cell: Cell, path: Path) -> None:
     cell.acc = Accounting(**state["accounting"])
     cell.records = [EpochRecord(**r) for r in state["records"]]
     cell.epoch = int(state["epoch"])
+    signals = state.get("signals")
+    cell.source.restore(cell.acc.steps, None if signals is None else signals.numpy())
     restore_rng_state(state["rng"])

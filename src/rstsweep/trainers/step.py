@@ -7,6 +7,9 @@ pass only), `second_step` (back to θ, update). What is algorithm-specific sits 
 optimizer's hooks: `needs_second_pass()` (LookSAM's reuse steps take the one-pass `reuse_step()`),
 `wants_sample_losses` and `second_pass_batch(...)` (ESAM's data selection picks the samples of the
 second pass). Epoch sums stay on the device: nothing here syncs with the host.
+
+With `wants_signal` (closed-loop policies) the step also leaves `ctx.signal`, a device tensor
+[‖g‖², loss] of the first pass (before clipping), for the policy's next decisions.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rstsweep.trainers.runtime import Runtime, to_memory_format
-from rstsweep.trainers.sam import SAM
+from rstsweep.trainers.sam import SAM, global_norm
 
 
 @dataclass
@@ -33,8 +36,10 @@ class StepContext:
     runtime: Runtime
     label_smoothing: float
     disable_running_stats: Callable[[nn.Module], contextlib.AbstractContextManager]
+    wants_signal: bool = False
     loss_sum: Tensor = field(init=False)
     correct: Tensor = field(init=False)
+    signal: Tensor | None = field(init=False, default=None)
 
     def sample_losses(self, x: Tensor, y: Tensor) -> Tensor:
         """Per-sample losses at the current weights, without gradients (for data selection)."""
@@ -59,6 +64,8 @@ def train_step(ctx: StepContext, x: Tensor, y: Tensor, sa: bool) -> None:
         )
         loss = losses.mean() if per_sample else losses
     loss.backward()
+    if ctx.wants_signal:
+        ctx.signal = first_pass_signal(model, loss)
     if not sa:
         opt.base_step()
     elif opt.needs_second_pass():
@@ -77,6 +84,14 @@ def train_step(ctx: StepContext, x: Tensor, y: Tensor, sa: bool) -> None:
     # Epoch sums stay on the device: read once per epoch (no .item() in the hot loop).
     ctx.loss_sum += loss.detach().float()
     ctx.correct += (out.detach().argmax(dim=1) == y).sum()
+
+
+@torch.no_grad()
+def first_pass_signal(model: nn.Module, loss: Tensor) -> Tensor:
+    """[‖g‖², loss] of the first pass as one float32 device tensor (no host sync)."""
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    grad_sq = global_norm(grads).float() ** 2
+    return torch.stack([grad_sq, loss.detach().float()])
 
 
 @torch.no_grad()
