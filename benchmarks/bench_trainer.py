@@ -10,6 +10,10 @@
    SAM wrapper's base_step, lr scheduler) vs a hand-written PyTorch loop doing the same math
    (torch.optim.SGD, clip_grad_norm_, per-step cosine LambdaLR) over the same on-device batches
    (goal ≤ 1.03).
+4. Closed-loop policy epoch / open-loop epoch taking the same coins: `budget(0.5)` (first-pass
+   ‖g‖² computed every step, copied to the host without blocking, read SIGNAL_LAG steps later,
+   controller in Python) vs `constant(0.5)` replaying the coins the policy drew, so both run the
+   same SA/base steps; alternating epochs (goal ≤ 1.03: the policy adds no sync and little work).
 
 Parts 1 and 2 run all configurations (p = 0, 0.25, 0.5, 0.75, 1) interleaved in short blocks, and
 part 3 alternates trainer and bare epochs, so load drift on a shared machine hits all alike.
@@ -194,6 +198,39 @@ def bench_epoch(args: argparse.Namespace, data: DataBundle) -> dict:
     }
 
 
+def bench_policy(args: argparse.Namespace, data: DataBundle) -> dict:
+    """Part 4: a policy's epoch vs an open-loop epoch replaying the same coins, alternating."""
+    reps = args.epoch_reps
+    policy = build_cell(config_for(args, schedule="budget(0.5)", epochs=reps + 1), data=data)
+    fixed = build_cell(config_for(args, schedule="constant(0.5)", epochs=reps + 1), data=data)
+    spe = policy.steps_per_epoch
+    policy_s, fixed_s = [], []
+    for epoch in range(reps + 1):  # epoch 0 is the warm-up of both
+        begin = time.perf_counter()
+        run_epoch(policy)  # ends with the epoch's one host read, so the time is complete
+        policy_t = time.perf_counter() - begin
+        coins = fixed.draws.copy()
+        coins[epoch * spe : (epoch + 1) * spe] = policy.draws[epoch * spe : (epoch + 1) * spe]
+        fixed.source.set_draws(coins)
+        begin = time.perf_counter()
+        run_epoch(fixed)
+        fixed_t = time.perf_counter() - begin
+        policy.epoch += 1
+        fixed.epoch += 1
+        if epoch:
+            policy_s.append(policy_t)
+            fixed_s.append(fixed_t)
+    steps = spe * reps
+    return {
+        "policy": "budget(0.5)",
+        "realized_extra": float(policy.draws[spe:].mean()),
+        "policy_epoch_s": statistics.median(policy_s),
+        "open_loop_epoch_s": statistics.median(fixed_s),
+        "policy_over_open_loop": sum(policy_s) / sum(fixed_s),
+        "overhead_per_step_us": 1e6 * (sum(policy_s) - sum(fixed_s)) / steps,
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
@@ -224,6 +261,7 @@ def main(argv: list[str] | None = None) -> None:
         "batch_size": args.batch_size,
         "steps": bench_steps(args, data),
         "epoch": bench_epoch(args, data),
+        "policy": bench_policy(args, data),
     }
     result["wall_s"] = time.perf_counter() - started
     print(json.dumps(result, indent=2))
@@ -236,7 +274,9 @@ def main(argv: list[str] | None = None) -> None:
     print(
         " | ".join(parts)
         + f" | trainer/bare epoch {epoch['trainer_over_bare']:.3f}"
-        + f" | goals <= 2.03, 1.00±0.03, <= 1.03 | {result['device']}, {args.threads} thread(s),"
+        + f" | policy/open-loop epoch {result['policy']['policy_over_open_loop']:.3f}"
+        + f" | goals <= 2.03, 1.00±0.03, <= 1.03, <= 1.03 | {result['device']},"
+        + f" {args.threads} thread(s),"
         + f" {result['wall_s']:.0f} s"
     )
     finite = [

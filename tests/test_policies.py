@@ -65,8 +65,9 @@ def test_common_random_numbers_across_policies_and_schedules():
     signals = rng.lognormal(0.0, 0.5, size=3000)
     seed, T = 11, signals.size
     u = _uniforms(T, seed)
-    traces = {spec: parse(spec).trace(signals, seed) for spec in ("aesam", "budget(0.3)",
-                                                                   "budget(0.5)")}  # fmt: skip
+    traces = {
+        spec: parse(spec).trace(signals, seed) for spec in ("aesam", "budget(0.3)", "budget(0.5)")
+    }
     for p, x in traces.values():
         np.testing.assert_array_equal(x, u < p)  # the same U_t whatever the policy
     # and the same U_t as a schedule of that seed: constant(0.5) draws U < 0.5
@@ -137,14 +138,25 @@ def test_policy_cell_trains_resumes_and_replays(tmp_path):
     epoch 1 then resume ends with the same draws, signals and weights."""
     from rstsweep.trainers import loop
 
-    cfg = CellConfig(model="fastcnn", width=4, train_subset=192, test_subset=64, batch_size=32,
-                     epochs=2, seed=5, lr=0.05, threads=1, device="cpu",
-                     schedule="budget(0.5)")  # fmt: skip
+    cfg = CellConfig(
+        model="fastcnn",
+        width=4,
+        train_subset=192,
+        test_subset=64,
+        batch_size=32,
+        epochs=2,
+        seed=5,
+        lr=0.05,
+        threads=1,
+        device="cpu",
+        schedule="budget(0.5)",
+    )
     straight = loop.train(cfg, out_dir=tmp_path / "straight")
     assert straight.signals is not None and straight.signals.size == straight.steps == 12
     assert np.all(np.isfinite(straight.signals)) and np.all(straight.signals > 0)
-    np.testing.assert_array_equal(parse(cfg.schedule).replay(straight.signals, cfg.seed),
-                                  straight.draws)  # fmt: skip
+    np.testing.assert_array_equal(
+        parse(cfg.schedule).replay(straight.signals, cfg.seed), straight.draws
+    )
 
     class Crash(Exception):
         pass

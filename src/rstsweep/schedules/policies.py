@@ -145,8 +145,9 @@ class Policy:
     def p(self, tau: Any) -> Any:
         """The nominal p(τ) (what the policy aims at; the realized p_t depends on the run)."""
         tau_arr = np.asarray(tau, dtype=float)
-        out = np.clip(np.broadcast_to(self._kind.nominal(tau_arr, **self.params), tau_arr.shape),
-                      0.0, 1.0)  # fmt: skip
+        out = np.clip(
+            np.broadcast_to(self._kind.nominal(tau_arr, **self.params), tau_arr.shape), 0.0, 1.0
+        )
         return out[()] if out.ndim == 0 else out
 
     def probabilities(self, T: int) -> np.ndarray:

@@ -53,8 +53,15 @@ def policy_rows() -> list[dict]:
         ]
         required = any(p.default is None for p in kind.params)
         nominal = None if required else Policy(kind.name, {}).closed_form_extra
-        rows.append({"policy": kind.name, "rule": kind.formula, "parameters": params,
-                     "nominal_extra": nominal, "reference": kind.reference})  # fmt: skip
+        rows.append(
+            {
+                "policy": kind.name,
+                "rule": kind.formula,
+                "parameters": params,
+                "nominal_extra": nominal,
+                "reference": kind.reference,
+            }
+        )
     return rows
 
 
@@ -91,6 +98,7 @@ def print_schedule_table(steps: int, extra_specs: list[str]) -> None:
         policies.add_column(column, no_wrap=column == "policy")
     for row in policy_rows():
         nominal = "= d" if row["nominal_extra"] is None else f"{row['nominal_extra']:.4f}"
-        policies.add_row(row["policy"], row["rule"], "\n".join(row["parameters"]), nominal,
-                         row["reference"])  # fmt: skip
+        policies.add_row(
+            row["policy"], row["rule"], "\n".join(row["parameters"]), nominal, row["reference"]
+        )
     console.print(policies)

@@ -31,6 +31,11 @@ class ScheduleDraws:
     def decide(self, t: int) -> bool:
         return self._list[t]
 
+    def set_draws(self, draws: np.ndarray) -> None:
+        """Take other coins (benchmarks: an open-loop run replaying a policy's coins)."""
+        self.draws[:] = np.asarray(draws, dtype=bool)
+        self._list = self.draws.tolist()
+
     def observe(self, t: int, signal: torch.Tensor | None) -> None:
         """Schedules ignore the signal."""
 
