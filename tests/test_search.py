@@ -186,6 +186,11 @@ def test_search_respects_budget_writes_ordinary_cells_and_resumes(tmp_path):
         # the mean over both seeds: seed 1 adds 0.01 to the error
         row = trials[trials["schedule"] == best["label"]]
         assert best["test_error"] == pytest.approx(row["test_error"].mean())
+        # visible to `status` (the search sweep is not in the YAML: its cells table membership)
+        from rstsweep.sweeper.status import collect_status
+
+        status = collect_status(o.store, "s" + SUFFIX, file=o.file)
+        assert status.sweeps[0].total().counts["done"] == len(trials)
         # re-running continues: 4 cases come back from the store, 2 new suggestions run
         again = run_search(options(tmp_path, trials=6), train_fn=fake_search_train)
         assert again.prior == len(first.cases) and again.ran == 6 - len(first.cases)
