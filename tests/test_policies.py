@@ -171,3 +171,17 @@ def test_policy_cell_trains_resumes_and_replays(tmp_path):
     np.testing.assert_array_equal(resumed.draws, straight.draws)
     np.testing.assert_array_equal(resumed.signals, straight.signals)
     assert resumed.test_loss == straight.test_loss
+
+
+def test_schedules_command_lists_the_policies_and_accepts_their_specs():
+    from typer.testing import CliRunner
+
+    from rstsweep.cli import app
+
+    result = CliRunner().invoke(app, ["schedules", "-T", "10", "--spec", "budget(0.3)"])
+    assert result.exit_code == 0, result.output
+    assert "Closed-loop policies" in result.output
+    for text in ("aesam", "l1 in [-5, 5] (default -1)", "Jiang et al., ICLR 2023", "d in [0, 1]"):
+        assert text in result.output
+    bad = CliRunner().invoke(app, ["schedules", "--spec", "budget(3)"])
+    assert bad.exit_code != 0
