@@ -226,6 +226,7 @@ def bench_policy(args: argparse.Namespace, data: DataBundle) -> dict:
         fixed.epoch += 1
     steps = spe * reps
     return {
+        **_policy_parts(policy, data, args),
         "policy": "budget(0.5)",
         "realized_extra": float(policy.draws[spe:].mean()),
         "policy_epoch_s": statistics.median(wall["policy"]),
@@ -234,6 +235,32 @@ def bench_policy(args: argparse.Namespace, data: DataBundle) -> dict:
         "cpu_policy_over_open_loop": sum(cpu["policy"]) / sum(cpu["fixed"]),
         "cpu_overhead_per_step_us": 1e6 * (sum(cpu["policy"]) - sum(cpu["fixed"])) / steps,
     }
+
+
+def _policy_parts(cell, data: DataBundle, args: argparse.Namespace, n: int = 200) -> dict:
+    """The policy's own per-step work, in CPU time: the [‖g‖², loss] signal on the model's
+    gradients, and one decide + observe of the controller; a plain step for scale."""
+    from rstsweep.trainers.step import first_pass_signal
+
+    x, y = next(iter(train_batches(data, args.batch_size, "basic", seed=0, epoch=0)))
+    train_step(cell.ctx, x, y, sa=False)  # leaves gradients to measure on
+    loss = torch.ones(())
+    start = time.process_time()
+    for _ in range(n):
+        first_pass_signal(cell.ctx.model, loss)
+    signal_us = 1e6 * (time.process_time() - start) / n
+    source = build_cell(config_for(args, schedule="budget(0.5)", epochs=50), data=data).source
+    value = torch.tensor([1.0, 2.0])
+    start = time.process_time()
+    for t in range(n):
+        source.decide(t)
+        source.observe(t, value)
+    decide_us = 1e6 * (time.process_time() - start) / n
+    start = time.process_time()
+    for _ in range(20):
+        train_step(cell.ctx, x, y, sa=False)
+    step_us = 1e6 * (time.process_time() - start) / 20
+    return {"signal_us": signal_us, "decide_us": decide_us, "step_us": step_us}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -262,8 +289,10 @@ def main(argv: list[str] | None = None) -> None:
         policy = bench_policy(args, data)
         print(json.dumps({"device": str(device), "threads": args.threads, "policy": policy}))
         print(
-            f"policy/open-loop epoch {policy['policy_over_open_loop']:.3f}, overhead "
-            f"{policy['overhead_per_step_us']:.0f} µs/step | goal <= 1.03 | {device}, "
+            f"policy/open-loop epoch {policy['policy_over_open_loop']:.3f} wall, "
+            f"{policy['cpu_policy_over_open_loop']:.3f} CPU | per step: signal "
+            f"{policy['signal_us']:.0f} µs + decision {policy['decide_us']:.0f} µs of a "
+            f"{policy['step_us']:.0f} µs step | goal <= 1.03 | {device}, "
             f"{time.perf_counter() - started:.0f} s"
         )
         return

@@ -241,8 +241,18 @@ def _normal_sf(x: np.ndarray) -> np.ndarray:
 
 
 class AESAMController(Controller):
-    """AE-SAM: X_t = 1 iff s ≥ μ + c_t·σ, c_t = λ1 + (λ2 − λ1)·t/T (p_t ∈ {0, 1}, so U_t < p_t
-    is exactly the paper's threshold rule). s is the lagged ‖g‖²; before any signal: SAM."""
+    """AE-SAM (Jiang, Yang, Zhang, Kwok, "An Adaptive Policy to Employ Sharpness-Aware
+    Minimization", ICLR 2023, arXiv:2304.14647): a SAM step iff s ≥ μ_t + c_t·σ_t, μ_t and σ²_t
+    the exponential moving mean and variance of s = ‖g‖² (`EmaStats`, forgetting rate δ), c_t
+    moving linearly from λ1 at the start to λ2 at the end: c_t = λ1 + (λ2 − λ1)·t/T. p_t ∈ {0, 1},
+    so U_t < p_t is exactly the threshold rule (no coin is wasted, CRN is trivially kept).
+
+    What could not be checked against the paper's own text here (only its abstract and summaries
+    were reachable), so these are choices: the defaults δ = 0.9, λ1 = −1, λ2 = 1 (≈ 84 % SAM steps
+    early, ≈ 16 % late, ½ overall under the normal model); the variance update form above; μ, σ²
+    starting at 0; the statistics updated with s before it is compared. Departure by design: s is
+    the signal of step t − SIGNAL_LAG (the paper uses step t's own gradient), and the first
+    SIGNAL_LAG steps, which have none, are SAM steps."""
 
     def __init__(self, T: int, l1: float, l2: float, delta: float) -> None:
         self.T, self.l1, self.l2 = T, l1, l2
