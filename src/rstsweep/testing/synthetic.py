@@ -227,12 +227,12 @@ def write_synthetic_store(
         v = _cell_values(cfg, steps_per_epoch, rng)
         attempt = "syn-" + cell.cell_id
         trials.append(_trial_row(cell, cfg, v, attempt, now) | {"profile": profile})
-        draws.append((cell.cell_id, attempt, v["steps"], pack_draws(v["draws"])))
+        draws.append((cell.cell_id, attempt, v["steps"], pack_draws(v["draws"]), None))
         finished.append((cell.cell_id, attempt, cfg["epochs"], v))
     root = Path(root)
     frame = _cells_frame(cells, profile)
     _write(root, "cells", pa.Table.from_pandas(frame, schema=TABLES["cells"], preserve_index=False))
-    cols = list(zip(*draws, strict=True)) if draws else [[], [], [], []]
+    cols = list(zip(*draws, strict=True)) if draws else [[] for _ in TABLES["draws"].names]
     draws_cols = dict(zip(TABLES["draws"].names, cols, strict=True))
     _write(root, "draws", pa.table(draws_cols, schema=TABLES["draws"]))
     epochs_table = _epoch_table(finished)
