@@ -277,10 +277,12 @@ class BudgetController(Controller):
     on high-norm steps. The deficit D_t = d·t − (SAM steps taken before t) feeds back:
     p_t = clip(d·w + κ·D_t, 0, 1). D is mean-reverting at rate κ, so its spread stays near
     √(d(1−d)/(2κ)) steps and the realized share (d·T − D_T)/T tracks d within O(1/T), tighter
-    than the binomial √(d(1−d)/T) of a constant schedule."""
+    than the binomial √(d(1−d)/T) of a constant schedule. κ is at least 20/T, so short runs close
+    their deficit within a twentieth of training (a falling ‖g‖² makes z, and so w, lean low)."""
 
     def __init__(self, T: int, d: float, beta: float, kappa: float) -> None:
-        self.d, self.beta, self.kappa = d, beta, kappa
+        self.d, self.beta = d, beta
+        self.kappa = max(kappa, 20.0 / max(T, 1))
         self.stats = EmaStats(0.9)
         self.taken = 0
 
