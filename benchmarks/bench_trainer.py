@@ -15,6 +15,10 @@
    `realized_extra` (extra pass units counted by the cost model of `rstsweep.core.passes`); goal
    ratio 1.00 ± 0.05. And ESAM's first forward-backward (up to `first_step`, where its unchosen
    tensors skip their weight gradients) against SAM's, with the cost model's prediction.
+5. Closed-loop policy epoch / open-loop epoch taking the same coins: `budget(0.5)` (first-pass
+   ‖g‖² computed every step, copied to the host without blocking, read SIGNAL_LAG steps later,
+   controller in Python) vs `constant(0.5)` replaying the coins the policy drew, so both run the
+   same SA/base steps; alternating epochs (goal ≤ 1.03: the policy adds no sync and little work).
 
 Parts 1 and 2 run all configurations (p = 0, 0.25, 0.5, 0.75, 1) interleaved in short blocks, and
 part 3 alternates trainer and bare epochs, so load drift on a shared machine hits all alike.
@@ -26,6 +30,7 @@ device; fastcnn; batch 128.
 
     .venv/bin/python benchmarks/bench_trainer.py [--shape cifar] [--threads 2] [--steps 120]
         [--only passes]
+    .venv/bin/python benchmarks/bench_trainer.py --only policy   # part 5 alone
 """
 
 from __future__ import annotations
@@ -261,6 +266,70 @@ def bench_passes(args: argparse.Namespace, data: DataBundle) -> dict:
     return out
 
 
+def bench_policy(args: argparse.Namespace, data: DataBundle) -> dict:
+    """Part 5: a policy's epoch vs an open-loop epoch replaying the same coins, alternating.
+    Wall time and process CPU time (the latter barely moved by other processes' load)."""
+    reps = args.epoch_reps
+    policy = build_cell(config_for(args, schedule="budget(0.5)", epochs=reps + 1), data=data)
+    fixed = build_cell(config_for(args, schedule="constant(0.5)", epochs=reps + 1), data=data)
+    spe = policy.steps_per_epoch
+    wall: dict[str, list[float]] = {"policy": [], "fixed": []}
+    cpu: dict[str, list[float]] = {"policy": [], "fixed": []}
+
+    def timed(kind: str, cell, keep: bool) -> None:
+        w, c = time.perf_counter(), time.process_time()
+        run_epoch(cell)  # ends with the epoch's one host read, so the time is complete
+        if keep:
+            wall[kind].append(time.perf_counter() - w)
+            cpu[kind].append(time.process_time() - c)
+
+    for epoch in range(reps + 1):  # epoch 0 is the warm-up of both
+        timed("policy", policy, epoch > 0)
+        coins = fixed.draws.copy()
+        coins[epoch * spe : (epoch + 1) * spe] = policy.draws[epoch * spe : (epoch + 1) * spe]
+        fixed.source.set_draws(coins)
+        timed("fixed", fixed, epoch > 0)
+        policy.epoch += 1
+        fixed.epoch += 1
+    steps = spe * reps
+    return {
+        **_policy_parts(policy, data, args),
+        "policy": "budget(0.5)",
+        "realized_extra": float(policy.draws[spe:].mean()),
+        "policy_epoch_s": statistics.median(wall["policy"]),
+        "open_loop_epoch_s": statistics.median(wall["fixed"]),
+        "policy_over_open_loop": sum(wall["policy"]) / sum(wall["fixed"]),
+        "cpu_policy_over_open_loop": sum(cpu["policy"]) / sum(cpu["fixed"]),
+        "cpu_overhead_per_step_us": 1e6 * (sum(cpu["policy"]) - sum(cpu["fixed"])) / steps,
+    }
+
+
+def _policy_parts(cell, data: DataBundle, args: argparse.Namespace, n: int = 200) -> dict:
+    """The policy's own per-step work, in CPU time: the [‖g‖², loss] signal on the model's
+    gradients, and one decide + observe of the controller; a plain step for scale."""
+    from rstsweep.trainers.step import first_pass_signal
+
+    x, y = next(iter(train_batches(data, args.batch_size, "basic", seed=0, epoch=0)))
+    train_step(cell.ctx, x, y, sa=False)  # leaves gradients to measure on
+    loss = torch.ones(())
+    start = time.process_time()
+    for _ in range(n):
+        first_pass_signal(cell.ctx.model, loss)
+    signal_us = 1e6 * (time.process_time() - start) / n
+    source = build_cell(config_for(args, schedule="budget(0.5)", epochs=50), data=data).source
+    value = torch.tensor([1.0, 2.0])
+    start = time.process_time()
+    for t in range(n):
+        source.decide(t)
+        source.observe(t, value)
+    decide_us = 1e6 * (time.process_time() - start) / n
+    start = time.process_time()
+    for _ in range(20):
+        train_step(cell.ctx, x, y, sa=False)
+    step_us = 1e6 * (time.process_time() - start) / 20
+    return {"signal_us": signal_us, "decide_us": decide_us, "step_us": step_us}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
@@ -273,7 +342,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=6)
     parser.add_argument("--epoch-steps", type=int, default=40, help="steps per epoch, part 3")
     parser.add_argument("--epoch-reps", type=int, default=4)
-    parser.add_argument("--only", choices=["passes"], help="run part 4 only")
+    parser.add_argument("--only", choices=["passes", "policy"], help="run one part alone")
     args = parser.parse_args(argv)
 
     probe = config_for(args)
@@ -289,6 +358,17 @@ def main(argv: list[str] | None = None) -> None:
             json.dumps({"device": str(device), "threads": args.threads, "passes": passes}, indent=2)
         )
         print(_passes_line(passes) + f" | {device}, {args.threads} thread(s)")
+    elif args.only == "policy":
+        policy = bench_policy(args, data)
+        print(json.dumps({"device": str(device), "threads": args.threads, "policy": policy}))
+        print(
+            f"policy/open-loop epoch {policy['policy_over_open_loop']:.3f} wall, "
+            f"{policy['cpu_policy_over_open_loop']:.3f} CPU | per step: signal "
+            f"{policy['signal_us']:.0f} µs + decision {policy['decide_us']:.0f} µs of a "
+            f"{policy['step_us']:.0f} µs step | goal <= 1.03 | {device}, "
+            f"{time.perf_counter() - started:.0f} s"
+        )
+    if args.only:
         return
     result = {
         "device": str(device),
@@ -300,6 +380,7 @@ def main(argv: list[str] | None = None) -> None:
         "steps": bench_steps(args, data),
         "epoch": bench_epoch(args, data),
         "passes": bench_passes(args, data),
+        "policy": bench_policy(args, data),
     }
     result["wall_s"] = time.perf_counter() - started
     print(json.dumps(result, indent=2))
@@ -312,7 +393,8 @@ def main(argv: list[str] | None = None) -> None:
     print(
         " | ".join(parts)
         + f" | trainer/bare epoch {epoch['trainer_over_bare']:.3f}"
-        + f" | goals <= 2.03, 1.00±0.03, <= 1.03 | {_passes_line(result['passes'])}"
+        + f" | policy/open-loop epoch {result['policy']['policy_over_open_loop']:.3f}"
+        + f" | goals <= 2.03, 1.00±0.03, <= 1.03, <= 1.03 | {_passes_line(result['passes'])}"
         + f" | {result['device']}, {args.threads} thread(s),"
         + f" {result['wall_s']:.0f} s"
     )

@@ -21,7 +21,7 @@ TEXT = SWEEPS.read_text()
 ALL_SWEEPS = {
     "baselines", "constant", "piecewise-1", "piecewise-2", "piecewise-3", "linear-1", "linear-2",
     "summary", "trigonometric", "p-gamma", "g-rst", "imagenet", "cutout", "other-models",
-    "variants", "mixing",
+    "variants", "mixing", "late-sam", "policies",
 }  # fmt: skip
 
 
@@ -57,6 +57,10 @@ def test_every_design_grid_is_declared_and_expands_under_every_profile(sweeps) -
         ("variants", "paper", (2 + 2 + 1 + 2 + 1) * 2 * 2 * 5),
         ("mixing", "paper", (2 + 3 * 3) * 2 * 2 * 5),
         ("constant", "ci", 11),
+        # AE-SAM + budget(0.3, 0.5) + constant(0.3, 0.5) + SGD + SAM, x models x datasets x seeds
+        ("policies", "paper", 7 * 2 * 2 * 5),
+        ("policies", "demo", 7 * 3),
+        ("late-sam", "paper", (2 + 2) * 2 * 2 * 5),
         ("g-rst", "ci", 3),  # three models collapse onto fastcnn: the cells coincide
     ],
 )
@@ -237,7 +241,7 @@ def _error(text: str, sweep: str = "s", profile: str = "ci") -> str:
          "sweeps.s.groups.g.grid.a_c[0]: 0.1: Input should be greater than 0"),
         ('schedule: "constant({a_c})"', 'schedule: "nosuch"',
          "sweeps.s.groups.g.schedule: unknown schedule family 'nosuch' (known: constant, "
-         "piecewise, linear, cos1, cos2, sin1, sin2) (grid point a_c=0.1)"),
+         "piecewise, linear, cos1, cos2, sin1, sin2, aesam, budget) (grid point a_c=0.1)"),
         ("  s:\n", "  s:\n    include: [t]\n",
          "sweeps.s.include[0]: unknown sweep 't' (known: s)"),
     ],

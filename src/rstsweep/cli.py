@@ -314,6 +314,47 @@ def slurm(
 
 
 @app.command()
+def search(
+    sweep: Annotated[str, typer.Argument(help="The sweep whose schedule/policy to search.")],
+    budget: Annotated[float, typer.Option(help="Most realized extra compute Δη, in [0, 1].")],
+    trials: Annotated[int, typer.Option(help="Suggestions in all (re-running continues).")],
+    family: Annotated[
+        str | None, _opt("The family/policy to search (sweeps with several).")
+    ] = None,
+    file: SweepsFile = DEFAULT_FILE,
+    profile: Profile = DEFAULT_PROFILE,
+    store: StoreDir = DEFAULT_STORE,
+    rho: Annotated[bool, typer.Option("--rho", help="Also search ρ (log, ρ/4 .. 4ρ).")] = False,
+    alpha: Annotated[bool, typer.Option("--alpha", help="Also search α in [0, 2].")] = False,
+    asha: Annotated[bool, typer.Option("--asha", help="ASHA: stop bad suggestions early.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the TPE sampler.")] = 0,
+    cpus_per_trial: Annotated[float, typer.Option(help="CPUs per trial.")] = 1.0,
+    max_concurrent: Annotated[int | None, typer.Option(help="At most this many trials.")] = None,
+    num_cpus: Annotated[float | None, typer.Option(help="Local Ray: CPUs to use.")] = None,
+) -> None:
+    """Search the lowest test error at realized extra compute <= BUDGET (Ray Tune + Optuna TPE)."""
+    from rstsweep.sweeper.search import SearchOptions, search_command
+
+    options = SearchOptions(
+        sweep=sweep,
+        budget=budget,
+        trials=trials,
+        family=family,
+        file=file,
+        profile=profile,
+        store=store,
+        rho=rho,
+        alpha=alpha,
+        asha=asha,
+        seed=seed,
+        cpus_per_trial=cpus_per_trial,
+        max_concurrent=max_concurrent,
+        num_cpus=num_cpus,
+    )
+    sys.exit(search_command(options))
+
+
+@app.command()
 def plan(
     sweep: Annotated[str, typer.Argument(help="Sweep name from the sweeps file.")],
     file: SweepsFile = DEFAULT_FILE,

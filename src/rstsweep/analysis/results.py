@@ -274,6 +274,18 @@ class Results:
             self._draws = read_store_table(self.root, "draws")
         return self._draws
 
+    def signal_of(self, cell_id: str) -> np.ndarray | None:
+        """The per-step ‖g_t‖² a closed-loop policy cell saw (None for schedules)."""
+        from rstsweep.store.rows import unpack_signal
+
+        if self._draws is None:
+            self._draws = read_store_table(self.root, "draws")
+        hit = self._draws[self._draws["cell_id"] == cell_id]
+        if hit.empty or "signal" not in hit:
+            return None
+        value = hit["signal"].iloc[0]
+        return unpack_signal(value) if isinstance(value, bytes) else None
+
 
 def load(store: str | os.PathLike[str] | Store) -> Results:
     """Read trials and cells of `store` and aggregate them (draws are read lazily)."""

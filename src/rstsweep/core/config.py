@@ -219,6 +219,17 @@ class CellConfig(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _policies_run_on_one_process(self) -> CellConfig:
+        # Data-parallel workers keep their first-pass gradients local (m-sharpness), so their
+        # gradient-norm signals differ and a policy would choose different branches per worker.
+        if self.world_size > 1 and getattr(parse_schedule(self.schedule), "is_policy", False):
+            raise ValueError(
+                f"schedule {self.schedule!r} is a closed-loop policy: it needs world_size 1 "
+                "(data-parallel workers see different gradient norms)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _sgd_has_no_sa_branch(self) -> CellConfig:
         if self.algorithm == "sgd" and self.schedule != parse_schedule("constant(0)").spec:
             object.__setattr__(self, "schedule", parse_schedule("constant(0)").spec)

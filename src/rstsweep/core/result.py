@@ -48,7 +48,8 @@ class TrainResult:
 
     `status` is "ok" or "diverged" (NaN/inf loss; `error` says where). Errors are fractions
     in [0, 1].
-    `draws` holds X_0..X_{steps-1} actually taken (bool). Step times are means per branch;
+    `draws` holds X_0..X_{steps-1} actually taken (bool); `signals` the float32 ‖g_t‖² a
+    closed-loop policy saw (None for open-loop schedules). Step times are means per branch;
     `first_pass_s` is the mean time of an SA step's first forward-backward (up to `first_step`).
 
     Two Δη's: `sa_fraction` = ΣX_t/T, the coin fraction the schedule asked for, and
@@ -85,6 +86,7 @@ class TrainResult:
     manifest: dict = field(default_factory=dict)
     extra_passes: float | None = None
     first_pass_s: float | None = None
+    signals: np.ndarray | None = None
 
     @property
     def sa_fraction(self) -> float:

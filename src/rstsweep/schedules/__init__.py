@@ -27,6 +27,9 @@ Adding a family: register it once at import time of your code, then use it in sp
 `p_fn(tau, **params)` must be vectorised over a float array and stay in [0, 1] for every valid
 parameter (each new schedule is checked on a τ grid); `closed_form` may be omitted (numeric
 integral); `constraint(**params)` may return an error text for cross-parameter limits.
+
+Closed-loop policies (`aesam`, `budget(0.3)`) parse to a `Policy`: p_t decided during training
+from the trainer's signal, the coin still X_t = U_t < p_t (see `policies.py`).
 """
 
 from __future__ import annotations
@@ -44,21 +47,37 @@ from rstsweep.schedules.families import (
     registered_families,
 )
 from rstsweep.schedules.groups import linear_group, piecewise_group
+from rstsweep.schedules.policies import (
+    SIGNAL_LAG,
+    Policy,
+    PolicyKind,
+    PolicyParam,
+    is_policy,
+    register_policy,
+    registered_policies,
+)
 from rstsweep.schedules.spec import parse
 
 __all__ = [
     "SALT",
+    "SIGNAL_LAG",
     "Family",
     "Param",
+    "Policy",
+    "PolicyKind",
+    "PolicyParam",
     "Schedule",
     "ScheduleError",
     "format_number",
     "get_family",
+    "is_policy",
     "linear_group",
     "make",
     "parse",
     "piecewise_group",
     "register_family",
+    "register_policy",
     "registered_families",
+    "registered_policies",
     "uniforms",
 ]

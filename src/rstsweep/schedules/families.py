@@ -70,7 +70,9 @@ def get_family(name: str) -> Family:
     try:
         return _REGISTRY[name]
     except KeyError:
-        known = ", ".join(_REGISTRY)
+        from rstsweep.schedules.policies import _POLICIES
+
+        known = ", ".join([*_REGISTRY, *_POLICIES])
         raise ScheduleError(f"unknown schedule family {name!r} (known: {known})") from None
 
 
@@ -80,6 +82,7 @@ class Schedule:
 
     family: str
     params: dict[str, float] = field(default_factory=dict)
+    is_policy = False  # open loop: p(t) fixed before training (see policies.Policy)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", _validated(get_family(self.family), self.params))

@@ -6,19 +6,21 @@ import re
 
 from rstsweep.schedules.errors import ScheduleError
 from rstsweep.schedules.families import Schedule, get_family
+from rstsweep.schedules.policies import _POLICIES, Policy
 
 _SPEC_RE = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?\s*\Z", re.DOTALL)
 _NUMBER_RE = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z")
 _ARG_RE = re.compile(r"\s*(?:([A-Za-z_][A-Za-z0-9_]*)\s*=\s*)?(\S.*?)\s*\Z", re.DOTALL)
-EXAMPLES = "e.g. constant(0.5), piecewise(a=0, b=0.3), linear(a=0.8, b=0.1), cos1"
+EXAMPLES = "e.g. constant(0.5), piecewise(a=0, b=0.3), linear(a=0.8, b=0.1), cos1, budget(0.3)"
 
 
-def parse(spec: str) -> Schedule:
-    """Parse a spec such as `constant(0.5)`, `piecewise(a=0, b=0.3)` or `cos1` (paper Table 2).
+def parse(spec: str) -> Schedule | Policy:
+    """Parse a spec such as `constant(0.5)`, `piecewise(a=0, b=0.3)`, `cos1`, or a closed-loop
+    policy such as `aesam` or `budget(0.3)` (a `Policy`, see `policies.py`).
 
     Raises `ScheduleError` (one line naming the parameter and its allowed range) on any problem.
     """
-    if isinstance(spec, Schedule):
+    if isinstance(spec, (Schedule, Policy)):
         return spec
     if not isinstance(spec, str):
         raise ScheduleError(f"schedule: expected a spec string, got {type(spec).__name__}")
@@ -26,8 +28,8 @@ def parse(spec: str) -> Schedule:
     if match is None:
         raise ScheduleError(f"schedule {spec.strip()!r} is malformed ({EXAMPLES})")
     name, args = match.group(1).lower(), match.group(2)
-    fam = get_family(name)
-    names = [p.name for p in fam.params]
+    policy = _POLICIES.get(name)
+    names = [p.name for p in (policy.params if policy else get_family(name).params)]
     params: dict[str, float] = {}
     seen_keyword = False
     for position, arg in enumerate(_split_args(spec, args)):
@@ -45,7 +47,7 @@ def parse(spec: str) -> Schedule:
         if key in params:
             raise ScheduleError(f"schedule {spec!r}: parameter {key} given twice", parameter=key)
         params[key] = value
-    return Schedule(name, params)
+    return Policy(name, params) if policy else Schedule(name, params)
 
 
 def _split_args(spec: str, args: str | None) -> list[str]:

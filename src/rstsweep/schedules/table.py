@@ -1,12 +1,14 @@
 """Table 2 of the paper: each family's formula, an example instance, closed-form and discrete Δη.
 
 `schedule_rows` gives plain dicts (the analysis reuses them for markdown/csv/latex);
-`print_schedule_table` renders them with rich for `rstsweep schedules`.
+`print_schedule_table` renders them with rich for `rstsweep schedules`, followed by the
+closed-loop policies (`policy_rows`) with their parameters.
 """
 
 from __future__ import annotations
 
-from rstsweep.schedules.families import Schedule, registered_families
+from rstsweep.schedules.families import Schedule, format_number, registered_families
+from rstsweep.schedules.policies import registered_policies
 from rstsweep.schedules.spec import parse
 
 
@@ -37,6 +39,32 @@ def _row(schedule: Schedule, steps: int, extra: bool) -> dict:
     }
 
 
+def policy_rows() -> list[dict]:
+    """One row per registered closed-loop policy: name, rule, parameters ('name in [lo, hi]
+    (default x)'), the nominal Δη of its defaults (None when a parameter is required), source."""
+    from rstsweep.schedules.policies import Policy
+
+    rows = []
+    for kind in registered_policies():
+        params = [
+            f"{p.name} in {p.range_text}"
+            + ("" if p.default is None else f" (default {format_number(p.default)})")
+            for p in kind.params
+        ]
+        required = any(p.default is None for p in kind.params)
+        nominal = None if required else Policy(kind.name, {}).closed_form_extra
+        rows.append(
+            {
+                "policy": kind.name,
+                "rule": kind.formula,
+                "parameters": params,
+                "nominal_extra": nominal,
+                "reference": kind.reference,
+            }
+        )
+    return rows
+
+
 def print_schedule_table(steps: int, extra_specs: list[str]) -> None:
     """Print Table 2 (closed-form and discrete Δη for T = steps) to stdout with rich."""
     from rich.console import Console
@@ -61,4 +89,16 @@ def print_schedule_table(steps: int, extra_specs: list[str]) -> None:
             end_section=following is not None and following["extra"] and not row["extra"],
         )
     # Wide enough that the formulas do not wrap when stdout is a pipe (rich defaults to 80).
-    Console(width=max(110, Console().width)).print(table)
+    console = Console(width=max(110, Console().width))
+    console.print(table)
+    policies = Table(
+        title="Closed-loop policies: p_t decided from the lagged first-pass ‖g‖² (X_t = U_t < p_t)"
+    )
+    for column in ("policy", "rule", "parameters", "nominal Δη", "reference"):
+        policies.add_column(column, no_wrap=column == "policy")
+    for row in policy_rows():
+        nominal = "= d" if row["nominal_extra"] is None else f"{row['nominal_extra']:.4f}"
+        policies.add_row(
+            row["policy"], row["rule"], "\n".join(row["parameters"]), nominal, row["reference"]
+        )
+    console.print(policies)

@@ -132,14 +132,29 @@ def unpack_draws(bits: bytes, steps: int) -> np.ndarray:
     return np.unpackbits(packed, count=int(steps)).astype(bool)
 
 
-def draws_row(cell_id: str, attempt_id: str, draws: np.ndarray) -> dict[str, Any]:
-    """The `draws` row of a cell's coin draws X_0..X_{T-1}."""
+def pack_signal(signal: np.ndarray | None) -> bytes | None:
+    """A policy's per-step signal ‖g_t‖² -> little-endian float32 bytes (None stays None)."""
+    return None if signal is None else np.asarray(signal, dtype="<f4").tobytes()
+
+
+def unpack_signal(data: bytes | None) -> np.ndarray | None:
+    """Inverse of `pack_signal`."""
+    return None if data is None else np.frombuffer(data, dtype="<f4").astype(np.float32)
+
+
+def draws_row(
+    cell_id: str, attempt_id: str, draws: np.ndarray, signal: np.ndarray | None = None
+) -> dict[str, Any]:
+    """The `draws` row of a cell's coin draws X_0..X_{T-1} (and a policy's signal)."""
     draws = np.asarray(draws, dtype=bool)
+    if signal is not None and np.size(signal) != draws.size:
+        raise ValueError(f"signal has {np.size(signal)} values for {draws.size} draws")
     return {
         "cell_id": cell_id,
         "attempt_id": attempt_id,
         "steps": int(draws.size),
         "bits": pack_draws(draws),
+        "signal": pack_signal(signal),
     }
 
 

@@ -110,6 +110,9 @@ DRAWS = pa.schema(
         ("attempt_id", pa.string()),
         ("steps", pa.int64()),  # T: number of valid bits
         ("bits", pa.binary()),  # numpy.packbits(X_0..X_{T-1}), big-endian bit order
+        # closed-loop policies only (null for schedules): the per-step signal ‖g_t‖² the policy
+        # saw, little-endian float32 bytes, T values (X_t was decided from step t − SIGNAL_LAG's)
+        ("signal", pa.binary()),
     ]
 )
 

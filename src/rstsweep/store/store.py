@@ -44,6 +44,7 @@ from rstsweep.store.rows import (
     failure_row,
     trial_row,
     unpack_draws,
+    unpack_signal,
 )
 from rstsweep.store.schema import TABLES
 
@@ -130,7 +131,8 @@ class Store:
             return None
         attempt = uuid.uuid4().hex
         self._write("epochs", epoch_rows(cell.cell_id, attempt, result))
-        self._write("draws", [draws_row(cell.cell_id, attempt, result.draws)])
+        signal = getattr(result, "signals", None)
+        self._write("draws", [draws_row(cell.cell_id, attempt, result.draws, signal)])
         path = self._write("trials", [trial_row(cell, result, profile, attempt)])
         if path is not None:
             self._done_by_file[path] = frozenset({cell.cell_id})
@@ -205,6 +207,15 @@ class Store:
     def draws_of(self, cell_id: str) -> np.ndarray | None:
         """The coin draws X_t of a done cell, or None."""
         return draws_in(self.read("draws"), cell_id)
+
+    def signal_of(self, cell_id: str) -> np.ndarray | None:
+        """The per-step signal ‖g_t‖² a policy cell saw, or None (schedules, pending cells)."""
+        frame = self.read("draws")
+        hit = frame[frame["cell_id"] == cell_id]
+        if hit.empty or "signal" not in hit:
+            return None
+        value = hit["signal"].iloc[0]
+        return unpack_signal(value) if isinstance(value, bytes) else None
 
     # -- heartbeat
 

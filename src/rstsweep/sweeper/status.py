@@ -119,7 +119,12 @@ def _membership(
     if profile is None:
         known = sorted(recorded["profile"].dropna().unique())
         profile = known[0] if len(known) == 1 else None
-    if profile is not None and file is not None and file.exists():
+    # a recorded sweep the file does not declare (`<SWEEP>-search`, from `rstsweep search`) is
+    # known from the cells table alone
+    use_file = file is not None and file.exists()
+    if use_file and not recorded.empty:
+        use_file = sweep in load_sweeps(file).sweeps
+    if profile is not None and use_file:
         expanded = with_world_size(expand(load_sweeps(file), sweep, profile), world_size)
         rows = [(c.cell_id, c.group) for c in expanded]
         return pd.DataFrame(rows, columns=["cell_id", "group"]), [profile], "sweeps file"

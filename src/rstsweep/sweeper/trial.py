@@ -28,7 +28,7 @@ from ray import tune
 from rstsweep.core.atomic import atomic_write_text
 from rstsweep.core.names import CHECKPOINT_NAME
 from rstsweep.core.result import EpochRecord, TrainResult
-from rstsweep.store.rows import pack_draws, unpack_draws
+from rstsweep.store.rows import pack_draws, pack_signal, unpack_draws, unpack_signal
 from rstsweep.sweeper.resources import memory_share
 
 FINAL_KEY = "rst_result"
@@ -206,6 +206,7 @@ def result_to_payload(result: TrainResult) -> dict[str, Any]:
     draws = np.asarray(result.draws, dtype=bool)
     payload["epochs"] = [asdict(e) for e in result.epochs]
     payload["draws"] = {"steps": int(draws.size), "bits": pack_draws(draws)}
+    payload["signals"] = pack_signal(result.signals)
     return payload
 
 
@@ -214,5 +215,6 @@ def payload_to_result(payload: dict[str, Any]) -> TrainResult:
     data = dict(payload)
     draws = data.pop("draws")
     data["draws"] = unpack_draws(draws["bits"], int(draws["steps"]))
+    data["signals"] = unpack_signal(data.get("signals"))
     data["epochs"] = [EpochRecord(**e) for e in data["epochs"]]
     return TrainResult(**data)

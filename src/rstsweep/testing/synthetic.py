@@ -218,13 +218,13 @@ def write_synthetic_store(
         attempt = "syn-" + cell.cell_id
         row = trial_row(cell, _result(cell, cfg, v), profile, attempt)
         trials.append(row | {"versions": '{"rstsweep": "synthetic"}', "finished_at": now})
-        draws.append((cell.cell_id, attempt, v["steps"], pack_draws(v["draws"])))
+        draws.append((cell.cell_id, attempt, v["steps"], pack_draws(v["draws"]), None))
         finished.append((cell.cell_id, attempt, cfg["epochs"], v))
     store = root if isinstance(root, Store) else Store(root)
     frame = _cells_frame(cells, profile)
     cells_table = pa.Table.from_pandas(frame, schema=TABLES["cells"], preserve_index=False)
     _write(store, "cells", cells_table)
-    cols = list(zip(*draws, strict=True)) if draws else [[], [], [], []]
+    cols = list(zip(*draws, strict=True)) if draws else [[] for _ in TABLES["draws"].names]
     draws_cols = dict(zip(TABLES["draws"].names, cols, strict=True))
     _write(store, "draws", pa.table(draws_cols, schema=TABLES["draws"]))
     epochs_table = _epoch_table(finished)

@@ -1,7 +1,8 @@
 """The built pieces of one run (device, data, model, optimizer, lr schedule, coin draws) and one
 training epoch over them. The coins X_t are precomputed from (schedule, seed, T), independent of
 torch's RNG, and the batches are a pure function of (seed, epoch): that is what makes a resumed run
-bit-identical."""
+bit-identical. A closed-loop policy decides X_t during the epoch instead (`draws.py`), from
+signals the step leaves on the device."""
 
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ import torch
 from rstsweep.core.config import CellConfig
 from rstsweep.core.result import EpochRecord
 from rstsweep.errors import RstError
-from rstsweep.schedules import Schedule
+from rstsweep.schedules import Policy, Schedule
 from rstsweep.schedules import parse as parse_schedule
 from rstsweep.trainers.augment import steps_per_epoch, train_batches
 from rstsweep.trainers.batchnorm import disable_running_stats
 from rstsweep.trainers.compiled import EAGER, compiled_passes
 from rstsweep.trainers.data import DataBundle, load_data
+from rstsweep.trainers.draws import PolicyDraws, ScheduleDraws, draw_source
 from rstsweep.trainers.memory import prepare_device_memory
 from rstsweep.trainers.mixup import mixup_batches
 from rstsweep.trainers.models import build_model
@@ -40,13 +42,18 @@ class Cell:
     ctx: StepContext
     steps_per_epoch: int
     total_steps: int
-    draws: np.ndarray
-    schedule: Schedule
+    source: ScheduleDraws | PolicyDraws  # the coins X_t, step by step
+    schedule: Schedule | Policy
     timer: StepTimer
     acc: Accounting = field(default_factory=Accounting)
     records: list[EpochRecord] = field(default_factory=list)
     epoch: int = 0  # completed epochs
     shard: tuple[int, int] = (0, 1)  # (rank, world_size): this worker's part of every batch
+
+    @property
+    def draws(self) -> np.ndarray:
+        """X_0..X_{T-1} (a policy's are filled as the run decides them)."""
+        return self.source.draws
 
 
 def build_cell(config: CellConfig, data: DataBundle | None = None) -> Cell:
@@ -91,6 +98,8 @@ def build_cell(config: CellConfig, data: DataBundle | None = None) -> Cell:
     total = spe * config.epochs
     timer = StepTimer(runtime.device)
     optimizer.on_first_pass_end = timer.mark_first_pass  # first-pass time of SA steps
+    warmup = min(config.warmup_epochs * spe, total) if config.warmup_sgd else 0
+    source = draw_source(schedule, total, config.seed, runtime.device, warmup)
     ctx = StepContext(
         model=model,
         optimizer=optimizer,
@@ -99,6 +108,7 @@ def build_cell(config: CellConfig, data: DataBundle | None = None) -> Cell:
         label_smoothing=config.label_smoothing,
         disable_running_stats=disable_running_stats,
         passes=compiled_passes() if runtime.compile else EAGER,
+        wants_signal=source.wants_signal,
     )
     return Cell(
         config=config,
@@ -107,7 +117,7 @@ def build_cell(config: CellConfig, data: DataBundle | None = None) -> Cell:
         ctx=ctx,
         steps_per_epoch=spe,
         total_steps=total,
-        draws=coin_draws(schedule, config, spe, total),
+        source=source,
         schedule=schedule,
         timer=timer,
     )
@@ -119,7 +129,7 @@ def run_epoch(cell: Cell, on_step: Callable[[], None] | None = None) -> tuple[fl
     timer = cell.timer
     ctx.reset_epoch_sums()
     ctx.model.train()
-    draws = cell.draws.tolist()  # python bools: no numpy scalar work per step
+    source = cell.source
     first = cell.epoch * cell.steps_per_epoch
     t = first
     seen = 0
@@ -141,16 +151,18 @@ def run_epoch(cell: Cell, on_step: Callable[[], None] | None = None) -> tuple[fl
         if t - first >= cell.steps_per_epoch:
             raise RuntimeError("train_batches yielded more batches than steps_per_epoch")
         x = to_memory_format(x, cell.runtime)
-        sa = draws[t]
+        sa = source.decide(t)
         timer.start()
         train_step(ctx, x, y, sa)
         timer.stop(sa, acc)
+        source.observe(t, ctx.signal)
         seen += y.shape[0]
         t += 1
         if on_step is not None:
             on_step()
     steps = t - first
     loss_sum, correct = ctx.loss_sum.item(), ctx.correct.item()  # the one sync of the epoch
+    source.flush()
     acc.train_time_s += time.perf_counter() - begin
     timer.flush(acc)
     if steps != cell.steps_per_epoch:
@@ -161,15 +173,6 @@ def run_epoch(cell: Cell, on_step: Callable[[], None] | None = None) -> tuple[fl
     acc.sa_steps += int(cell.draws[first:t].sum())
     acc.extra_passes += ctx.optimizer.take_extra_passes()
     return loss_sum / steps, 1.0 - correct / seen
-
-
-def coin_draws(schedule: Schedule, config: CellConfig, spe: int, total: int) -> np.ndarray:
-    """X_0..X_{T-1} from (schedule, seed, T); with `warmup_sgd` the warm-up epochs' coins are
-    forced to 0 (the RST authors take SGD steps there) and the later draws are unchanged."""
-    draws = np.array(schedule.draws(total, config.seed), dtype=bool)  # a copy: edited below
-    if config.warmup_sgd:
-        draws[: min(config.warmup_epochs * spe, total)] = False
-    return draws
 
 
 def expected_coin_fraction(cell: Cell) -> float:

@@ -121,6 +121,7 @@ def _train_and_evaluate_epoch(
 
 def _result(cell: Cell, status: str, error: str | None) -> TrainResult:
     last = cell.records[-1] if cell.records else None
+    signals = cell.source.signals  # a closed-loop policy's ‖g_t‖², None for schedules
     nan = float("nan")
     return TrainResult(
         cell_id=cell.config.cell_id(),
@@ -149,4 +150,5 @@ def _result(cell: Cell, status: str, error: str | None) -> TrainResult:
         ),
         extra_passes=cell.acc.extra_passes,
         first_pass_s=cell.acc.mean_first_pass(),
+        signals=None if signals is None else signals[: cell.acc.steps].copy(),
     )

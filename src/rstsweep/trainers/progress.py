@@ -32,7 +32,7 @@ def progress_bar(enabled: bool, cell: Cell) -> Iterator[Callable[[], None] | Non
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    draws = cell.draws.tolist()
+    draws = cell.draws  # a policy's coins are filled step by step, before on_step is called
     with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
         done = cell.epoch * cell.steps_per_epoch
         sa = int(cell.draws[:done].sum())
@@ -41,7 +41,7 @@ def progress_bar(enabled: bool, cell: Cell) -> Iterator[Callable[[], None] | Non
 
         def on_step() -> None:
             # Cheap: a counter and rich's own rate-limited refresh thread; no device work.
-            position[1] += draws[position[0]]
+            position[1] += bool(draws[position[0]])
             position[0] += 1
             bar.update(task, completed=position[0], sa=position[1])
 

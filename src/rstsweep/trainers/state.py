@@ -8,6 +8,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from rstsweep.core.result import EpochRecord
 from rstsweep.errors import RstError
 from rstsweep.trainers.cell import Cell
@@ -21,6 +23,7 @@ from rstsweep.trainers.timing import Accounting
 
 
 def checkpoint_state(cell: Cell) -> dict[str, Any]:
+    signals = cell.source.signals
     return {
         "format": FORMAT_VERSION,
         "cell_id": cell.config.cell_id(),
@@ -33,6 +36,9 @@ def checkpoint_state(cell: Cell) -> dict[str, Any]:
         "records": [dataclasses.asdict(r) for r in cell.records],
         "rng": capture_rng_state(),
         "scaling": cell.ctx.scaling.state_dict() if cell.ctx.scaling else None,
+        # a policy's controller state is rebuilt from these (see draws.PolicyDraws.restore)
+        # (a tensor: checkpoints are loaded with weights_only=True, which refuses numpy arrays)
+        "signals": None if signals is None else torch.from_numpy(signals.copy()),
     }
 
 
@@ -56,6 +62,8 @@ def restore_cell(cell: Cell, path: Path) -> None:
     cell.acc = Accounting(**state["accounting"])
     cell.records = [EpochRecord(**r) for r in state["records"]]
     cell.epoch = int(state["epoch"])
+    signals = state.get("signals")
+    cell.source.restore(cell.acc.steps, None if signals is None else signals.numpy())
     restore_rng_state(state["rng"])
     if cell.ctx.scaling is not None and state.get("scaling"):
         cell.ctx.scaling.load_state_dict(state["scaling"])

@@ -10,6 +10,9 @@ does not perturb), `needs_second_pass()` (LookSAM's reuse steps take the one-pas
 second pass). Epoch sums stay on the device: nothing here syncs with the host (except fp16's
 overflow checks). Two more hooks: `passes` (the forwards, eager or compiled: `compiled.py`) and
 `scaling` (fp16 loss scaling: `precision.py`; an overflowing step is skipped with θ unchanged).
+
+With `wants_signal` (closed-loop policies) the step also leaves `ctx.signal`, a device tensor
+[‖g‖², loss] of the first pass (unscaled, before clipping), for the policy's next decisions.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from torch import Tensor, nn
 from rstsweep.trainers.compiled import EAGER, Passes
 from rstsweep.trainers.precision import LossScaling
 from rstsweep.trainers.runtime import Runtime, to_memory_format
-from rstsweep.trainers.sam import SAM
+from rstsweep.trainers.sam import SAM, global_norm
 
 
 @dataclass
@@ -44,8 +47,10 @@ class StepContext:
     no_sync: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
     passes: Passes = EAGER
     scaling: LossScaling | None = None  # None: built for the runtime's precision
+    wants_signal: bool = False
     loss_sum: Tensor = field(init=False)
     correct: Tensor = field(init=False)
+    signal: Tensor | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         if self.scaling is None:
@@ -83,7 +88,10 @@ def train_step(ctx: StepContext, x: Tensor, y: Tensor, sa: bool) -> None:
         )
         loss = losses.mean() if per_sample else losses
     scaling.backward(loss)  # DDP decided in the forward whether this backward all-reduces
-    if not scaling.unscale_finite():  # fp16 overflow in the first pass: skip, θ never moved
+    finite = scaling.unscale_finite()
+    if ctx.wants_signal:
+        ctx.signal = first_pass_signal(model, loss)
+    if not finite:  # fp16 overflow in the first pass: skip, θ never moved
         if sa:
             opt.abandon_first_pass()
         scaling.skipped()
@@ -113,6 +121,14 @@ def train_step(ctx: StepContext, x: Tensor, y: Tensor, sa: bool) -> None:
     ctx.loss_sum += loss.detach().float()
     labels = y if y.dim() == 1 else y.argmax(dim=1)  # mixup's soft targets: the dominant class
     ctx.correct += (out.detach().argmax(dim=1) == labels).sum()
+
+
+@torch.no_grad()
+def first_pass_signal(model: nn.Module, loss: Tensor) -> Tensor:
+    """[‖g‖², loss] of the first pass as one float32 device tensor (no host sync)."""
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    grad_sq = global_norm(grads).float() ** 2
+    return torch.stack([grad_sq, loss.detach().float()])
 
 
 @torch.no_grad()

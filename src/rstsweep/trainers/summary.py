@@ -22,7 +22,7 @@ def result_summary(result: TrainResult) -> dict[str, Any]:
     summary = {
         f.name: getattr(result, f.name)
         for f in dataclasses.fields(result)
-        if f.name not in ("epochs", "draws")
+        if f.name not in ("epochs", "draws", "signals")
     }
     summary["sa_fraction"] = result.sa_fraction
     summary["realized_extra"] = result.realized_extra
