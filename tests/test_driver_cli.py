@@ -72,14 +72,17 @@ def run_events(store: Path) -> list[list[dict]]:
     ("args", "message"),
     [
         (["--profile", "nosuch"], "profile"),
-        (["--gpus-per-trial", "1.5"], "--gpus-per-trial: 1.5 must be a fraction <= 1"),
+        (["--gpus-per-trial", "1.5"], "--gpus-per-trial: 1.5 > 1 must be a whole number of GPUs"),
         (["--cpus-per-trial", "0"], "--cpus-per-trial: 0 must be > 0"),
         (["--max-concurrent", "0"], "--max-concurrent: 0 must be >= 1"),
         (
             ["--cpus-per-trial", "512"],
             "resources: a trial asks for 512 CPU + 0 GPU but this machine",
         ),
-        (["--num-gpus", "1", "--gpus-per-trial", "2"], "resources: a trial asks for 1 CPU + 2 GPU"),
+        (
+            ["--num-gpus", "1", "--gpus-per-trial", "2"],
+            "one trial of 2 workers needs 2 CPU + 2 GPU",
+        ),
         (["--bad-yaml"], "sweeps.s.groups.constant.grid.a_c[1]: "),
         (["--address", "127.0.0.1:1"], "--address 127.0.0.1:1: no Ray cluster answers there"),
         # a data directory that is a file: not found, and no download can land there either

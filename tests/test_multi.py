@@ -53,8 +53,12 @@ def test_killed_data_parallel_trial_resumes_and_is_stored_once(tmp_path: Path, m
 def test_world_size_is_in_cell_id_only_when_above_one() -> None:
     from rstsweep.core.config import CellConfig
 
-    # ids of cells from before data parallelism existed stay as they were
-    assert CellConfig().cell_id() == "96392efb8eeaddf8"
+    # ids of cells from before data parallelism existed stay as they were (where nothing else
+    # changed what they compute: crops now pad as the RST authors' code does, so no crops here)
+    assert CellConfig(augment="none").cell_id() == "02b3bbf71baa1b02"
+    # ... and a crop-padded cell, which now pads by reflection, gets a new one (it was 96392efb...)
+    assert CellConfig().cell_id() != "96392efb8eeaddf8"
+    assert CellConfig(pad_mode="zero").cell_id() != CellConfig().cell_id()
     imagenet = {"algorithm": "sgd", "dataset": "imagenet", "model": "resnet50"}
     assert CellConfig(**imagenet).cell_id() == "5a24135b2fd00faf"
     assert CellConfig(world_size=2).cell_id() != CellConfig().cell_id()

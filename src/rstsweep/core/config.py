@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -76,12 +77,15 @@ OMITTED_AT_DEFAULT: dict[str, object] = {
 # stay out of cell_id, so e.g. a SAM cell without crops keeps its id whatever they are. Where
 # they apply they are always in it: ASAM, GSAM and ESAM now follow their reference code and crops
 # pad as the RST authors' code does, so those cells compute something new and get new ids.
-ONLY_WHERE: dict[str, tuple[str, frozenset[str]]] = {
-    "asam_variant": ("algorithm", frozenset({"asam"})),
-    "gsam_rho_schedule": ("algorithm", frozenset({"gsam"})),
-    "gsam_rho_min": ("algorithm", frozenset({"gsam"})),
-    "esam_beta": ("algorithm", frozenset({"esam"})),
-    "pad_mode": ("augment", frozenset({"basic", "cutout"})),
+# (ImageNet is streamed with RandomResizedCrop: the padded crop never applies there.)
+ONLY_WHERE: dict[str, Callable[[dict], bool]] = {
+    "asam_variant": lambda f: f.get("algorithm") == "asam",
+    "gsam_rho_schedule": lambda f: f.get("algorithm") == "gsam",
+    "gsam_rho_min": lambda f: f.get("algorithm") == "gsam",
+    "esam_beta": lambda f: f.get("algorithm") == "esam",
+    "pad_mode": lambda f: (
+        f.get("augment") in ("basic", "cutout") and f.get("dataset") != "imagenet"
+    ),
 }
 
 
@@ -90,10 +94,7 @@ def _in_identity(key: str, value: object, fields: dict) -> bool:
         return False
     if key in OMITTED_AT_DEFAULT and OMITTED_AT_DEFAULT[key] == value:
         return False
-    if key in ONLY_WHERE:
-        field_name, values = ONLY_WHERE[key]
-        return fields.get(field_name) in values
-    return True
+    return ONLY_WHERE[key](fields) if key in ONLY_WHERE else True
 
 
 def identity_of(fields: dict) -> dict:

@@ -76,8 +76,26 @@ def get_family(name: str) -> Family:
         raise ScheduleError(f"unknown schedule family {name!r} (known: {known})") from None
 
 
+class Curve:
+    """What a schedule and a policy share: p(τ) on the grid of a run's T steps and its mean, Δη.
+    Subclasses define `p(tau)` (vectorised over τ ∈ [0, 1))."""
+
+    def p(self, tau: Any) -> Any:
+        raise NotImplementedError
+
+    def probabilities(self, T: int) -> np.ndarray:
+        """p(t/T) for t = 0..T-1."""
+        return np.asarray(self.p(np.arange(T) / T), dtype=float).reshape(T)
+
+    def expected_extra(self, T: int) -> float:
+        """Discrete Δη over T steps: (1/T)·Σ_t p(t/T), the expected share of two-pass steps."""
+        if T < 1:
+            raise ScheduleError(f"T: {T} must be >= 1")
+        return float(self.probabilities(T).mean())
+
+
 @dataclass(frozen=True)
-class Schedule:
+class Schedule(Curve):
     """A validated p(t). Equal schedules have equal `.spec` (parameters rounded to 12 digits)."""
 
     family: str
@@ -147,16 +165,6 @@ class Schedule:
         # Clip only float rounding noise: __post_init__ has rejected genuinely out-of-range p.
         out = np.clip(self._raw_p(tau_arr), 0.0, 1.0)
         return out[()] if out.ndim == 0 else out
-
-    def probabilities(self, T: int) -> np.ndarray:
-        """p(t/T) for t = 0..T-1."""
-        return np.asarray(self.p(np.arange(T) / T), dtype=float).reshape(T)
-
-    def expected_extra(self, T: int) -> float:
-        """Discrete Δη over T steps: (1/T)·Σ_t p(t/T), the expected share of two-pass steps."""
-        if T < 1:
-            raise ScheduleError(f"T: {T} must be >= 1")
-        return float(self.probabilities(T).mean())
 
     @property
     def closed_form_extra(self) -> float:

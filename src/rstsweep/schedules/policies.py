@@ -35,7 +35,7 @@ import numpy as np
 
 from rstsweep.schedules.coins import uniforms
 from rstsweep.schedules.errors import ScheduleError
-from rstsweep.schedules.families import NAME_RE, Param, format_number
+from rstsweep.schedules.families import NAME_RE, Curve, Param, format_number
 
 SIGNAL_LAG = 2
 
@@ -93,7 +93,7 @@ def register_policy(kind: PolicyKind, replace: bool = False) -> PolicyKind:
 
 
 @dataclass(frozen=True)
-class Policy:
+class Policy(Curve):
     """A validated policy instance, e.g. `budget(0.3)`; see the module docstring."""
 
     family: str
@@ -149,15 +149,6 @@ class Policy:
             np.broadcast_to(self._kind.nominal(tau_arr, **self.params), tau_arr.shape), 0.0, 1.0
         )
         return out[()] if out.ndim == 0 else out
-
-    def probabilities(self, T: int) -> np.ndarray:
-        return np.asarray(self.p(np.arange(T) / T), dtype=float).reshape(T)
-
-    def expected_extra(self, T: int) -> float:
-        """Nominal share of SAM steps over T steps (mean of the nominal p(t/T))."""
-        if T < 1:
-            raise ScheduleError(f"T: {T} must be >= 1")
-        return float(self.probabilities(T).mean())
 
     @property
     def closed_form_extra(self) -> float:

@@ -118,6 +118,13 @@ def run_sweep(
         return summary
 
     world = max((getattr(c.config, "world_size", 1) for c in by_id.values()), default=1)
+    if local and world > 1:  # a local Ray is checked before it starts, as above
+        check_cluster(
+            request.cpus,
+            request.gpus,
+            world,
+            [{"Resources": dict(zip(("CPU", "GPU"), local, strict=True))}],
+        )
     with ray_session(o.address, num_cpus=o.num_cpus, num_gpus=o.num_gpus) as ray:
         check_fits(request, ray.nodes())
         if world > 1:  # one bundle per data-parallel worker, possibly over several nodes

@@ -296,15 +296,15 @@ def print_plan(plan: SweepPlan, store_dir: Path | None) -> None:
             "cell at a time (evaluation not included)",
             soft_wrap=True,
         )
+        if plan.resources is not None:
+            from rstsweep.sweeper.probe import resource_line
+
+            console.print(f"  = {resource_line(total.pending_time_s, plan.resources)}")
     for (model, dataset, batch), (peak, gpu, n) in sorted(plan.packing.items()):
         console.print(
             f"packing: {model} × {dataset} × {batch}: peak {peak / 2**30:.1f} of "
             f"{gpu / 2**30:.0f} GiB, ~{n} trial{'s' if n != 1 else ''} per GPU "
             f"(--gpus-per-trial {1 / n:.3g})"
         )
-        if plan.resources is not None:
-            from rstsweep.sweeper.probe import resource_line
-
-            console.print(f"  = {resource_line(total.pending_time_s, plan.resources)}")
     for line in plan.probe_lines:
         console.print(line, soft_wrap=True)

@@ -183,5 +183,23 @@ def expected_coin_fraction(cell: Cell) -> float:
     return float(probs.mean()) if probs.size else 0.0
 
 
+def epoch_record(
+    cell: Cell, lr: float, train: tuple[float, float], test: tuple[float, float]
+) -> EpochRecord:
+    """The record of the epoch just trained: its (loss, error) on train and test, its first step's
+    lr, and the cell's cumulative steps, SA steps and training time."""
+    return EpochRecord(
+        epoch=cell.epoch + 1,
+        train_loss=train[0],
+        train_error=train[1],
+        test_loss=test[0],
+        test_error=test[1],
+        lr=lr,
+        steps=cell.acc.steps,
+        sa_steps=cell.acc.sa_steps,
+        time_s=cell.acc.train_time_s,
+    )
+
+
 def current_lr(optimizer: torch.optim.Optimizer) -> float:
     return float(optimizer.param_groups[0]["lr"])

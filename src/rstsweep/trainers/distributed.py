@@ -47,7 +47,7 @@ from rstsweep.core.names import CHECKPOINT_NAME, FINAL_WEIGHTS_NAME
 from rstsweep.core.result import EpochRecord, TrainResult
 from rstsweep.errors import RstError
 from rstsweep.trainers.augment import test_batches
-from rstsweep.trainers.cell import Cell, build_cell, current_lr, run_epoch
+from rstsweep.trainers.cell import Cell, build_cell, current_lr, epoch_record, run_epoch
 from rstsweep.trainers.checkpoint import atomic_torch_save, remove_stale_temporaries
 from rstsweep.trainers.loop import EVAL_BATCH_SIZE, _result
 from rstsweep.trainers.progress import progress_bar
@@ -216,17 +216,7 @@ def _epoch(cell: Cell, rank: int, on_step: Callable[[], None] | None) -> tuple[E
     if evaluated:
         batches = test_batches(cell.data, EVAL_BATCH_SIZE)
         test_loss, test_error = evaluate(cell.ctx.model, batches, cell.runtime)
-    record = EpochRecord(
-        epoch=epoch,
-        train_loss=train_loss,
-        train_error=train_error,
-        test_loss=test_loss,
-        test_error=test_error,
-        lr=lr,
-        steps=cell.acc.steps,
-        sa_steps=cell.acc.sa_steps,
-        time_s=cell.acc.train_time_s,
-    )
+    record = epoch_record(cell, lr, (train_loss, train_error), (test_loss, test_error))
     return record, evaluated
 
 

@@ -35,6 +35,7 @@ from rstsweep.trainers.cell import (
     Cell,
     build_cell,
     current_lr,
+    epoch_record,
     expected_coin_fraction,
     run_epoch,
 )
@@ -105,18 +106,7 @@ def _train_and_evaluate_epoch(
         )
     else:  # not due, or diverged (evaluating NaN weights tells nothing)
         test_loss, test_error = float("nan"), float("nan")
-    record = EpochRecord(
-        epoch=epoch,
-        train_loss=train_loss,
-        train_error=train_error,
-        test_loss=test_loss,
-        test_error=test_error,
-        lr=lr,
-        steps=cell.acc.steps,
-        sa_steps=cell.acc.sa_steps,
-        time_s=cell.acc.train_time_s,
-    )
-    return record, due
+    return epoch_record(cell, lr, (train_loss, train_error), (test_loss, test_error)), due
 
 
 def _result(cell: Cell, status: str, error: str | None) -> TrainResult:
