@@ -6,6 +6,7 @@ signals the step leaves on the device."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -198,6 +199,18 @@ def epoch_record(
         steps=cell.acc.steps,
         sa_steps=cell.acc.sa_steps,
         time_s=cell.acc.train_time_s,
+    )
+
+
+def divergence(record: EpochRecord, evaluated: bool) -> str | None:
+    """Why the epoch of `record` diverged (a non-finite train loss, or test loss where it was
+    evaluated), or None."""
+    test_ok = math.isfinite(record.test_loss) or not evaluated
+    if math.isfinite(record.train_loss) and test_ok:
+        return None
+    return (
+        f"diverged in epoch {record.epoch}: non-finite loss "
+        f"(train {record.train_loss}, test {record.test_loss})"
     )
 
 

@@ -47,7 +47,14 @@ from rstsweep.core.names import CHECKPOINT_NAME, FINAL_WEIGHTS_NAME
 from rstsweep.core.result import EpochRecord, TrainResult
 from rstsweep.errors import RstError
 from rstsweep.trainers.augment import test_batches
-from rstsweep.trainers.cell import Cell, build_cell, current_lr, epoch_record, run_epoch
+from rstsweep.trainers.cell import (
+    Cell,
+    build_cell,
+    current_lr,
+    divergence,
+    epoch_record,
+    run_epoch,
+)
 from rstsweep.trainers.checkpoint import atomic_torch_save, remove_stale_temporaries
 from rstsweep.trainers.loop import EVAL_BATCH_SIZE, _result
 from rstsweep.trainers.progress import progress_bar
@@ -184,13 +191,9 @@ def train_rank(
             cell.records.append(record)
             cell.epoch += 1
             if rank == 0:
-                test_ok = math.isfinite(record.test_loss) or not evaluated
-                if not (math.isfinite(record.train_loss) and test_ok):
+                error = divergence(record, evaluated)
+                if error is not None:
                     status = "diverged"
-                    error = (
-                        f"diverged in epoch {record.epoch}: non-finite loss "
-                        f"(train {record.train_loss}, test {record.test_loss})"
-                    )
                 elif ckpt is not None:  # a diverged epoch is never checkpointed
                     atomic_torch_save(checkpoint_state(cell), ckpt)
                 if on_epoch is not None:

@@ -35,6 +35,7 @@ from rstsweep.trainers.cell import (
     Cell,
     build_cell,
     current_lr,
+    divergence,
     epoch_record,
     expected_coin_fraction,
     run_epoch,
@@ -73,13 +74,9 @@ def train(
             record, evaluated = _train_and_evaluate_epoch(cell, on_step)
             cell.records.append(record)
             cell.epoch += 1
-            test_ok = math.isfinite(record.test_loss) or not evaluated
-            if not (math.isfinite(record.train_loss) and test_ok):
+            error = divergence(record, evaluated)
+            if error is not None:
                 status = "diverged"
-                error = (
-                    f"diverged in epoch {record.epoch}: non-finite loss "
-                    f"(train {record.train_loss}, test {record.test_loss})"
-                )
             elif ckpt is not None:  # a diverged epoch is never checkpointed
                 atomic_torch_save(checkpoint_state(cell), ckpt)
             if on_epoch is not None:
