@@ -1,8 +1,9 @@
 """The typer app of the `rstsweep` command line and what its commands share: the error handling
 (every user error, an `RstError` or a pydantic ValidationError, becomes one line on stderr and exit
-2, wherever the app runs: console script, `python -m rstsweep`, typer's CliRunner) and the common
-options (`--file`, `--store`, `--profile`, `--set`). The commands live in `cli_train`, `cli_sweep`
-and `cli_store`; `cli.main` is the entry point.
+2, wherever the app runs: console script, `python -m rstsweep`, typer's CliRunner) and every option
+used by more than one command, each declared once here as an `Annotated` alias (`--file`,
+`--store`, `--profile`, `--set`, `--cpus-per-trial`, the sweep argument ...). The commands live in
+`cli.train`, `cli.sweep` and `cli.results`; `cli.main` is the entry point.
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ class _App(TyperGroup):
         try:
             return super().invoke(ctx)
         except RstError as exc:
-            _fail(str(exc), exc.exit_code)
+            fail(str(exc), exc.exit_code)
         except Exception as exc:
             if type(exc).__name__ != "ValidationError":  # pydantic's; not imported for --help
                 raise
-            _fail(format_validation_error(exc), 2)
+            fail(format_validation_error(exc), 2)
         return None
 
 
@@ -43,6 +44,9 @@ app = typer.Typer(
 )
 
 SweepsFile = Annotated[Path, typer.Option("--file", "-f", help="The sweeps YAML file.")]
+SweepsFileOrNone = Annotated[
+    Path | None, typer.Option("--file", "-f", help="Sweeps YAML (default: ./sweeps.yaml).")
+]
 StoreDir = Annotated[
     str,
     typer.Option(
@@ -50,6 +54,28 @@ StoreDir = Annotated[
     ),
 ]
 Profile = Annotated[str, typer.Option("--profile", "-p", help="Profile: paper, demo, ci, ...")]
+ProfileOrNone = Annotated[
+    str | None, typer.Option("--profile", "-p", help="Profile (default: the recorded one).")
+]
+SweepName = Annotated[str, typer.Argument(help="The sweep (a name in the sweeps file).")]
+CpusPerTrial = Annotated[float, typer.Option(help="CPUs per trial.")]
+GpusPerTrial = Annotated[
+    float, typer.Option(help="GPUs per trial (0.25: 4 per GPU; 2: 2 data-parallel workers).")
+]
+MaxConcurrent = Annotated[int | None, typer.Option(help="At most this many trials.")]
+MaxFailures = Annotated[int, typer.Option(help="Retries of a crashed trial.")]
+NumCpus = Annotated[float | None, typer.Option(help="Local Ray only: CPUs to use.")]
+DataDir = Annotated[
+    Path | None,
+    typer.Option(help="Dataset directory for every cell (overrides the profile's data_dir)."),
+]
+Trackers = Annotated[
+    list[str] | None,
+    typer.Option(help="tensorboard (default), mlflow, wandb or none; repeatable."),
+]
+NoProbe = Annotated[
+    bool, typer.Option("--no-probe", help="No step-cost probe (do not time unmeasured settings).")
+]
 
 DEFAULT_FILE = Path("sweeps.yaml")
 DEFAULT_STORE = "results"
@@ -76,7 +102,8 @@ def _root(
     pass
 
 
-def _opt(help_text: str) -> typer.models.OptionInfo:
+def opt(help_text: str) -> typer.models.OptionInfo:
+    """An option without a shown default (its default is the config's, not the flag's)."""
     return typer.Option(help=help_text, show_default=False)
 
 
@@ -91,6 +118,7 @@ SetOption = Annotated[
 ]
 
 
-def _fail(message: str, code: int) -> None:
+def fail(message: str, code: int) -> None:
+    """Print `rstsweep: error: MESSAGE` on stderr and exit with `code`."""
     print(f"rstsweep: error: {message}", file=sys.stderr)
     raise typer.Exit(code)

@@ -1,5 +1,6 @@
 """`rstsweep run`/`resume`, `slurm`, `search`, `plan` and `status`: the sweep commands, each a
-thin layer over `rstsweep.sweeper` (ray is imported only by the commands that start it)."""
+thin layer over `rstsweep.sweeper` (ray is imported only by the commands that start it). Their
+shared options are the aliases of `cli.app`."""
 
 from __future__ import annotations
 
@@ -9,40 +10,49 @@ from typing import Annotated
 
 import typer
 
-from rstsweep.cli_app import (
+from rstsweep.cli.app import (
     DEFAULT_FILE,
     DEFAULT_PROFILE,
     DEFAULT_STORE,
+    CpusPerTrial,
+    DataDir,
+    GpusPerTrial,
+    MaxConcurrent,
+    MaxFailures,
+    NoProbe,
+    NumCpus,
     Profile,
+    ProfileOrNone,
     SetOption,
     StoreDir,
+    SweepName,
     SweepsFile,
-    _opt,
+    SweepsFileOrNone,
+    Trackers,
     app,
+    opt,
 )
 from rstsweep.errors import RstError
 
 
 @app.command()
 def run(
-    sweep: Annotated[str, typer.Argument(help="The sweep to run (a name in the sweeps file).")],
+    sweep: SweepName,
     file: SweepsFile = DEFAULT_FILE,
     profile: Profile = DEFAULT_PROFILE,
     store: StoreDir = DEFAULT_STORE,
     address: Annotated[
         str | None, typer.Option(help="An existing Ray cluster (default: a local Ray).")
     ] = None,
-    cpus_per_trial: Annotated[float, typer.Option(help="CPUs per trial.")] = 1.0,
-    gpus_per_trial: Annotated[
-        float, typer.Option(help="GPUs per trial (0.25: 4 per GPU; 2: 2 data-parallel workers).")
-    ] = 0.0,
+    cpus_per_trial: CpusPerTrial = 1.0,
+    gpus_per_trial: GpusPerTrial = 0.0,
     world_size: Annotated[
         int | None,
         typer.Option(min=1, help="Data-parallel workers per trial (CPU: gloo processes)."),
     ] = None,
-    max_concurrent: Annotated[int | None, typer.Option(help="At most this many trials.")] = None,
-    max_failures: Annotated[int, typer.Option(help="Retries of a crashed trial.")] = 2,
-    num_cpus: Annotated[float | None, typer.Option(help="Local Ray only: CPUs to use.")] = None,
+    max_concurrent: MaxConcurrent = None,
+    max_failures: MaxFailures = 2,
+    num_cpus: NumCpus = None,
     num_gpus: Annotated[
         int | None, typer.Option(help="Local Ray only: GPUs to declare (logical ones allowed).")
     ] = None,
@@ -50,10 +60,7 @@ def run(
         Path | None,
         typer.Option(help="Ray Tune's scratch dir; shared by all nodes of a multi-node cluster."),
     ] = None,
-    data_dir: Annotated[
-        Path | None,
-        typer.Option(help="Dataset directory for every cell (overrides the profile's data_dir)."),
-    ] = None,
+    data_dir: DataDir = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No live display.")] = False,
     log_every: Annotated[
         float,
@@ -63,13 +70,8 @@ def run(
             help="Without the live display (stderr not a terminal): a summary line every N s.",
         ),
     ] = 30.0,
-    tracker: Annotated[
-        list[str] | None,
-        typer.Option(help="tensorboard (default), mlflow, wandb or none; repeatable."),
-    ] = None,
-    no_probe: Annotated[
-        bool, typer.Option("--no-probe", help="No step-cost probe for the estimate.")
-    ] = False,
+    tracker: Trackers = None,
+    no_probe: NoProbe = False,
     set_: SetOption = None,
     force: Annotated[
         bool, typer.Option("--force", help="Run even while another run's heartbeat is live.")
@@ -119,7 +121,7 @@ app.command("resume", help="Alias of `run`: run the cells not yet in the store."
 
 @app.command()
 def slurm(
-    sweep: Annotated[str, typer.Argument(help="The sweep to run (a name in the sweeps file).")],
+    sweep: SweepName,
     nodes: Annotated[int, typer.Option(help="Nodes to allocate (one Ray node each).")] = 1,
     gpus_per_node: Annotated[int, typer.Option(help="GPUs per node.")] = 0,
     cpus_per_node: Annotated[int | None, typer.Option(help="CPUs per node.")] = None,
@@ -132,14 +134,12 @@ def slurm(
     file: SweepsFile = DEFAULT_FILE,
     profile: Profile = DEFAULT_PROFILE,
     store: StoreDir = DEFAULT_STORE,
-    cpus_per_trial: Annotated[float, typer.Option(help="CPUs per trial.")] = 1.0,
-    gpus_per_trial: Annotated[float, typer.Option(help="GPUs per trial (0.25: 4 per GPU).")] = 0.0,
-    max_concurrent: Annotated[int | None, typer.Option(help="At most this many trials.")] = None,
-    max_failures: Annotated[int, typer.Option(help="Retries of a crashed trial.")] = 2,
-    data_dir: Annotated[Path | None, typer.Option(help="Dataset directory on the nodes.")] = None,
-    tracker: Annotated[
-        list[str] | None, typer.Option(help="tensorboard (default), mlflow, wandb or none.")
-    ] = None,
+    cpus_per_trial: CpusPerTrial = 1.0,
+    gpus_per_trial: GpusPerTrial = 0.0,
+    max_concurrent: MaxConcurrent = None,
+    max_failures: MaxFailures = 2,
+    data_dir: DataDir = None,
+    tracker: Trackers = None,
     set_: SetOption = None,
 ) -> None:
     """Write an sbatch script running the sweep on a SLURM allocation through Ray (requeue-safe)."""
@@ -167,12 +167,10 @@ def slurm(
 
 @app.command()
 def search(
-    sweep: Annotated[str, typer.Argument(help="The sweep whose schedule/policy to search.")],
+    sweep: SweepName,
     budget: Annotated[float, typer.Option(help="Most realized extra compute Δη, in [0, 1].")],
     trials: Annotated[int, typer.Option(help="Suggestions in all (re-running continues).")],
-    family: Annotated[
-        str | None, _opt("The family/policy to search (sweeps with several).")
-    ] = None,
+    family: Annotated[str | None, opt("The family/policy to search (sweeps with several).")] = None,
     file: SweepsFile = DEFAULT_FILE,
     profile: Profile = DEFAULT_PROFILE,
     store: StoreDir = DEFAULT_STORE,
@@ -180,9 +178,9 @@ def search(
     alpha: Annotated[bool, typer.Option("--alpha", help="Also search α in [0, 2].")] = False,
     asha: Annotated[bool, typer.Option("--asha", help="ASHA: stop bad suggestions early.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the TPE sampler.")] = 0,
-    cpus_per_trial: Annotated[float, typer.Option(help="CPUs per trial.")] = 1.0,
-    max_concurrent: Annotated[int | None, typer.Option(help="At most this many trials.")] = None,
-    num_cpus: Annotated[float | None, typer.Option(help="Local Ray: CPUs to use.")] = None,
+    cpus_per_trial: CpusPerTrial = 1.0,
+    max_concurrent: MaxConcurrent = None,
+    num_cpus: NumCpus = None,
 ) -> None:
     """Search the lowest test error at realized extra compute <= BUDGET (Ray Tune + Optuna TPE)."""
     from rstsweep.sweeper.search import SearchOptions, search_command
@@ -208,19 +206,17 @@ def search(
 
 @app.command()
 def plan(
-    sweep: Annotated[str, typer.Argument(help="Sweep name from the sweeps file.")],
+    sweep: SweepName,
     file: SweepsFile = DEFAULT_FILE,
     profile: Profile = DEFAULT_PROFILE,
     store: StoreDir = DEFAULT_STORE,
-    cpus_per_trial: Annotated[float, typer.Option(help="CPUs per trial.")] = 1.0,
-    gpus_per_trial: Annotated[float, typer.Option(help="GPUs per trial.")] = 0.0,
+    cpus_per_trial: CpusPerTrial = 1.0,
+    gpus_per_trial: GpusPerTrial = 0.0,
     slots: Annotated[
         int | None,
         typer.Option(min=1, help="Concurrent trials (default: what this machine holds)."),
     ] = None,
-    no_probe: Annotated[
-        bool, typer.Option("--no-probe", help="Do not time unmeasured settings (a few steps each).")
-    ] = False,
+    no_probe: NoProbe = False,
     set_: SetOption = None,
 ) -> None:
     """Show a sweep's cells by group, expected forward-backward passes and estimated time."""
@@ -242,12 +238,8 @@ def status(
         str | None, typer.Argument(help="One sweep (default: all in the store).")
     ] = None,
     store: StoreDir = DEFAULT_STORE,
-    file: Annotated[
-        Path | None, typer.Option("--file", "-f", help="Sweeps YAML (default: ./sweeps.yaml).")
-    ] = None,
-    profile: Annotated[
-        str | None, typer.Option("--profile", "-p", help="Profile (default: the recorded one).")
-    ] = None,
+    file: SweepsFileOrNone = None,
+    profile: ProfileOrNone = None,
     world_size: Annotated[
         int | None, typer.Option(min=1, help="As given to run (--world-size / --gpus-per-trial N).")
     ] = None,

@@ -9,11 +9,7 @@ from typing import Annotated
 
 import typer
 
-from rstsweep.cli_app import (
-    DEFAULT_STORE,
-    StoreDir,
-    app,
-)
+from rstsweep.cli.app import DEFAULT_STORE, StoreDir, app
 
 
 @app.command()
