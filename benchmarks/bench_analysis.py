@@ -41,7 +41,7 @@ def main() -> int:
     t_import = time.perf_counter()
     from rstsweep.analysis.figures import make_figures
     from rstsweep.analysis.tables import make_tables
-    from rstsweep.sweeper.spec import load_sweeps
+    from rstsweep.sweeps import load_sweeps
     from rstsweep.testing.synthetic import grid_cells, write_synthetic_store
 
     import_s = time.perf_counter() - t_import

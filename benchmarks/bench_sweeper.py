@@ -42,7 +42,7 @@ from rstsweep.store.store import Store
 from rstsweep.sweeper.driver import run_sweep
 from rstsweep.sweeper.options import RunOptions
 from rstsweep.sweeper.progress import read_events
-from rstsweep.sweeper.spec import Cell
+from rstsweep.sweeps import Cell
 
 EPOCHS = 5
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from rstsweep.core.config import CellConfig
 from rstsweep.core.result import EpochRecord, TrainResult
 from rstsweep.schedules import parse
-from rstsweep.sweeper.cell import Cell
+from rstsweep.sweeps.cell import Cell
 
 
 def make_cell(schedule: str = "constant(0.5)", seed: int = 0, group: str = "constant") -> Cell:

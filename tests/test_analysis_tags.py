@@ -16,6 +16,7 @@ from rstsweep.analysis.figures_delta import figure1
 from rstsweep.analysis.results import load
 from rstsweep.analysis.tables import make_tables
 from rstsweep.analysis.tags import shipped_sweeps_file, sweep_tags
+from rstsweep.sweeps import load_sweeps
 from rstsweep.testing.synthetic import grid_cells, small_store, write_synthetic_store
 
 SWEEPS_FILE = Path(__file__).resolve().parents[1] / "sweeps.yaml"
@@ -153,9 +154,7 @@ def test_trials_without_cells_rows_are_tagged_too(tmp_path):
 
 
 def test_sweep_tags_of_the_shipped_file():
-    import yaml
-
-    tags = sweep_tags(yaml.safe_load(SWEEPS_FILE.read_text())["sweeps"])
+    tags = sweep_tags(load_sweeps(SWEEPS_FILE))
     assert tags.of("constant", "constant") == ("Fig. 1", None, None)
     assert tags.of("trigonometric", "trigonometric") == ("Fig. 4", "Table 5", None)
     assert tags.of("cutout", "piecewise-1") == (None, "Tables 6-9", 1)

@@ -14,7 +14,7 @@ import rstsweep
 from rstsweep.core.config import CellConfig
 from rstsweep.core.fields import describe_fields, parse_assignments
 from rstsweep.errors import RstError
-from rstsweep.sweeper.spec import expand
+from rstsweep.sweeps import expand
 
 TINY = [
     "--model", "fastcnn", "--dataset", "fashion-mnist", "--epochs", "1", "--seed", "1",

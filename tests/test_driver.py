@@ -1,7 +1,7 @@
 """The Ray Tune driver with real Ray (one local session per module: 2 CPUs, 2 logical GPUs) and a
 stand-in trainer (tests/test_driver_fake.py: ~0.3 s epochs, real checkpoints, real resume).
 
-Cells come from a tiny sweeps YAML written per test and expanded by `rstsweep.sweeper.spec`. What is
+Cells come from a tiny sweeps YAML written per test and expanded by `rstsweep.sweeps`. What is
 checked: the store holds each cell exactly once (raw part files, not the deduplicating reader), a
 worker killed mid-trial resumes from its last epoch checkpoint, a grown grid runs only the new
 cells, fractional GPUs are placed as asked, a failing cell ends in `failures` (and stays pending),
@@ -28,7 +28,7 @@ from rstsweep.store.store import Store
 from rstsweep.sweeper.driver import run_sweep
 from rstsweep.sweeper.options import RunOptions
 from rstsweep.sweeper.progress import read_events
-from rstsweep.sweeper.spec import expand
+from rstsweep.sweeps import expand
 from tiny_sweeps import write_tiny_sweeps
 
 pytestmark = pytest.mark.slow

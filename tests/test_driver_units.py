@@ -186,7 +186,7 @@ def test_unique_cells_and_summary():
 def test_data_dir_is_made_absolute_and_keeps_cell_ids(tmp_path, monkeypatch):
     from pathlib import Path
 
-    from rstsweep.sweeper.spec import expand
+    from rstsweep.sweeps import expand
 
     sweeps = Path(__file__).resolve().parents[1] / "sweeps.yaml"
     cells = expand(sweeps, "constant", "ci")[:3]

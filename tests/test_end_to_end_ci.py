@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rstsweep.sweeper.spec import expand
+from rstsweep.sweeps import expand
 
 REPO = Path(__file__).resolve().parents[1]
 SWEEPS_FILE = REPO / "sweeps.yaml"

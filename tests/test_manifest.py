@@ -20,7 +20,7 @@ from rstsweep.core.result import MANIFEST_KEYS
 from rstsweep.store.store import Store
 from rstsweep.sweeper import plan as plan_module
 from rstsweep.sweeper.resources import memory_share
-from rstsweep.sweeper.spec import Cell
+from rstsweep.sweeps import Cell
 from rstsweep.trainers.loop import train
 from rstsweep.trainers.memory import apply_memory_fraction, peak_memory_bytes, reset_peak_memory
 from rstsweep.trainers.probe import measure_steps, time_branches
@@ -97,11 +97,11 @@ def test_trial_passes_its_gpu_share_as_the_memory_cap(monkeypatch):
     from rstsweep.sweeper import trial
 
     monkeypatch.setattr(trial, "_assigned_gpus", lambda: 0.25)
-    config = trial._with_threads(CellConfig(), threads=2)
+    config = trial.with_threads(CellConfig(), threads=2)
     assert (config.memory_fraction, config.threads) == (0.25, 2)
     assert config.cell_id() == CellConfig().cell_id()
     monkeypatch.setattr(trial, "_assigned_gpus", lambda: 1.0)
-    assert trial._with_threads(CellConfig(), threads=None).memory_fraction is None
+    assert trial.with_threads(CellConfig(), threads=None).memory_fraction is None
 
 
 def test_cpu_peak_memory_sees_a_large_allocation():

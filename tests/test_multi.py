@@ -15,7 +15,7 @@ from rstsweep.sweeper.driver import run_sweep
 from rstsweep.sweeper.multi import with_world_size
 from rstsweep.sweeper.options import RunOptions
 from rstsweep.sweeper.progress import read_events
-from rstsweep.sweeper.spec import expand
+from rstsweep.sweeps import expand
 from rstsweep.trainers.distributed import train_distributed
 from tiny_sweeps import write_tiny_sweeps
 

@@ -14,8 +14,8 @@ from rstsweep.errors import RstError
 from rstsweep.schedules import parse
 from rstsweep.store.store import Store
 from rstsweep.sweeper.plan import cell_steps, make_plan, plan_sweep, steps_per_epoch
-from rstsweep.sweeper.spec import expand
 from rstsweep.sweeper.status import collect_status, heartbeat_live
+from rstsweep.sweeps import expand
 
 A_C = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 

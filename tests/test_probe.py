@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from rstsweep.core.config import CellConfig
+from rstsweep.sweeper.estimates import Resources, resource_line, worth_probing
 from rstsweep.sweeper.plan import cell_steps
-from rstsweep.sweeper.probe import Resources, resource_line, worth_probing
 
 SWEEPS = Path(__file__).resolve().parents[1] / "sweeps.yaml"
 

@@ -22,7 +22,7 @@ from rstsweep.errors import RstError
 from rstsweep.schedules import parse, uniforms
 from rstsweep.store.store import Store
 from rstsweep.sweeper.search import SUFFIX, SearchOptions, run_search
-from rstsweep.sweeper.search_trial import objective
+from rstsweep.sweeper.search.objective import objective
 
 YAML = """
 profiles:

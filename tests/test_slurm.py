@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from rstsweep.cli import app
 from rstsweep.errors import RstError
-from rstsweep.sweeper.spec import expand
+from rstsweep.sweeps import expand
 from slurm_local import local_slurm
 
 SWEEPS = Path(__file__).resolve().parents[1] / "sweeps.yaml"

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from rstsweep import sweeps as spec_mod
 from rstsweep.errors import RstError
 from rstsweep.schedules import parse
-from rstsweep.sweeper import spec as spec_mod
-from rstsweep.sweeper.spec import expand, expand_all, load_sweeps, parse_sweeps
-from rstsweep.sweeper.templates import arith
+from rstsweep.sweeps import expand, expand_all, load_sweeps, parse_sweeps
+from rstsweep.sweeps.templates import arith
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEPS = ROOT / "sweeps.yaml"

@@ -22,7 +22,7 @@ from rstsweep.store.files import part_files as _part_files
 from rstsweep.store.location import Location
 from rstsweep.store.rows import pack_draws, trial_row, unpack_draws
 from rstsweep.store.store import KEYS, Store, read_table
-from rstsweep.sweeper.cell import Cell
+from rstsweep.sweeps.cell import Cell
 
 
 def part_files(directory: Path) -> list[str]:

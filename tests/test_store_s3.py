@@ -173,7 +173,7 @@ def test_a_sweep_runs_into_s3_exactly_once(s3, tmp_path):
     import test_driver_fake as fake
     from rstsweep.sweeper.driver import run_sweep
     from rstsweep.sweeper.options import RunOptions
-    from rstsweep.sweeper.spec import expand
+    from rstsweep.sweeps import expand
     from tiny_sweeps import write_tiny_sweeps
 
     cells = expand(write_tiny_sweeps(tmp_path / "s.yaml", [0.3, 0.6], epochs=2), "s", "t")

@@ -6,24 +6,23 @@ is drawn with no code change. Stores written before these columns existed (and t
 cell was never recorded) read them as nulls: `fill_missing_tags` fills such rows from the tags of
 the sweeps.yaml shipped with rstsweep (package data `rstsweep/data/sweeps.yaml` if installed
 there, else the source checkout's `sweeps.yaml`), matched by sweep and group name; rows that
-carry tags keep their own. Reads YAML only: no sweeper import (analysis may not depend on it).
+carry tags keep their own. The file is read by `rstsweep.sweeps` (torch- and ray-free), the one
+parser of sweeps.yaml.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
-import yaml
+
+from rstsweep.errors import RstError
+from rstsweep.sweeps import SweepsFile, load_sweeps
 
 TAG_COLUMNS = ("figure", "table", "group_index")
-# The sweeps.yaml schedule helpers that name a Fig. 2 group: {piecewise_group: N, value: ...}.
-_GROUP_HELPERS = ("piecewise_group", "linear_group")
 
 
 @dataclass(frozen=True)
@@ -39,35 +38,26 @@ class SweepTags:
         return self.figure.get(sweep), self.table.get(sweep), self.group_index.get(group)
 
 
-def sweep_tags(sweeps: Mapping[str, Any]) -> SweepTags:
-    """The tags of a sweeps file's `sweeps:` section (raw YAML mapping or pydantic dump). A group
-    keeps its name when another sweep includes it, so its number is looked up by name; a name
-    defined twice with different numbers has none."""
+def sweep_tags(spec: SweepsFile) -> SweepTags:
+    """The tags of a sweeps file. A group keeps its name when another sweep includes it, so its
+    number is looked up by name; a name defined twice with different numbers has none."""
     tags = SweepTags()
     clash: set[str] = set()
-    for name, body in (sweeps or {}).items():
-        body = body or {}
-        for key in ("figure", "table"):
-            if body.get(key):
-                getattr(tags, key)[str(name)] = str(body[key])
-        for gname, group in (body.get("groups") or {}).items():
-            index = _group_number((group or {}).get("schedule"))
-            if index is None:
+    for name, body in spec.sweeps.items():
+        if body.figure:
+            tags.figure[name] = body.figure
+        if body.table:
+            tags.table[name] = body.table
+        for gname, group in body.groups.items():
+            if group.helper is None:  # only {piecewise_group: N, ...} / linear_group name a group
                 continue
+            index = int(group.helper[1])
             if tags.group_index.get(gname, index) != index:
                 clash.add(gname)
             tags.group_index[gname] = index
     for gname in clash:
         del tags.group_index[gname]
     return tags
-
-
-def _group_number(schedule: Any) -> int | None:
-    if isinstance(schedule, Mapping):
-        for helper in _GROUP_HELPERS:
-            if helper in schedule:
-                return int(schedule[helper])
-    return None
 
 
 def shipped_sweeps_file() -> Path | None:
@@ -86,10 +76,9 @@ def shipped_tags() -> SweepTags:
     if path is None:
         return SweepTags()
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
+        return sweep_tags(load_sweeps(path))
+    except (OSError, RstError):
         return SweepTags()
-    return sweep_tags(data.get("sweeps") or {})
 
 
 def fill_missing_tags(frame: pd.DataFrame, tags: SweepTags | None = None) -> pd.DataFrame:

@@ -221,8 +221,8 @@ def plan(
 ) -> None:
     """Show a sweep's cells by group, expected forward-backward passes and estimated time."""
     from rstsweep.core.fields import parse_assignments
+    from rstsweep.sweeper.estimates import Resources
     from rstsweep.sweeper.plan import plan_sweep, print_plan
-    from rstsweep.sweeper.probe import Resources
 
     overrides = parse_assignments(set_ or [])
     resources = Resources(cpus_per_trial, gpus_per_trial, slots)

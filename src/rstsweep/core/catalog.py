@@ -1,11 +1,16 @@
 """What the trainer knows by name, without importing torch: the model and dataset names, the
-training-set sizes and the batching rule. The sweeper validates YAML and plans with these, and the
-torch modules (models, data, augment) use the same definitions, so the two can never disagree."""
+training-set sizes, the batching rule and a cell's step count. The sweeper validates YAML and
+plans with these, and the torch modules (models, data, augment) use the same definitions, so the
+two can never disagree."""
 
 from __future__ import annotations
 
 import math
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # core.config imports this module
+    from rstsweep.core.config import CellConfig
 
 MODEL_NAMES: tuple[str, ...] = (
     "fastcnn",
@@ -50,3 +55,12 @@ def steps_per_epoch(n_train: int, batch_size: int, drop_last: bool = True) -> in
     if drop_last and n_train >= batch_size:
         return n_train // batch_size
     return math.ceil(n_train / batch_size)
+
+
+def cell_steps(config: CellConfig) -> int | None:
+    """T = steps_per_epoch × epochs for a cell, or None for an unknown dataset."""
+    size = TRAIN_SIZES.get(config.dataset)
+    if size is None:
+        return None
+    n = min(size, config.train_subset) if config.train_subset else size
+    return steps_per_epoch(n, config.batch_size) * config.epochs

@@ -66,13 +66,16 @@ def registered_families() -> list[Family]:
     return list(_REGISTRY.values())
 
 
+def is_family(name: str) -> bool:
+    return name in _REGISTRY
+
+
 def get_family(name: str) -> Family:
+    """The registered family `name` (`spec.parse` names the policies too when a name is unknown)."""
     try:
         return _REGISTRY[name]
     except KeyError:
-        from rstsweep.schedules.policies import _POLICIES
-
-        known = ", ".join([*_REGISTRY, *_POLICIES])
+        known = ", ".join(_REGISTRY)
         raise ScheduleError(f"unknown schedule family {name!r} (known: {known})") from None
 
 

@@ -82,6 +82,11 @@ def is_policy(name: str) -> bool:
     return name in _POLICIES
 
 
+def find_policy(name: str) -> PolicyKind | None:
+    """The registered policy `name`, or None."""
+    return _POLICIES.get(name)
+
+
 def register_policy(kind: PolicyKind, replace: bool = False) -> PolicyKind:
     """Register a policy so specs (`parse`) and YAML know its name."""
     if not NAME_RE.match(kind.name):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 from rstsweep.schedules.errors import ScheduleError
-from rstsweep.schedules.families import Schedule, get_family
-from rstsweep.schedules.policies import _POLICIES, Policy
+from rstsweep.schedules.families import Schedule, get_family, is_family, registered_families
+from rstsweep.schedules.policies import Policy, find_policy, registered_policies
 
 _SPEC_RE = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?\s*\Z", re.DOTALL)
 _NUMBER_RE = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z")
@@ -28,7 +28,10 @@ def parse(spec: str) -> Schedule | Policy:
     if match is None:
         raise ScheduleError(f"schedule {spec.strip()!r} is malformed ({EXAMPLES})")
     name, args = match.group(1).lower(), match.group(2)
-    policy = _POLICIES.get(name)
+    policy = find_policy(name)
+    if policy is None and not is_family(name):
+        known = [f.name for f in registered_families()] + [k.name for k in registered_policies()]
+        raise ScheduleError(f"unknown schedule family {name!r} (known: {', '.join(known)})")
     names = [p.name for p in (policy.params if policy else get_family(name).params)]
     params: dict[str, float] = {}
     seen_keyword = False

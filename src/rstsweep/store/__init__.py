@@ -1,7 +1,7 @@
 """The Parquet result store: schema, row builders, part files and `Store`. pyarrow/pandas only.
 
 schema   the declared pyarrow schema of every table
-rows     cell + TrainResult -> rows; the draws bit-packing
+rows     a sweep `Cell` + its TrainResult -> rows; the draws bit-packing
 location where a store lives: a local directory or an s3:// / gs:// prefix (pyarrow filesystems)
 files    part files: unique names, whole-file writes, schema-aware reads, unreadable-part errors
 store    `Store`, `open_store`: results, failures, membership, heartbeat; deduped reads; compaction

@@ -10,24 +10,15 @@ import json
 import platform
 import uuid
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from rstsweep.core.result import MANIFEST_KEYS
+from rstsweep.core.result import MANIFEST_KEYS, TrainResult
+from rstsweep.schedules import parse
 from rstsweep.store.files import utc_now
 from rstsweep.store.schema import TABLES
-
-
-class CellLike(Protocol):
-    """What the store needs of a cell (`rstsweep.sweeper.spec.Cell` satisfies it)."""
-
-    sweep: str
-    group: str
-    label: str
-    x: float | None
-    config: Any  # rstsweep.core.config.CellConfig
-    cell_id: str
+from rstsweep.sweeps.cell import Cell
 
 
 @functools.cache  # metadata lookups cost ~1 ms each; versions do not change within a process
@@ -50,11 +41,9 @@ def _opt_float(value: Any) -> float | None:
 
 
 def trial_row(
-    cell: CellLike, result: Any, profile: str | None, attempt_id: str | None = None
+    cell: Cell, result: TrainResult, profile: str | None, attempt_id: str | None = None
 ) -> dict[str, Any]:
     """One `trials` row from a cell and its `TrainResult` (schedule family/params via `parse`)."""
-    from rstsweep.schedules import parse
-
     config = cell.config
     schedule = parse(config.schedule)
     return {
@@ -81,14 +70,14 @@ def trial_row(
         "label_noise": config.label_noise,
         "train_subset": config.train_subset,
         "batch_size": config.batch_size,
-        "world_size": int(getattr(result, "world_size", 1)),
+        "world_size": int(result.world_size),
         "steps": result.steps,
         "sa_steps": result.sa_steps,
         "expected_extra": result.expected_extra,
         "closed_form_extra": result.closed_form_extra,
         "realized_extra": result.realized_extra,
         "sa_fraction": result.sa_fraction,
-        "first_pass_s": _opt_float(getattr(result, "first_pass_s", None)),
+        "first_pass_s": _opt_float(result.first_pass_s),
         "train_time_s": result.train_time_s,
         "sgd_step_s": _opt_float(result.sgd_step_s),
         "sa_step_s": _opt_float(result.sa_step_s),
@@ -101,9 +90,9 @@ def trial_row(
         "config_json": json.dumps(config.model_dump(mode="json"), sort_keys=True),
         "versions": json.dumps(package_versions(), sort_keys=True),
         "finished_at": utc_now(),
-        "skipped_steps": int(getattr(result, "skipped_steps", 0) or 0),
-        "peak_memory_bytes": getattr(result, "peak_memory_bytes", None),
-        **manifest_columns(getattr(result, "manifest", None) or {}),
+        "skipped_steps": int(result.skipped_steps or 0),
+        "peak_memory_bytes": result.peak_memory_bytes,
+        **manifest_columns(result.manifest or {}),
     }
 
 
@@ -112,7 +101,7 @@ def manifest_columns(manifest: dict[str, Any]) -> dict[str, Any]:
     return {name: manifest.get(name) for name in MANIFEST_KEYS}
 
 
-def epoch_rows(cell_id: str, attempt_id: str, result: Any) -> list[dict[str, Any]]:
+def epoch_rows(cell_id: str, attempt_id: str, result: TrainResult) -> list[dict[str, Any]]:
     """The `epochs` rows of a result (one per EpochRecord)."""
     rows = []
     for rec in result.epochs:
@@ -158,7 +147,7 @@ def draws_row(
     }
 
 
-def cell_rows(cells: Iterable[CellLike], profile: str | None) -> list[dict[str, Any]]:
+def cell_rows(cells: Iterable[Cell], profile: str | None) -> list[dict[str, Any]]:
     """`cells` rows: sweep membership of each cell."""
     return [
         {
@@ -169,15 +158,15 @@ def cell_rows(cells: Iterable[CellLike], profile: str | None) -> list[dict[str, 
             "cell_id": c.cell_id,
             "profile": profile,
             # optional: cells built before these attributes existed have none
-            "figure": getattr(c, "figure", None),
-            "table": getattr(c, "table", None),
-            "group_index": getattr(c, "group_index", None),
+            "figure": c.figure,
+            "table": c.table,
+            "group_index": c.group_index,
         }
         for c in cells
     ]
 
 
-def failure_row(cell: CellLike, error: str) -> dict[str, Any]:
+def failure_row(cell: Cell, error: str) -> dict[str, Any]:
     """A `failures` row: a crashed attempt of `cell`."""
     return {
         "cell_id": cell.cell_id,

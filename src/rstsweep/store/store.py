@@ -2,11 +2,12 @@
 
 A store is a directory (or an object-store prefix: `s3://bucket/prefix`, `gs://...`, see
 `store.location`) with one sub-directory per table of `schema.TABLES` (`trials`, `epochs`,
-`draws`, `cells`, `failures`) plus `heartbeat.json`. Every write is a new Parquet file: locally
-written under a dot-prefixed temporary name, fsynced, `os.replace`d into place and the directory
-fsynced; on an object store uploaded to its final, unique key in one piece. A reader never sees
-half a file, and plain `pd.read_parquet("<store>/trials")` works (pyarrow skips dot files).
-`open_store` is the one entry point of the commands (it owns the "no result store here" error).
+`draws`, `cells`, `failures`, `probes`) plus `heartbeat.json`. Every write is a new Parquet file:
+locally written under a dot-prefixed temporary name, fsynced, `os.replace`d into place and the
+directory fsynced; on an object store uploaded to its final, unique key in one piece. A reader
+never sees half a file, and plain `pd.read_parquet("<store>/trials")` works (pyarrow skips dot
+files). `open_store` is the one entry point of the commands (it owns the "no result store here"
+error).
 
 Done marker: `write_result` writes the cell's epochs and draws first and its `trials` row last; all
 three carry the same fresh `attempt_id`. Readers keep one trials row per cell (the earliest
@@ -33,11 +34,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from rstsweep.core.result import TrainResult
 from rstsweep.errors import RstError
 from rstsweep.store.files import part_files, read_files, read_table_files, write_part
 from rstsweep.store.location import Location
 from rstsweep.store.rows import (
-    CellLike,
     cell_rows,
     draws_row,
     epoch_rows,
@@ -47,6 +48,7 @@ from rstsweep.store.rows import (
     unpack_signal,
 )
 from rstsweep.store.schema import TABLES
+from rstsweep.sweeps.cell import Cell
 
 HEARTBEAT = "heartbeat.json"
 
@@ -121,7 +123,12 @@ class Store:
         return write_part(self.location, name, table.cast(TABLES[name]))
 
     def write_result(
-        self, cell: CellLike, result: Any, profile: str | None = None, *, skip_if_done: bool = True
+        self,
+        cell: Cell,
+        result: TrainResult,
+        profile: str | None = None,
+        *,
+        skip_if_done: bool = True,
     ) -> str | None:
         """Record a finished cell: epochs and draws first, the `trials` row (done marker) last.
 
@@ -131,14 +138,13 @@ class Store:
             return None
         attempt = uuid.uuid4().hex
         self._write("epochs", epoch_rows(cell.cell_id, attempt, result))
-        signal = getattr(result, "signals", None)
-        self._write("draws", [draws_row(cell.cell_id, attempt, result.draws, signal)])
+        self._write("draws", [draws_row(cell.cell_id, attempt, result.draws, result.signals)])
         path = self._write("trials", [trial_row(cell, result, profile, attempt)])
         if path is not None:
             self._done_by_file[path] = frozenset({cell.cell_id})
         return attempt
 
-    def write_failure(self, cell: CellLike, error: str) -> None:
+    def write_failure(self, cell: Cell, error: str) -> None:
         """Record a crashed attempt (the cell stays pending and is retried by the next run)."""
         self._write("failures", [failure_row(cell, error)])
 
@@ -146,7 +152,7 @@ class Store:
         """Record step-cost probes (`schema.PROBES` rows), one part file per call."""
         self._write("probes", rows)
 
-    def record_cells(self, cells: Iterable[CellLike], profile: str | None) -> int:
+    def record_cells(self, cells: Iterable[Cell], profile: str | None) -> int:
         """Record sweep membership (which cells a sweep/group holds); writes only new rows.
 
         Returns the number of new rows written.

@@ -39,8 +39,8 @@ from rstsweep.sweeper.resources import (
     ray_session,
     validate_request,
 )
-from rstsweep.sweeper.spec import Cell
 from rstsweep.sweeper.trackers import TrackerHub
+from rstsweep.sweeps import Cell
 
 
 @dataclass
@@ -133,7 +133,7 @@ def run_sweep(
         store.record_cells(cells, o.profile)  # only now: a refused run leaves the store untouched
         if o.probe and train_fn is None:  # the real trainer: its step costs are worth knowing
             _estimate_first(cells, store, o)
-        run_dir = _run_dir(store, o.scratch)
+        run_dir = run_dir_of(store, o.scratch)
         summary.run_dir = run_dir
         t_fit = time.time()
         callback = _fit(
@@ -176,7 +176,7 @@ def _sweep_name(cells: Sequence[Any]) -> str:
     return ",".join(names) if names else "?"
 
 
-def _run_dir(store: Any, scratch_dir: str | os.PathLike[str] | None) -> Path:
+def run_dir_of(store: Any, scratch_dir: str | os.PathLike[str] | None) -> Path:
     root = Path(scratch_dir) if scratch_dir else _default_runs(store)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     run_dir = (root / f"run-{stamp}-{os.getpid()}").absolute()
@@ -189,7 +189,7 @@ def _default_runs(store: Any) -> Path:
     return (scratch() if scratch else Path(store.root) / ".scratch") / "runs"
 
 
-def _cells_dir(store: Any, run_dir: Path) -> Path:
+def cells_dir(store: Any, run_dir: Path) -> Path:
     """Where trials keep their trainer directories, the same for every run of the store: a driver
     killed mid-cell leaves that cell's last epoch checkpoint there, and the next run resumes it."""
     default_runs = _default_runs(store).absolute()
@@ -234,7 +234,7 @@ def _fit(
         configs={cid: by_id[cid].config for cid in todo},
         train_fn=train_fn,
         threads=max(1, int(request.cpus)),
-        work_root=str(_cells_dir(store, run_dir)),
+        work_root=str(cells_dir(store, run_dir)),
         crash_marker=os.environ.get(CRASH_ENV) or None,
     )
     world_sizes = {cid: getattr(by_id[cid].config, "world_size", 1) for cid in todo}
@@ -253,7 +253,7 @@ def _fit(
     )
     events.log("run", None, cells=len(by_id), todo=len(todo), request=request.as_tune())
     try:
-        with tracker, _quiet_tune_logs():
+        with tracker, quiet_tune_logs():
             tuner.fit()
     finally:
         hub.close()
@@ -261,7 +261,7 @@ def _fit(
     return callback
 
 
-class _quiet_tune_logs:
+class quiet_tune_logs:
     """Tune logs every trial error with a traceback; the store's failures table and events.jsonl
     already hold them, and the lines would tear the live display."""
 
@@ -303,8 +303,8 @@ def check_datasets(cells: Sequence[Cell]) -> None:
 def _estimate_first(cells: Sequence[Cell], store: Any, o: RunOptions) -> None:
     """Before a sweep whose settings were never measured: probe them on the driver's machine (only
     where the probe costs under 1% of the sweep) and print the time estimate on stderr."""
+    from rstsweep.sweeper.estimates import Resources, probe_for, report_lines, resource_line
     from rstsweep.sweeper.plan import make_plan
-    from rstsweep.sweeper.probe import Resources, probe_for, report_lines, resource_line
 
     resources = Resources(o.cpus_per_trial, o.gpus_per_trial, o.max_concurrent)
     device, report = probe_for(list(cells), store, resources, only_if_worth=True)
@@ -327,7 +327,7 @@ def run_command(options: RunOptions) -> int:
     user errors raise RstError (exit 2)."""
     from rstsweep.store.store import open_store
     from rstsweep.sweeper.guard import refuse_if_live, release
-    from rstsweep.sweeper.spec import expand
+    from rstsweep.sweeps import expand
 
     o = options
     # YAML, sweep, profile and `--set` errors: before Ray starts

@@ -32,6 +32,6 @@ class RunOptions:
     data_dir: Path | None = None  # one dataset directory for every cell
     progress: bool | None = None  # live display; None: when stderr is a terminal
     trackers: tuple[str, ...] = ("tensorboard",)  # sweeper.trackers names; () for none
-    probe: bool = True  # time unmeasured settings first, where worth it (sweeper.probe)
+    probe: bool = True  # time unmeasured settings first, where worth it (sweeper.estimates)
     log_every_s: float = 30.0  # without the live display: a summary log line this often
     force: bool = False  # run even while another run's heartbeat on the store is live

@@ -4,7 +4,7 @@ Steps per cell come from a small table of training-set sizes (subset-aware, the 
 drop_last rule), expected passes are Σ steps × (1 + cost_per_SA_step × Δη) with the cost per SA
 step from the trainer's cost model (`rstsweep.core.passes`), and the time estimate uses the median
 step costs the store has measured for the same model, dataset and batch size, or, for settings
-never run, step-cost probes (`sweeper.probe`, shown as estimates). Where GPU trials of the same
+never run, step-cost probes (`sweeper.estimates`, shown as estimates). Where GPU trials of the same
 model, dataset and batch size recorded their peak memory, the plan also says how many such trials
 fit on one GPU (`trials_per_gpu`). No torch, no ray here: without probing this answers in about a
 second.
@@ -19,34 +19,35 @@ from typing import Any
 
 import pandas as pd
 
-from rstsweep.core.catalog import TRAIN_SIZES, steps_per_epoch
+from rstsweep.core.catalog import cell_steps, steps_per_epoch
 from rstsweep.core.format import format_count, format_duration
+from rstsweep.core.passes import expected_sa_extra
+from rstsweep.schedules import parse
 from rstsweep.store.store import Store
-from rstsweep.sweeper.spec import Cell, expand, load_sweeps
+from rstsweep.sweeper.estimates import (
+    Resources,
+    cached_costs,
+    probe_for,
+    report_lines,
+    resource_line,
+    setting,
+    step_costs,
+    target_device,
+)
+from rstsweep.sweeps import Cell, expand, load_sweeps
 
-
-def cell_steps(config) -> int | None:
-    """T = steps_per_epoch × epochs for a cell, or None for an unknown dataset."""
-    size = TRAIN_SIZES.get(config.dataset)
-    if size is None:
-        return None
-    n = min(size, config.train_subset) if config.train_subset else size
-    return steps_per_epoch(n, config.batch_size) * config.epochs
+__all__ = ["cell_steps", "make_plan", "plan_sweep", "print_plan", "steps_per_epoch"]
 
 
 def sa_step_cost(config) -> float:
     """Expected extra passes of one sharpness-aware step over a base step, under the same cost
     model the trainer counts with (LookSAM: 1/k; ESAM: γ-fraction second pass + ranking forward −
     skipped first-pass weight gradients)."""
-    from rstsweep.core.passes import expected_sa_extra
-
     return expected_sa_extra(config)
 
 
 def expected_extra(config, steps: int | None) -> float:
     """Expected Δη of the cell (discrete mean of p over its T steps; 0 for SGD)."""
-    from rstsweep.schedules import parse
-
     if config.algorithm == "sgd":
         return 0.0
     schedule = parse(config.schedule)
@@ -113,7 +114,7 @@ class SweepPlan:
     seeds: int
     unknown_steps: int = 0  # cells whose dataset size is unknown
     probe_lines: list[str] = field(default_factory=list)  # what probing did, for the printout
-    resources: Any = None  # sweeper.probe.Resources: device-hours and wall time
+    resources: Resources | None = None  # device-hours and wall time
     # (model, dataset, batch) -> (peak bytes, GPU bytes, trials per GPU), for this sweep's cells
     packing: dict[tuple[str, str, int], tuple[float, float, int]] = field(default_factory=dict)
 
@@ -134,30 +135,11 @@ class SweepPlan:
         return out
 
 
-def step_costs(trials: pd.DataFrame) -> dict[tuple[str, str, int], tuple[float, float]]:
-    """Median measured (sgd_step_s, sa_step_s) per (model, dataset, batch_size). A missing branch
-    is filled as half/double the other (one pass vs two)."""
-    out: dict[tuple[str, str, int], tuple[float, float]] = {}
-    if trials.empty:
-        return out
-    frame = trials.dropna(subset=["model", "dataset", "batch_size"])
-    for (model, dataset, batch), rows in frame.groupby(["model", "dataset", "batch_size"]):
-        sgd, sa = rows["sgd_step_s"].median(), rows["sa_step_s"].median()
-        if pd.isna(sgd) and pd.isna(sa):
-            continue
-        sgd = sa / 2 if pd.isna(sgd) else sgd
-        sa = 2 * sgd if pd.isna(sa) else sa
-        out[(str(model), str(dataset), int(batch))] = (float(sgd), float(sa))
-    return out
-
-
 def make_plan(
     cells: list[Cell], sweep: str, profile: str, store: Store | None, device: str | None = None
 ) -> SweepPlan:
     """Aggregate the cells of a sweep by group: counts, Σ steps, expected passes, estimated time
     (from measured step costs, else from the store's step-cost probes on `device`)."""
-    from rstsweep.sweeper.probe import cached_costs, setting
-
     done = store.done_ids() if store else set()
     trials = store.read("trials") if store else pd.DataFrame()
     costs = step_costs(trials)
@@ -214,9 +196,7 @@ def plan_sweep(
     resources: Any = None,
 ) -> SweepPlan:
     """Load, expand (with `--set` overrides) and plan: the `plan` command's entry point. `probe`:
-    time the pending settings that have no measurement (sweeper.probe; cached in the store)."""
-    from rstsweep.sweeper.probe import Resources, probe_for, report_lines, target_device
-
+    time the pending settings that have no measurement (sweeper.estimates; cached in the store)."""
     cells = expand(load_sweeps(file), sweep, profile, overrides)
     resources = resources or Resources()
     store = Store(store_dir, read_only=not probe) if store_dir is not None else None
@@ -297,8 +277,6 @@ def print_plan(plan: SweepPlan, store_dir: Path | None) -> None:
             soft_wrap=True,
         )
         if plan.resources is not None:
-            from rstsweep.sweeper.probe import resource_line
-
             console.print(f"  = {resource_line(total.pending_time_s, plan.resources)}")
     for (model, dataset, batch), (peak, gpu, n) in sorted(plan.packing.items()):
         console.print(

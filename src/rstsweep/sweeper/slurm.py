@@ -169,7 +169,7 @@ def submit(path: Path) -> str:
 def slurm_command(o: RunOptions, job: SlurmJob, out: Path | None, submit_it: bool) -> None:
     """`rstsweep slurm`: check that the sweep expands (a bad file, sweep or profile fails here, not
     in the queue), write the script, print its path and, with `--submit`, the job id."""
-    from rstsweep.sweeper.spec import expand
+    from rstsweep.sweeps import expand
 
     cells = expand(o.file, o.sweep, o.profile)
     job.validate()

@@ -22,7 +22,7 @@ from rstsweep.errors import RstError
 from rstsweep.store.store import Store, open_store
 from rstsweep.sweeper.multi import with_world_size
 from rstsweep.sweeper.progress import STATES
-from rstsweep.sweeper.spec import expand, load_sweeps
+from rstsweep.sweeps import expand, load_sweeps
 
 # The driver rewrites the heartbeat every few seconds; older than this it is a dead run's.
 STALE_S = 120.0

@@ -59,8 +59,8 @@ def run_cell(
 ) -> None:
     """Tune trainable for the cell `params["cell_id"]` (configs come via `tune.with_parameters`)."""
     cell_id = params["cell_id"]
-    config = _with_threads(configs[cell_id], threads)
-    work = _work_dir(work_root, cell_id)
+    config = with_threads(configs[cell_id], threads)
+    work = work_dir(work_root, cell_id)
     start_epoch = _restore(work)
     placement = _placement()
     reporter = _EpochReporter(work, getattr(config, "epochs", None), crash_marker, placement)
@@ -70,7 +70,7 @@ def run_cell(
     shutil.rmtree(work, ignore_errors=True)
 
 
-def _with_threads(config: Any, threads: int | None) -> Any:
+def with_threads(config: Any, threads: int | None) -> Any:
     # torch threads = the CPUs Ray reserved for the trial; GPU memory cap = the trial's share of
     # its GPU when several trials are packed on one (both runtime-only: cell_id unchanged); a
     # config that already sets them wins.
@@ -94,7 +94,7 @@ def _assigned_gpus() -> float:
     return float(ray.get_runtime_context().get_assigned_resources().get("GPU", 0.0))
 
 
-def _work_dir(work_root: str | None, cell_id: str) -> Path:
+def work_dir(work_root: str | None, cell_id: str) -> Path:
     """The cell's trainer directory, stable across runs: a driver killed mid-cell leaves the
     trainer's last epoch checkpoint here and the next run resumes from it. Snapshots a killed
     reporter left behind are removed; the trainer clears its own temporary files."""

@@ -29,7 +29,7 @@ from rstsweep.schedules import Schedule, parse
 from rstsweep.store.rows import cell_rows, pack_draws, trial_row
 from rstsweep.store.schema import TABLES
 from rstsweep.store.store import Store
-from rstsweep.sweeper.spec import Cell, ProfileSpec, SweepsFile, expand, load_sweeps
+from rstsweep.sweeps import Cell, ProfileSpec, SweepsFile, expand, load_sweeps
 
 # (SGD error %, SAM error %) per (model, dataset): roughly the paper's levels.
 _LEVELS = {
@@ -56,7 +56,7 @@ def grid_cells(
     profile_spec: Mapping[str, object] | None = None,
 ) -> list[Cell]:
     """The real cells of `sweeps` (default: every sweep of the file) under `profile`, expanded by
-    `rstsweep.sweeper.spec.expand`, so a synthetic store has the real cell_ids, groups, labels and
+    `rstsweep.sweeps.expand`, so a synthetic store has the real cell_ids, groups, labels and
     configs. `profile_spec` (a profiles.<name> mapping) adds or replaces the profile first, e.g.
     {"seeds": [0, 1], "models": ["resnet18"], "overrides": {"epochs": 2}} for a small test store.
     Cells carry their sweep's `figure:`/`table:` tags and Fig. 2 group number (kept where the
@@ -66,7 +66,7 @@ def grid_cells(
     if profile_spec is not None:
         profiles = dict(spec.profiles) | {profile: ProfileSpec.model_validate(dict(profile_spec))}
         spec = spec.model_copy(update={"profiles": profiles})
-    tags = sweep_tags({name: body.model_dump() for name, body in spec.sweeps.items()})
+    tags = sweep_tags(spec)
     names = list(spec.sweeps) if sweeps is None else list(sweeps)
     cells = [cell for name in names for cell in expand(spec, name, profile)]
     return [_tagged(cell, *tags.of(cell.sweep, cell.group)) for cell in cells]

@@ -5,7 +5,7 @@ The space is one schedule family or policy of the sweep (`--family` picks one wh
 several): its parameters, quantised to 1/200 of their range, with the compute-setting parameter
 (constant's a, budget's d) capped at D; optionally ρ (log-uniform in [ρ/4, 4ρ] around the
 profile's) and α (uniform in [0, 2]). Each suggestion is replicated over the profile's seeds
-(`search_trial.run_suggestion`) and scored by `search_trial.objective` (mean test error if the
+(`objective.run_suggestion`) and scored by `objective.objective` (mean test error if the
 mean realized extra compute is ≤ D, else 1 + the excess), so noise does not pick the winner.
 
 Every evaluated cell is an ordinary cell: written once by the driver's store callback (the same
@@ -162,7 +162,7 @@ def prior_cases(store: Any, o: SearchOptions, space: Space, n_bases: int) -> lis
     """The complete cases of this search already in the store, as dicts with `point`, the means
     and `objective` (for the current budget)."""
     from rstsweep.schedules import parse
-    from rstsweep.sweeper.search_trial import objective
+    from rstsweep.sweeper.search.objective import objective
 
     cells = store.read("cells")
     mine = cells[
@@ -213,7 +213,7 @@ def run_search(o: SearchOptions, train_fn: Any = None) -> SearchSummary:
     """Validate, build the space, feed the store's cases to Optuna, run the rest through Tune."""
     from rstsweep.store.store import Store
     from rstsweep.sweeper.driver import check_datasets, with_absolute_data_dir
-    from rstsweep.sweeper.spec import expand
+    from rstsweep.sweeps import expand
 
     t0 = time.time()
     if not (isinstance(o.budget, (int, float)) and 0.0 <= o.budget <= 1.0):
@@ -239,11 +239,11 @@ def _tune(o, space, bases, prior, todo, store, train_fn) -> set[str]:
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
-    from rstsweep.sweeper.driver import _cells_dir, _quiet_tune_logs, _run_dir
+    from rstsweep.sweeper.driver import cells_dir, quiet_tune_logs, run_dir_of
     from rstsweep.sweeper.progress import EventLog
     from rstsweep.sweeper.resources import ray_session
-    from rstsweep.sweeper.search_callback import SearchCallback
-    from rstsweep.sweeper.search_trial import OBJECTIVE, run_suggestion
+    from rstsweep.sweeper.search.callback import SearchCallback
+    from rstsweep.sweeper.search.objective import OBJECTIVE, run_suggestion
 
     trials = store.read("trials")
     known = {
@@ -272,7 +272,7 @@ def _tune(o, space, bases, prior, todo, store, train_fn) -> set[str]:
             reduction_factor=2,
         )
     with ray_session(None, num_cpus=o.num_cpus, num_gpus=0):
-        run_dir = _run_dir(store, None)
+        run_dir = run_dir_of(store, None)
         events = EventLog(run_dir / "events.jsonl")
         callback = SearchCallback(store, o.profile, events, total=todo)
         trainable = tune.with_parameters(
@@ -284,7 +284,7 @@ def _tune(o, space, bases, prior, todo, store, train_fn) -> set[str]:
             sweep=o.sweep + SUFFIX,
             train_fn=train_fn,
             threads=max(1, int(o.cpus_per_trial)),
-            work_root=str(_cells_dir(store, run_dir)),
+            work_root=str(cells_dir(store, run_dir)),
         )
         tuner = tune.Tuner(
             tune.with_resources(trainable, {"cpu": o.cpus_per_trial}),
@@ -303,7 +303,7 @@ def _tune(o, space, bases, prior, todo, store, train_fn) -> set[str]:
                 failure_config=tune.FailureConfig(max_failures=o.max_failures),
             ),
         )
-        with _quiet_tune_logs():
+        with quiet_tune_logs():
             tuner.fit()
     shutil.rmtree(run_dir / "tune", ignore_errors=True)
     return callback.written

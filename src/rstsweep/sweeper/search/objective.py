@@ -24,10 +24,10 @@ from rstsweep.core.config import CellConfig
 from rstsweep.sweeper.trial import (
     FINAL_KEY,
     TrainFn,
-    _with_threads,
-    _work_dir,
     default_train,
     result_to_payload,
+    with_threads,
+    work_dir,
 )
 
 CELL_KEY = "rst_cell"
@@ -98,8 +98,8 @@ def run_suggestion(
         if cid in known:  # already in the store (an earlier search, or an ordinary sweep)
             error, extra = known[cid]
         else:
-            work = _work_dir(work_root, cid)
-            result = train(_with_threads(config, threads), work, resume=True, on_epoch=_ignore)
+            work = work_dir(work_root, cid)
+            result = train(with_threads(config, threads), work, resume=True, on_epoch=_ignore)
             error, extra = float(result.test_error), float(result.realized_extra)
             report[FINAL_KEY] = result_to_payload(result)
             shutil.rmtree(work, ignore_errors=True)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 from rstsweep.core.catalog import DATASETS, MODEL_NAMES, is_known_model
 from rstsweep.core.config import CellConfig
 from rstsweep.errors import RstError, format_validation_error, unknown_key, yaml_path
-from rstsweep.sweeper.templates import refs
+from rstsweep.sweeps.templates import refs
 
 # Names the cell loop sets itself; a config section may not set them.
 LOOP_FIELDS = frozenset({"model", "dataset", "seed"})

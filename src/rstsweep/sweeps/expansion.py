@@ -21,8 +21,9 @@ from pydantic import ValidationError
 from rstsweep.core.config import CellConfig
 from rstsweep.errors import RstError, format_validation_error, validation_detail, yaml_path
 from rstsweep.schedules import ScheduleError, linear_group, parse, piecewise_group
-from rstsweep.sweeper.cell import Cell
-from rstsweep.sweeper.sweeps_file import (
+from rstsweep.sweeps.cell import Cell
+from rstsweep.sweeps.templates import fill, format_value, refs, template_of
+from rstsweep.sweeps.yaml_schema import (
     LOOP_FIELDS,
     GroupRef,
     GroupSpec,
@@ -32,7 +33,6 @@ from rstsweep.sweeper.sweeps_file import (
     as_sweeps_file,
     resolve_groups,
 )
-from rstsweep.sweeper.templates import fill, format_value, refs, template_of
 
 # A grid point: axis -> (index in the YAML list, value)
 _Point = dict[str, tuple[int, Any]]

@@ -1,4 +1,7 @@
-"""sweeps.yaml: validation (pydantic; one-line errors naming the YAML path) and expansion to cells.
+"""The sweeps package: sweeps.yaml's schema and validation (pydantic; one-line errors naming the
+YAML path), its template language, and the expansion of a sweep into cells (the sweep `Cell`).
+Used by the sweeper (which runs cells), the store (which records them) and the analysis (which
+reads a sweep's tags). No torch, no ray.
 
 File layout (see the repo's sweeps.yaml for the real thing):
 
@@ -36,17 +39,16 @@ profile.per_dataset < sweep.config < sweep.per_model < group fields < profile.ov
 then model, dataset and seed. Cells are ordered seed-major (all cells of seed 0 first) so a partly
 run sweep is complete early.
 
-This module is the public face of the sweep spec: the schema and its checks live in `sweeps_file`,
-the `{name}` template language in `templates`, expansion in `expansion`, `Cell` in `cell`.
-No torch, no ray.
+This module is the package's public face: the schema and its checks live in `yaml_schema`, the
+`{name}` template language in `templates`, expansion in `expansion`, `Cell` in `cell`.
 """
 
 from __future__ import annotations
 
 from rstsweep.core.catalog import DATASETS
-from rstsweep.sweeper.cell import Cell, cells_by_group
-from rstsweep.sweeper.expansion import expand, expand_all
-from rstsweep.sweeper.sweeps_file import (
+from rstsweep.sweeps.cell import Cell, cells_by_group
+from rstsweep.sweeps.expansion import expand, expand_all
+from rstsweep.sweeps.yaml_schema import (
     Defaults,
     GroupSpec,
     ProfileSpec,

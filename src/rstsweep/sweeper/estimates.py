@@ -1,4 +1,5 @@
-"""Step-cost probes: time estimates for settings the store has never run.
+"""Step-cost estimates: measured step costs from the store's trials (`step_costs`) and, for
+settings the store has never run, step-cost probes; the device-hours of a placement (`Resources`).
 
 `rstsweep plan` (and `run`, before it starts) needs a base and a sharpness-aware step time per
 setting to estimate time; measured ones come from finished cells. For a setting with none, a probe
@@ -22,7 +23,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rstsweep.core.catalog import DATASET_SHAPES
+import pandas as pd
+
+from rstsweep.core.catalog import DATASET_SHAPES, cell_steps
+from rstsweep.core.format import format_duration
 from rstsweep.store.files import utc_now
 
 BUDGET_S = 60.0  # probe only where it costs under a minute in all
@@ -175,10 +179,25 @@ def _run_probes(configs: list[Any], device: str, budget_s: float, steps: int) ->
     return results + [None] * (len(configs) - len(results))
 
 
+def step_costs(trials: pd.DataFrame) -> dict[tuple[str, str, int], tuple[float, float]]:
+    """Median measured (sgd_step_s, sa_step_s) per (model, dataset, batch_size). A missing branch
+    is filled as half/double the other (one pass vs two)."""
+    out: dict[tuple[str, str, int], tuple[float, float]] = {}
+    if trials.empty:
+        return out
+    frame = trials.dropna(subset=["model", "dataset", "batch_size"])
+    for (model, dataset, batch), rows in frame.groupby(["model", "dataset", "batch_size"]):
+        sgd, sa = rows["sgd_step_s"].median(), rows["sa_step_s"].median()
+        if pd.isna(sgd) and pd.isna(sa):
+            continue
+        sgd = sa / 2 if pd.isna(sgd) else sgd
+        sa = 2 * sgd if pd.isna(sa) else sa
+        out[(str(model), str(dataset), int(batch))] = (float(sgd), float(sa))
+    return out
+
+
 def unmeasured(cells: Iterable[Any], store: Any) -> list[Any]:
     """Configs of the pending cells whose (model, dataset, batch size) has no measured step cost."""
-    from rstsweep.sweeper.plan import step_costs
-
     done = store.done_ids() if store is not None else set()
     measured = step_costs(store.read("trials")) if store is not None else {}
     return [
@@ -192,8 +211,6 @@ def unmeasured(cells: Iterable[Any], store: Any) -> list[Any]:
 def worth_probing(configs: list[Any], steps: int = PROBE_STEPS, share: float = 0.01) -> bool:
     """Whether probing costs under `share` of the training it estimates (a tiny sweep is cheaper
     to run than to probe): compares the probe's steps with the cells' total steps."""
-    from rstsweep.sweeper.plan import cell_steps
-
     settings = {(c.model, c.dataset, c.algorithm, c.batch_size, c.width) for c in configs}
     probe_steps = len(settings) * 2 * (2 + steps)
     return sum(cell_steps(c) or 0 for c in configs) * share > probe_steps
@@ -221,8 +238,6 @@ class Resources:
 
 def resource_line(total_s: float, resources: Resources) -> str:
     """'N device-hours; wall ~T on S slots' for `total_s` seconds of one-at-a-time training."""
-    from rstsweep.core.format import format_duration
-
     slots = resources.concurrent()
     if resources.gpus_per_trial > 0:
         hours = f"{total_s * resources.gpus_per_trial / 3600:.1f} GPU-hours"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from rstsweep.sweeper.progress import EventLog
-from rstsweep.sweeper.search_trial import CELL_KEY, OBJECTIVE
+from rstsweep.sweeper.search.objective import CELL_KEY, OBJECTIVE
 from rstsweep.sweeper.trial import FINAL_KEY
 from rstsweep.sweeper.tune_callback import StoreCallback, trial_error
 
@@ -46,7 +46,7 @@ class SearchCallback(StoreCallback):
         if meta is None:
             return
         from rstsweep.core.config import CellConfig
-        from rstsweep.sweeper.spec import Cell
+        from rstsweep.sweeps import Cell
 
         config = CellConfig.model_validate_json(meta["config_json"])
         cell = Cell(meta["sweep"], meta["group"], meta["label"], None, config, config.cell_id())
