@@ -40,8 +40,8 @@ from rstsweep.core.config import CellConfig
 from rstsweep.core.result import EpochRecord, TrainResult
 from rstsweep.store.store import Store
 from rstsweep.sweeper.driver import run_sweep
+from rstsweep.sweeper.live import read_events
 from rstsweep.sweeper.options import RunOptions
-from rstsweep.sweeper.progress import read_events
 from rstsweep.sweeps import Cell
 
 EPOCHS = 5

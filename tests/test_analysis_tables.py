@@ -105,7 +105,7 @@ def test_partial_sweep_is_flagged_with_counts(store):
 
 
 def test_table2_comes_from_the_schedules_module(csv_tables, raw):
-    from rstsweep.schedules.table import schedule_rows
+    from rstsweep.schedules.listing import schedule_rows
 
     rows = schedule_rows(int(raw["steps"].mode().iloc[0]))
     t2 = csv_tables["table2_schedules"]

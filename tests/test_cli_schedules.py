@@ -76,7 +76,7 @@ def test_cli_and_schedules_do_not_import_heavy_modules() -> None:
         "import sys\n"
         "import rstsweep.cli\n"
         f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
-        "from rstsweep.schedules.table import print_schedule_table\n"
+        "from rstsweep.schedules.listing import print_schedule_table\n"
         "print_schedule_table(steps=5, extra_specs=[])\n"
         f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
     )

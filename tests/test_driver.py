@@ -26,8 +26,8 @@ from rstsweep.errors import RstError
 from rstsweep.store.rows import unpack_draws
 from rstsweep.store.store import Store
 from rstsweep.sweeper.driver import run_sweep
+from rstsweep.sweeper.live import read_events
 from rstsweep.sweeper.options import RunOptions
-from rstsweep.sweeper.progress import read_events
 from rstsweep.sweeps import expand
 from tiny_sweeps import write_tiny_sweeps
 

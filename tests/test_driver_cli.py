@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rstsweep.sweeper.progress import read_events
+from rstsweep.sweeper.live import read_events
 from tiny_sweeps import write_tiny_sweeps
 
 

@@ -12,7 +12,7 @@ import pytest
 from rstsweep.core.result import EpochRecord, TrainResult
 from rstsweep.errors import RstError
 from rstsweep.sweeper.driver import SweepSummary, unique_cells, with_absolute_data_dir
-from rstsweep.sweeper.progress import EventLog, SweepProgress, read_events
+from rstsweep.sweeper.live import EventLog, SweepProgress, read_events
 from rstsweep.sweeper.resources import TrialRequest, check_fits, validate_request
 
 

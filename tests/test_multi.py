@@ -12,9 +12,9 @@ import pytest
 
 from rstsweep.store.store import Store
 from rstsweep.sweeper.driver import run_sweep
+from rstsweep.sweeper.live import read_events
 from rstsweep.sweeper.multi import with_world_size
 from rstsweep.sweeper.options import RunOptions
-from rstsweep.sweeper.progress import read_events
 from rstsweep.sweeps import expand
 from rstsweep.trainers.distributed import train_distributed
 from tiny_sweeps import write_tiny_sweeps

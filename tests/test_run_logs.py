@@ -12,8 +12,8 @@ import subprocess
 import pandas as pd
 import pytest
 
+from rstsweep.sweeper.live import SweepProgress
 from rstsweep.sweeper.loglines import LogLines
-from rstsweep.sweeper.progress import SweepProgress
 from test_driver_cli import env_for, rstsweep_cmd
 from tiny_sweeps import write_tiny_sweeps
 from trackers_read import mlflow_runs, tensorboard_scalars, wandb_offline_runs

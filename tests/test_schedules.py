@@ -28,7 +28,7 @@ from rstsweep.schedules import (
     uniforms,
 )
 from rstsweep.schedules import families as families_mod
-from rstsweep.schedules.table import example_schedules, schedule_rows
+from rstsweep.schedules.listing import example_schedules, schedule_rows
 
 unit = st.floats(0.0, 1.0, allow_nan=False)
 steps = st.integers(1, 3000)

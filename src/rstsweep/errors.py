@@ -1,5 +1,6 @@
-"""User-facing errors: one exception type the CLI turns into a one-line message and exit code 2,
-and the one formatter of pydantic validation errors (used by the CLI, `--set` and sweeps.yaml).
+"""User-facing errors: one exception type the CLI turns into a one-line message and exit code 2
+(`RstError`; `ScheduleError` is its kind for schedule specs), and the one formatter of pydantic
+validation errors (used by the CLI, `--set` and sweeps.yaml).
 
 No pydantic import here: a ValidationError is read through its `errors()` interface, models
 through their `model_fields`, so `rstsweep --help` stays fast.
@@ -34,6 +35,42 @@ class RstError(Exception):
         self.field = field
         self.value = value
         self.allowed = allowed
+
+
+class ScheduleError(RstError, ValueError):
+    """A schedule spec that does not parse or whose parameters are out of range.
+
+    `parameter`, `value` and `allowed` (the closed range `(lo, hi)`) name the offending parameter
+    when there is one, so callers (sweeps.yaml expansion) can point at the grid value that produced
+    it. A `ValueError` too, so pydantic validators that call `parse` turn it into a ValidationError.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        parameter: str | None = None,
+        value: Any = None,
+        allowed: tuple[float, float] | None = None,
+    ) -> None:
+        super().__init__(message, field=parameter, value=value, allowed=allowed)
+
+    @property
+    def parameter(self) -> str | None:
+        return self.field
+
+    @property
+    def range_text(self) -> str | None:
+        """The allowed range as text, `[0, 1]` (None when the error has no range)."""
+        if self.allowed is None:
+            return None
+        lo, hi = (format(float(v), ".12g") for v in self.allowed)
+        return f"[{lo}, {hi}]"
+
+    @property
+    def out_of_range(self) -> bool:
+        """The error is a value outside `allowed` (not a name, a type or a cross-parameter rule)."""
+        return self.allowed is not None and self.value is not None
 
 
 def yaml_path(*parts: Any) -> str:

@@ -10,14 +10,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from rstsweep.analysis.render import Column, Table, fixed, mean_std, raw
 from rstsweep.analysis.results import (
     DATASET_ORDER,
     MODEL_ORDER,
     display_dataset,
     display_model,
 )
-from rstsweep.analysis.table import Column, Table, fixed, mean_std, raw
 from rstsweep.core.format import format_seeds, format_time_mean_std
+from rstsweep.schedules.listing import schedule_rows
 
 _ROLE_ORDER = {"sgd": 0, "rst": 1, "sam": 2}
 
@@ -123,10 +124,8 @@ def case_table(name: str, title: str, cases: pd.DataFrame, notes: list[str] | No
 
 
 def schedules_table(steps: int) -> Table:
-    """Table 2 via `rstsweep.schedules.table.schedule_rows` (one example per family), with Δη
+    """Table 2 via `rstsweep.schedules.listing.schedule_rows` (one example per family), with Δη
     both discrete (at T = `steps`) and in closed form."""
-    from rstsweep.schedules.table import schedule_rows
-
     rows = pd.DataFrame(schedule_rows(steps))
     frame = pd.DataFrame(
         {

@@ -33,6 +33,7 @@ from rstsweep.analysis.plotting import (
     tagged_sweeps,
 )
 from rstsweep.analysis.results import GROUPS, Results, ordered
+from rstsweep.schedules import parse
 
 
 def figure1(res: Results, note: Note) -> Figure | None:
@@ -60,8 +61,6 @@ def figure1(res: Results, note: Note) -> Figure | None:
 
 
 def _schedules_panel(ax, rst: pd.DataFrame) -> None:
-    from rstsweep.schedules import parse
-
     tau = np.linspace(0.0, 1.0, 201)[:-1]
     specs = rst.drop_duplicates("schedule").sort_values("param_a")["schedule"].tolist()
     colors = matplotlib.colormaps["viridis"](np.linspace(0.1, 0.9, max(1, len(specs))))

@@ -32,6 +32,7 @@ from rstsweep.analysis.results import (
     display_model,
     ordered,
 )
+from rstsweep.schedules import parse
 from rstsweep.store.store import draws_in
 
 
@@ -64,8 +65,6 @@ def _first_cell(rows: pd.DataFrame) -> pd.Series | None:
 
 
 def _draws_panel(ax, res: Results, rows: pd.DataFrame, family: str) -> None:
-    from rstsweep.schedules import parse
-
     schedule = parse(family)
     tau = np.linspace(0.0, 1.0, 401)[:-1]
     ax.plot(tau, schedule.p(tau), color="black", lw=2, label="p(τ)")

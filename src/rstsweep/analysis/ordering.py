@@ -8,8 +8,8 @@ import pandas as pd
 
 from rstsweep.analysis.case_tables import case_name, sort_cases
 from rstsweep.analysis.paper import rst_plain
+from rstsweep.analysis.render import Column, Table, fixed, mean_std, raw
 from rstsweep.analysis.results import Results, display_dataset, display_model
-from rstsweep.analysis.table import Column, Table, fixed, mean_std, raw
 from rstsweep.core.format import format_share
 
 

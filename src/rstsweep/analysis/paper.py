@@ -15,9 +15,10 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
+from rstsweep.analysis.render import Column, Table, raw
 from rstsweep.analysis.results import Results, display_dataset, display_model
-from rstsweep.analysis.table import Column, Table, raw
 from rstsweep.core.format import MISSING, format_mean_std
+from rstsweep.schedules import parse
 
 _TEXT = ("quantity", "model", "dataset", "role", "schedule", "family", "pick", "unit")
 _DIGITS = {"%": 2, "min": 1, "s": 3}
@@ -52,8 +53,6 @@ def rst_plain(cases: pd.DataFrame) -> pd.Series:
 
 def _matching(res: Results, p, model: str, dataset: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(the cases a paper row compares to, every case of that model/dataset)."""
-    from rstsweep.schedules import parse
-
     cases = res.unique_cases()
     cases = cases[(cases["model"] == model) & (cases["dataset"] == dataset)]
     if p.schedule:

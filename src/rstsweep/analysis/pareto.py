@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from rstsweep.analysis.case_tables import method_name, setting_text, sort_cases
+from rstsweep.analysis.render import Column, Table, mean_std, raw
 from rstsweep.analysis.results import Results, display_dataset, display_model
-from rstsweep.analysis.table import Column, Table, mean_std, raw
 from rstsweep.core.format import MISSING, format_mean_std
 
 BUDGETS = (0.1, 0.25, 0.5, 0.75)

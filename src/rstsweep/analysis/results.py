@@ -20,6 +20,7 @@ import pandas as pd
 
 from rstsweep.analysis.tags import TAG_COLUMNS, fill_missing_tags
 from rstsweep.core.config import identity_of
+from rstsweep.store.rows import unpack_signal
 from rstsweep.store.schema import TABLES
 from rstsweep.store.store import Store, read_table
 
@@ -276,8 +277,6 @@ class Results:
 
     def signal_of(self, cell_id: str) -> np.ndarray | None:
         """The per-step ‖g_t‖² a closed-loop policy cell saw (None for schedules)."""
-        from rstsweep.store.rows import unpack_signal
-
         if self._draws is None:
             self._draws = read_store_table(self.root, "draws")
         hit = self._draws[self._draws["cell_id"] == cell_id]

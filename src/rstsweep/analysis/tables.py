@@ -2,13 +2,13 @@
 
 `make_tables(store, fmt)` returns {name: text} for every table the store can fill:
     table1_baselines               SGD and SAM (any sweep): error, time, Δη
-    table2_schedules               the scheduling functions (rstsweep.schedules.table)
+    table2_schedules               the scheduling functions (rstsweep.schedules.listing)
     table3_g_rst … table13_mixing  the sweeps tagged `table: "Table N"` in sweeps.yaml
     sweep_<name>                   every other sweep (constant, piecewise-1, p-gamma, a demo, …)
     best_at_budget                 the best case within each compute budget (≥ 2 families)
     paper_vs_here                  the paper's reported numbers (data/paper_numbers.csv) beside ours
     ordering                       our own check of the paper's ordering SGD > RST > SAM
-Every table is a `table.Table` that renders itself; CSV carries the raw numbers (one column per
+Every table is a `render.Table` that renders itself; CSV carries the raw numbers (one column per
 mean and std) for scripts.
 """
 
@@ -25,8 +25,8 @@ from rstsweep.analysis.case_tables import case_table, schedules_table
 from rstsweep.analysis.ordering import ordering_table
 from rstsweep.analysis.paper import paper_vs_here
 from rstsweep.analysis.pareto import best_at_budget
+from rstsweep.analysis.render import EXTENSIONS, FORMATS, Table
 from rstsweep.analysis.results import TRIG_FAMILIES, Results, load
-from rstsweep.analysis.table import EXTENSIONS, FORMATS, Table
 from rstsweep.core.format import format_share
 from rstsweep.errors import RstError
 

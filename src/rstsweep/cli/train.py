@@ -31,7 +31,7 @@ def schedules(
     ] = None,
 ) -> None:
     """Print the scheduling functions (the paper's Table 2) with closed-form and discrete Δη."""
-    from rstsweep.schedules.table import print_schedule_table
+    from rstsweep.schedules.listing import print_schedule_table
 
     print_schedule_table(steps=steps, extra_specs=spec or [])
 

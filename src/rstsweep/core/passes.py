@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rstsweep.core.algorithms import get_algorithm
+
 FORWARD = 1.0 / 3.0
 BACKWARD = 2.0 / 3.0
 WEIGHT_GRAD = BACKWARD / 2.0  # the weight-gradient half of a backward pass
@@ -59,8 +61,6 @@ def expected_sa_extra(config: Any) -> float:
     """Expected extra passes of one sharpness-aware step of `config.algorithm` (a CellConfig):
     LookSAM runs its second pass on every k-th SA step, ESAM as `esam_extra`, the others as their
     registry entry (`AlgorithmSpec.extra_passes`). The planner and status use this."""
-    from rstsweep.core.algorithms import get_algorithm
-
     if config.algorithm == "looksam":
         return second_pass() / config.looksam_k
     if config.algorithm == "esam":

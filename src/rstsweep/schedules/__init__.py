@@ -34,8 +34,8 @@ from the trainer's signal, the coin still X_t = U_t < p_t (see `policies.py`).
 
 from __future__ import annotations
 
+from rstsweep.errors import ScheduleError
 from rstsweep.schedules.coins import SALT, uniforms
-from rstsweep.schedules.errors import ScheduleError
 from rstsweep.schedules.families import (
     Family,
     Param,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rstsweep.schedules.errors import ScheduleError
+from rstsweep.errors import ScheduleError
 
 # Fixed salt ("RSTCOIN" in ASCII); changing it changes every coin of every stored experiment.
 SALT = 0x525354434F494E

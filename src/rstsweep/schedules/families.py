@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from rstsweep.errors import ScheduleError
 from rstsweep.schedules.coins import uniforms
-from rstsweep.schedules.errors import ScheduleError
 
 NAME_RE = re.compile(r"[a-z_][a-z0-9_]*\Z")
 # p(τ) may miss [0, 1] by float rounding only (e.g. linear with a + b = 1); beyond this it is a bug.

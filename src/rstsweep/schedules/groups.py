@@ -9,7 +9,7 @@ linear group 2: through (½, ½) and (0, v)  (a = 1 − 2v, b = v)              
 
 from __future__ import annotations
 
-from rstsweep.schedules.errors import ScheduleError
+from rstsweep.errors import ScheduleError
 from rstsweep.schedules.families import Schedule, format_number, make
 
 

@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from rstsweep.errors import ScheduleError
 from rstsweep.schedules.coins import uniforms
-from rstsweep.schedules.errors import ScheduleError
 from rstsweep.schedules.families import NAME_RE, Curve, Param, format_number
 
 SIGNAL_LAG = 2

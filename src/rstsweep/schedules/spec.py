@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from rstsweep.schedules.errors import ScheduleError
+from rstsweep.errors import ScheduleError
 from rstsweep.schedules.families import Schedule, get_family, is_family, registered_families
 from rstsweep.schedules.policies import Policy, find_policy, registered_policies
 

@@ -10,6 +10,7 @@ import json
 import platform
 import uuid
 from collections.abc import Iterable
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import numpy as np
@@ -25,8 +26,6 @@ from rstsweep.sweeps.cell import Cell
 def package_versions() -> dict[str, str | None]:
     """Versions of the packages that shape a result (from metadata: importing torch/ray is slow).
     Cached: treat the returned dict as read-only."""
-    from importlib.metadata import PackageNotFoundError, version
-
     out: dict[str, str | None] = {"python": platform.python_version()}
     for name in ("rstsweep", "torch", "torchvision", "numpy", "ray"):
         try:

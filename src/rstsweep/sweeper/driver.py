@@ -28,10 +28,10 @@ from typing import Any
 from rstsweep.core.format import format_duration
 from rstsweep.core.names import CRASH_ENV
 from rstsweep.sweeper.guard import claim
+from rstsweep.sweeper.live import EventLog, SweepProgress
 from rstsweep.sweeper.loglines import LogLines
 from rstsweep.sweeper.multi import check_cluster, trial_resources, with_world_size, world_size_for
 from rstsweep.sweeper.options import RunOptions
-from rstsweep.sweeper.progress import EventLog, SweepProgress
 from rstsweep.sweeper.resources import (
     TrialRequest,
     check_fits,

@@ -28,6 +28,7 @@ import pandas as pd
 from rstsweep.core.catalog import DATASET_SHAPES, cell_steps
 from rstsweep.core.format import format_duration
 from rstsweep.store.files import utc_now
+from rstsweep.sweeper.resources import detect_gpus
 
 BUDGET_S = 60.0  # probe only where it costs under a minute in all
 PROBE_STEPS = 5
@@ -51,8 +52,6 @@ def target_device(gpus_per_trial: float) -> str | None:
     node without GPUs planning a GPU sweep: probing the CPU there would mislead)."""
     if gpus_per_trial <= 0:
         return "cpu"
-    from rstsweep.sweeper.resources import detect_gpus
-
     return "cuda" if detect_gpus() > 0 else None
 
 
@@ -227,8 +226,6 @@ class Resources:
     def concurrent(self) -> int:
         if self.slots:
             return self.slots
-        from rstsweep.sweeper.resources import detect_gpus
-
         by_cpu = (os.cpu_count() or 1) // max(self.cpus_per_trial, 1e-9)
         if self.gpus_per_trial > 0:
             by_gpu = detect_gpus() // self.gpus_per_trial

@@ -1,6 +1,6 @@
 """Plain progress lines for a run whose stderr is not a terminal (a cluster job, `> run.log 2>&1`).
 
-The live display (`sweeper.progress`) redraws a table, which a log file cannot hold; instead the
+The live display (`sweeper.live`) redraws a table, which a log file cannot hold; instead the
 run writes one line per event that matters and a summary line every `every_s` seconds. Every line
 is `rstsweep <UTC time> <event> key=value ...` (a value with spaces or quotes, e.g. an error
 message, is JSON-quoted, which `shlex.split` reads back), so `tail -f run.log`, `grep ' failed '`

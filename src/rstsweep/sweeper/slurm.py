@@ -22,8 +22,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from rstsweep.core.atomic import atomic_write_text
 from rstsweep.errors import RstError
 from rstsweep.sweeper.options import RunOptions
+from rstsweep.sweeps import expand
 
 
 @dataclass(frozen=True)
@@ -148,8 +150,6 @@ done
 
 def write_script(text: str, out: Path) -> Path:
     """Write the script (executable) and return its path."""
-    from rstsweep.core.atomic import atomic_write_text
-
     atomic_write_text(out, text)
     out.chmod(0o755)
     return out
@@ -169,8 +169,6 @@ def submit(path: Path) -> str:
 def slurm_command(o: RunOptions, job: SlurmJob, out: Path | None, submit_it: bool) -> None:
     """`rstsweep slurm`: check that the sweep expands (a bad file, sweep or profile fails here, not
     in the queue), write the script, print its path and, with `--submit`, the job id."""
-    from rstsweep.sweeps import expand
-
     cells = expand(o.file, o.sweep, o.profile)
     job.validate()
     path = write_script(render_script(o, job), out or Path(f"rstsweep-{o.sweep}.sbatch"))

@@ -20,8 +20,8 @@ import pandas as pd
 from rstsweep.core.format import format_count, format_duration
 from rstsweep.errors import RstError
 from rstsweep.store.store import Store, open_store
+from rstsweep.sweeper.live import STATES
 from rstsweep.sweeper.multi import with_world_size
-from rstsweep.sweeper.progress import STATES
 from rstsweep.sweeps import expand, load_sweeps
 
 # The driver rewrites the heartbeat every few seconds; older than this it is a dead run's.

@@ -17,7 +17,7 @@ from typing import Any
 
 from ray import tune
 
-from rstsweep.sweeper.progress import EventLog, SweepProgress
+from rstsweep.sweeper.live import EventLog, SweepProgress
 from rstsweep.sweeper.trackers import TrackerHub, cell_info, epoch_metrics
 from rstsweep.sweeper.trial import FINAL_KEY, payload_to_result
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from rstsweep.sweeper.progress import EventLog
+from rstsweep.core.config import CellConfig
+from rstsweep.sweeper.live import EventLog
 from rstsweep.sweeper.search.objective import CELL_KEY, OBJECTIVE
 from rstsweep.sweeper.trial import FINAL_KEY
 from rstsweep.sweeper.tune_callback import StoreCallback, trial_error
+from rstsweep.sweeps import Cell
 
 
 class _Quiet:
@@ -45,9 +47,6 @@ class SearchCallback(StoreCallback):
         payload = result.pop(FINAL_KEY, None)
         if meta is None:
             return
-        from rstsweep.core.config import CellConfig
-        from rstsweep.sweeps import Cell
-
         config = CellConfig.model_validate_json(meta["config_json"])
         cell = Cell(meta["sweep"], meta["group"], meta["label"], None, config, config.cell_id())
         self.cells[cell.cell_id] = cell

@@ -27,6 +27,10 @@ from types import SimpleNamespace
 from typing import Any
 
 from rstsweep.errors import RstError
+from rstsweep.schedules import get_family, is_policy, parse, registered_policies
+from rstsweep.store.store import Store
+from rstsweep.sweeper.live import EventLog
+from rstsweep.sweeps import expand
 
 SUFFIX = "-search"
 STEPS = 200  # quantisation of each parameter range (a stored case maps back onto the grid)
@@ -98,8 +102,6 @@ class Space:
 
 def searchable(cells: list[Any]) -> dict[str, list[Any]]:
     """family -> its RST cells (SGD and the constant(0)/constant(1) endpoints are not searched)."""
-    from rstsweep.schedules import parse
-
     endpoints = {parse("constant(0)").spec, parse("constant(1)").spec}
     out: dict[str, list[Any]] = {}
     for cell in cells:
@@ -111,8 +113,6 @@ def searchable(cells: list[Any]) -> dict[str, list[Any]]:
 
 def build_space(o: SearchOptions, families: dict[str, list[Any]]) -> tuple[Space, list[Any]]:
     """The space and the base configs (one per seed × model × dataset) of the chosen family."""
-    from rstsweep.schedules import get_family, is_policy, registered_policies
-
     if not families:
         raise RstError(f"search: sweep {o.sweep!r} has nothing to search (only SGD/SAM endpoints)")
     family = o.family or (next(iter(families)) if len(families) == 1 else None)
@@ -161,7 +161,6 @@ def _bases(cells: list[Any]) -> list[Any]:
 def prior_cases(store: Any, o: SearchOptions, space: Space, n_bases: int) -> list[dict]:
     """The complete cases of this search already in the store, as dicts with `point`, the means
     and `objective` (for the current budget)."""
-    from rstsweep.schedules import parse
     from rstsweep.sweeper.search.objective import objective
 
     cells = store.read("cells")
@@ -211,9 +210,7 @@ class SearchSummary:
 
 def run_search(o: SearchOptions, train_fn: Any = None) -> SearchSummary:
     """Validate, build the space, feed the store's cases to Optuna, run the rest through Tune."""
-    from rstsweep.store.store import Store
     from rstsweep.sweeper.driver import check_datasets, with_absolute_data_dir
-    from rstsweep.sweeps import expand
 
     t0 = time.time()
     if not (isinstance(o.budget, (int, float)) and 0.0 <= o.budget <= 1.0):
@@ -240,7 +237,6 @@ def _tune(o, space, bases, prior, todo, store, train_fn) -> set[str]:
     from ray.tune.search.optuna import OptunaSearch
 
     from rstsweep.sweeper.driver import cells_dir, quiet_tune_logs, run_dir_of
-    from rstsweep.sweeper.progress import EventLog
     from rstsweep.sweeper.resources import ray_session
     from rstsweep.sweeper.search.callback import SearchCallback
     from rstsweep.sweeper.search.objective import OBJECTIVE, run_suggestion

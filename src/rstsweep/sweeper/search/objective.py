@@ -21,6 +21,7 @@ from typing import Any
 from ray import tune
 
 from rstsweep.core.config import CellConfig
+from rstsweep.schedules import parse
 from rstsweep.sweeper.trial import (
     FINAL_KEY,
     TrainFn,
@@ -47,8 +48,6 @@ def objective(test_error: float, realized_extra: float, budget: float) -> float:
 
 def suggestion_updates(family: str, params: dict[str, Any]) -> dict[str, Any]:
     """CellConfig updates of a suggestion: the canonical schedule spec, and ρ/α if searched."""
-    from rstsweep.schedules import parse
-
     values = {
         k[len(PARAM_PREFIX) :]: float(v) for k, v in params.items() if k.startswith(PARAM_PREFIX)
     }

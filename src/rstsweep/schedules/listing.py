@@ -8,7 +8,7 @@ closed-loop policies (`policy_rows`) with their parameters.
 from __future__ import annotations
 
 from rstsweep.schedules.families import Schedule, format_number, registered_families
-from rstsweep.schedules.policies import registered_policies
+from rstsweep.schedules.policies import Policy, registered_policies
 from rstsweep.schedules.spec import parse
 
 
@@ -42,8 +42,6 @@ def _row(schedule: Schedule, steps: int, extra: bool) -> dict:
 def policy_rows() -> list[dict]:
     """One row per registered closed-loop policy: name, rule, parameters ('name in [lo, hi]
     (default x)'), the nominal Δη of its defaults (None when a parameter is required), source."""
-    from rstsweep.schedules.policies import Policy
-
     rows = []
     for kind in registered_policies():
         params = [
