@@ -28,7 +28,7 @@ from rstsweep.trainers.run import Run
 FORMAT_VERSION = 1
 
 
-def atomic_torch_save(obj: Any, path: Path) -> None:
+def atomic_torch_save(obj: object, path: Path) -> None:
     """`torch.save(obj, path)` via the one atomic-write helper (tmp file, fsync, rename)."""
     atomic_write(path, lambda handle: torch.save(obj, handle))
 
