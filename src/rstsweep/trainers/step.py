@@ -76,6 +76,13 @@ class StepContext:
         self.loss_sum = torch.zeros((), device=self.runtime.device, dtype=torch.float32)
         self.correct = torch.zeros((), device=self.runtime.device, dtype=torch.int64)
 
+    def add_to_epoch_sums(self, first: FirstPass, y: Tensor) -> None:
+        """Add a step's first-pass loss and correct count (on the device: read once per epoch,
+        no .item() in the hot loop)."""
+        self.loss_sum += first.loss.detach().float()
+        labels = y if y.dim() == 1 else y.argmax(dim=1)  # mixup's soft targets: the dominant class
+        self.correct += (first.out.detach().argmax(dim=1) == labels).sum()
+
 
 @dataclass
 class FirstPass:
@@ -97,10 +104,7 @@ def train_step(ctx: StepContext, x: Tensor, y: Tensor, sa: bool) -> None:
     else:
         first = reuse_step(ctx, x, y)
     ctx.scheduler.step()
-    # Epoch sums stay on the device: read once per epoch (no .item() in the hot loop).
-    ctx.loss_sum += first.loss.detach().float()
-    labels = y if y.dim() == 1 else y.argmax(dim=1)  # mixup's soft targets: the dominant class
-    ctx.correct += (first.out.detach().argmax(dim=1) == labels).sum()
+    ctx.add_to_epoch_sums(first, y)
 
 
 def base_step(ctx: StepContext, x: Tensor, y: Tensor) -> FirstPass:
