@@ -48,10 +48,11 @@ import torch.nn.functional as F
 from rstsweep.core.config import CellConfig
 from rstsweep.schedules import parse
 from rstsweep.trainers.augment import train_batches
-from rstsweep.trainers.cell import build_cell, run_epoch
 from rstsweep.trainers.data import DataBundle
+from rstsweep.trainers.loop import run_epoch
 from rstsweep.trainers.models import build_model
 from rstsweep.trainers.optim import lr_factor
+from rstsweep.trainers.run import build_run
 from rstsweep.trainers.step import train_step
 
 SHAPES = {"fmnist": (1, 28), "cifar": (3, 32)}
@@ -97,7 +98,7 @@ def sync(device: torch.device) -> None:
 
 def bench_steps(args: argparse.Namespace, data: DataBundle) -> dict:
     """Parts 1 and 2: total time of `steps` trainer steps for every p, interleaved in blocks."""
-    cells = {p: build_cell(config_for(args, schedule=f"constant({p})"), data=data) for p in PS}
+    cells = {p: build_run(config_for(args, schedule=f"constant({p})"), data=data) for p in PS}
     device = cells[0.0].runtime.device
     batches = list(train_batches(data, args.batch_size, "basic", seed=0, epoch=0))[:16]
     steps, block = args.steps, args.block
@@ -177,7 +178,7 @@ def bench_epoch(args: argparse.Namespace, data: DataBundle) -> dict:
     """Part 3: the trainer's epoch (algorithm sgd) vs the bare loop, alternating."""
     reps = args.epoch_reps
     config = config_for(args, algorithm="sgd", epochs=reps + 1, grad_clip=5.0)
-    cell = build_cell(config, data=data)
+    cell = build_run(config, data=data)
     device = cell.runtime.device
     torch.manual_seed(0)
     model = build_model("fastcnn", data.in_channels, 10, width=args.width).to(device)
@@ -215,7 +216,7 @@ PASS_CONFIGS = {
 
 def bench_passes(args: argparse.Namespace, data: DataBundle) -> dict:
     """Part 4: measured extra time vs counted extra passes; first-pass time ESAM vs SAM."""
-    cells = {k: build_cell(config_for(args, **kw), data=data) for k, kw in PASS_CONFIGS.items()}
+    cells = {k: build_run(config_for(args, **kw), data=data) for k, kw in PASS_CONFIGS.items()}
     device = cells["sgd"].runtime.device
     batches = list(train_batches(data, args.batch_size, "basic", seed=0, epoch=0))[:16]
     marks: dict[str, list[float]] = {k: [] for k in cells}
@@ -270,8 +271,8 @@ def bench_policy(args: argparse.Namespace, data: DataBundle) -> dict:
     """Part 5: a policy's epoch vs an open-loop epoch replaying the same coins, alternating.
     Wall time and process CPU time (the latter barely moved by other processes' load)."""
     reps = args.epoch_reps
-    policy = build_cell(config_for(args, schedule="budget(0.5)", epochs=reps + 1), data=data)
-    fixed = build_cell(config_for(args, schedule="constant(0.5)", epochs=reps + 1), data=data)
+    policy = build_run(config_for(args, schedule="budget(0.5)", epochs=reps + 1), data=data)
+    fixed = build_run(config_for(args, schedule="constant(0.5)", epochs=reps + 1), data=data)
     spe = policy.steps_per_epoch
     wall: dict[str, list[float]] = {"policy": [], "fixed": []}
     cpu: dict[str, list[float]] = {"policy": [], "fixed": []}
@@ -287,7 +288,7 @@ def bench_policy(args: argparse.Namespace, data: DataBundle) -> dict:
         timed("policy", policy, epoch > 0)
         coins = fixed.draws.copy()
         coins[epoch * spe : (epoch + 1) * spe] = policy.draws[epoch * spe : (epoch + 1) * spe]
-        fixed.source.set_draws(coins)
+        fixed.coins.set_draws(coins)
         timed("fixed", fixed, epoch > 0)
         policy.epoch += 1
         fixed.epoch += 1
@@ -316,7 +317,7 @@ def _policy_parts(cell, data: DataBundle, args: argparse.Namespace, n: int = 200
     for _ in range(n):
         first_pass_signal(cell.ctx.model, loss)
     signal_us = 1e6 * (time.process_time() - start) / n
-    source = build_cell(config_for(args, schedule="budget(0.5)", epochs=50), data=data).source
+    source = build_run(config_for(args, schedule="budget(0.5)", epochs=50), data=data).coins
     value = torch.tensor([1.0, 2.0])
     start = time.process_time()
     for t in range(n):

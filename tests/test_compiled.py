@@ -14,7 +14,7 @@ from torch import nn
 from torch._dynamo.utils import counters
 
 from rstsweep.core.config import CellConfig
-from rstsweep.trainers import cell as cell_module
+from rstsweep.trainers import run as run_module
 from rstsweep.trainers.compiled import EAGER, Passes, compiled_passes
 from rstsweep.trainers.loop import train
 from rstsweep.trainers.runtime import Runtime
@@ -99,9 +99,7 @@ def test_inductor_compiled_sam_steps_equal_eager():
 @pytest.mark.slow
 def test_compile_true_cell_matches_the_eager_cell(monkeypatch):
     """`compile: true` through the real trainer (aot_eager backend: no C++ build on the CPU)."""
-    monkeypatch.setattr(
-        cell_module, "compiled_passes", lambda: compiled_passes(backend="aot_eager")
-    )
+    monkeypatch.setattr(run_module, "compiled_passes", lambda: compiled_passes(backend="aot_eager"))
     base = dict(
         model="fastcnn", width=4, train_subset=256, test_subset=128, batch_size=64, epochs=1,
         seed=3, schedule="constant(0.5)", device="cpu", threads=1,

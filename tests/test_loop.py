@@ -186,7 +186,7 @@ def count_train_forwards(monkeypatch) -> list[int]:
         )
         return model
 
-    monkeypatch.setattr("rstsweep.trainers.cell.build_model", counting_build_model)
+    monkeypatch.setattr("rstsweep.trainers.run.build_model", counting_build_model)
     return sizes
 
 

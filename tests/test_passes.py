@@ -22,8 +22,8 @@ from rstsweep.store import schema
 from rstsweep.store.rows import trial_row
 from rstsweep.store.store import Store
 from rstsweep.sweeper.plan import sa_step_cost
+from rstsweep.trainers.augment import mixup_batches
 from rstsweep.trainers.loop import train
-from rstsweep.trainers.mixup import mixup_batches
 from rstsweep.trainers.models import build_model
 
 torch.set_num_threads(1)

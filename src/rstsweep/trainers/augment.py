@@ -23,6 +23,18 @@ Batches are normalised float32: (x / 255 - mean) / std with the bundle's per-cha
 `drop_last=True` drops the final partial batch only when at least one full batch exists, so a
 training set smaller than the batch still yields one (smaller) batch per epoch.
 
+Mixup (`mixup_batches`, Zhang et al., 2018) mixes the batches of `train_batches` on the training
+device, as the RST authors' `augmentation.mixup`: one λ ~ Beta(α, α) per batch, taken as
+max(λ, 1 − λ) (the batch's own samples dominate), each sample mixed with its mirror in the
+(already shuffled) batch:
+
+    x'_i = λ·x_i + (1−λ)·x_{B−1−i},   y'_i = λ·onehot(y_i) + (1−λ)·onehot(y_{B−1−i}).
+
+The targets stay class probabilities, which `F.cross_entropy` takes directly, so every loss of a
+step (both SAM passes, ESAM's ranking) sees the same mixed batch. λ is drawn on the host (numpy,
+a plain float: no device sync) from a generator seeded by (seed, epoch) only, so a resumed run
+mixes identically.
+
 Data parallelism: `shard=(rank, world_size)` yields worker `rank`'s contiguous part of every global
 batch (the same draws, so the workers' parts concatenate to the one-process batch). A streamed
 data set (`imagefolder.FolderData`) batches itself through a DataLoader, with the same rule.
@@ -31,17 +43,28 @@ data set (`imagefolder.FolderData`) batches itself through a DataLoader, with th
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from rstsweep.core.catalog import steps_per_epoch
 from rstsweep.errors import RstError
 
-if TYPE_CHECKING:
-    from rstsweep.trainers.data import DataBundle
+
+class ImageSet(Protocol):
+    """What batching reads of an in-memory data set (`data.DataBundle`; a streamed
+    `imagefolder.FolderData` batches itself instead)."""
+
+    train_images: Tensor
+    train_labels: Tensor
+    test_images: Tensor
+    test_labels: Tensor
+    mean: Tensor
+    std: Tensor
+
 
 AUGMENTS: tuple[str, ...] = ("none", "basic", "cutout")
 PAD_MODES: tuple[str, ...] = ("reflect", "zero")
@@ -122,7 +145,7 @@ def _check_augment(augment: str) -> None:
 
 
 def train_batches(
-    bundle: DataBundle,
+    bundle: ImageSet,
     batch_size: int,
     augment: str,
     seed: int,
@@ -150,7 +173,7 @@ def shard_slice(start: int, stop: int, shard: tuple[int, int]) -> slice:
 
 
 def _epoch(
-    bundle: DataBundle,
+    bundle: ImageSet,
     batch_size: int,
     augment: str,
     seed: int,
@@ -188,7 +211,7 @@ def _epoch(
         yield out, labels[idx]
 
 
-def test_batches(bundle: DataBundle, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+def test_batches(bundle: ImageSet, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
     """Yield the normalised test set in order (the last batch may be smaller)."""
     if hasattr(bundle, "stream_test"):
         yield from bundle.stream_test(batch_size)  # type: ignore[attr-defined]
@@ -200,6 +223,24 @@ def test_batches(bundle: DataBundle, batch_size: int) -> Iterator[tuple[Tensor, 
             normalize(batch, bundle.mean, bundle.std),
             bundle.test_labels[start : start + batch_size],
         )
+
+
+# --------------------------------------------------------------------------------------- mixup
+_SALT = 0x313A  # keeps the mixup stream apart from the augmentation's
+
+
+def mixup_batches(
+    batches: Iterator[tuple[Tensor, Tensor]], num_classes: int, alpha: float, seed: int, epoch: int
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """The mixed (images, soft targets N×C in the images' dtype) batches of one epoch."""
+    if alpha <= 0:
+        raise ValueError(f"mixup_alpha: {alpha} must be > 0")
+    lambdas = np.random.default_rng(np.random.SeedSequence([int(seed), int(epoch), _SALT]))
+    for x, y in batches:
+        lam = float(lambdas.beta(alpha, alpha))
+        lam = max(lam, 1.0 - lam)
+        onehot = F.one_hot(y, num_classes).to(x.dtype)
+        yield x * lam + x.flip(0) * (1.0 - lam), onehot * lam + onehot.flip(0) * (1.0 - lam)
 
 
 # The name starts with "test_": keep pytest from collecting it when a test module imports it.

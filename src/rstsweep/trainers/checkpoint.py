@@ -1,15 +1,17 @@
-"""Epoch-boundary checkpoints of one training run: atomic writes, RNG capture and restore.
+"""Epoch-boundary checkpoints of one training run: what `checkpoint.pt` holds, atomic writes, and
+reading one back into a fresh run of the same config (RNG states included).
 
 A checkpoint is one `torch.save`d dict (model, optimizer incl. SAM state, lr scheduler, position,
-accounting, epoch records, RNG states). It is written to a temporary file in the same directory,
-fsync'ed and `os.replace`d into place, so a reader (or a resumed run) sees either the previous
-checkpoint or the new one, never half a file, even if the writer is SIGKILLed mid-write.
-Everything stored is plain data (tensors, numbers, strings, lists, dicts), so loading uses
-`torch.load(weights_only=True)`.
+accounting, epoch records, RNG states, fp16 loss scale, a policy's signals: `checkpoint_state`).
+It is written to a temporary file in the same directory, fsync'ed and `os.replace`d into place,
+so a reader (or a resumed run) sees either the previous checkpoint or the new one, never half a
+file, even if the writer is SIGKILLed mid-write. Everything stored is plain data (tensors,
+numbers, strings, lists, dicts), so loading uses `torch.load(weights_only=True)`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 from typing import Any
@@ -20,11 +22,13 @@ import torch
 from rstsweep.core.atomic import atomic_write
 from rstsweep.core.atomic import remove_stale_temporaries as _remove_stale
 from rstsweep.core.names import CHECKPOINT_NAME, FINAL_WEIGHTS_NAME
+from rstsweep.errors import RstError
+from rstsweep.trainers.run import Run
 
 FORMAT_VERSION = 1
 
 
-def atomic_torch_save(obj: Any, path: Path) -> None:
+def atomic_torch_save(obj: object, path: Path) -> None:
     """`torch.save(obj, path)` via the one atomic-write helper (tmp file, fsync, rename)."""
     atomic_write(path, lambda handle: torch.save(obj, handle))
 
@@ -74,3 +78,42 @@ def _to_tuples(value: Any) -> Any:
     if isinstance(value, list):
         return tuple(_to_tuples(v) for v in value)
     return value
+
+
+def checkpoint_state(run: Run) -> dict[str, Any]:
+    """Everything a resumed run needs to continue bit-identically, as plain data."""
+    signals = run.coins.signals
+    return {
+        "format": FORMAT_VERSION,
+        "cell_id": run.config.cell_id(),
+        "total_steps": run.total_steps,
+        "epoch": run.epoch,
+        "model": run.ctx.model.state_dict(),
+        "optimizer": run.ctx.optimizer.state_dict(),
+        "scheduler": run.ctx.scheduler.state_dict(),
+        "accounting": dataclasses.asdict(run.accounting),
+        "records": [dataclasses.asdict(r) for r in run.records],
+        "rng": capture_rng_state(),
+        "scaling": run.ctx.scaling.state_dict() if run.ctx.scaling else None,
+        # a policy's controller state is rebuilt from these (see draws.PolicyDraws.restore)
+        # (a tensor: checkpoints are loaded with weights_only=True, which refuses numpy arrays)
+        "signals": None if signals is None else torch.from_numpy(signals.copy()),
+    }
+
+
+def restore_run(run: Run, path: Path) -> None:
+    """Load a checkpoint into a freshly built run (same config) and continue from its epoch."""
+    try:
+        # On the CPU: load_state_dict moves every tensor to its parameter; RNG states stay on CPU.
+        state = load_checkpoint(path, map_location="cpu")
+    except Exception as exc:
+        raise RstError(f"resume: cannot read checkpoint {path}: {exc}") from None
+    if state.get("format") != FORMAT_VERSION:
+        raise RstError(f"resume: {path} has checkpoint format {state.get('format')}")
+    if state["cell_id"] != run.config.cell_id() or state["total_steps"] != run.total_steps:
+        raise RstError(
+            f"resume: {path} belongs to cell {state['cell_id']}, not {run.config.cell_id()} "
+            "(the config changed); use a new --out directory or drop --resume"
+        )
+    run.restore(state)
+    restore_rng_state(state["rng"])

@@ -21,17 +21,14 @@ import gzip
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
 
-if TYPE_CHECKING:
-    from rstsweep.trainers.imagefolder import FolderData
-
 from rstsweep.core.catalog import DATASETS
 from rstsweep.errors import RstError
+from rstsweep.trainers.imagefolder import FolderData, folder_root, load_folder
 
 SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 CACHE_DIR = Path("~/.cache/rstsweep").expanduser()
@@ -316,8 +313,6 @@ def ensure_dataset(dataset: str, data_dir: str | Path | None = None) -> Path:
         return _fashion_mnist_dir(root)
     if key in _CIFAR:
         return _cifar_folder(key, root)
-    from rstsweep.trainers.imagefolder import folder_root
-
     return folder_root(root)
 
 
@@ -382,7 +377,6 @@ def _stream_imagenet(
     loader_workers: int | None,
 ) -> FolderData:
     """ImageNet streamed from its ImageFolder, with the same subset and noise rules as above."""
-    from rstsweep.trainers.imagefolder import load_folder
 
     def train_idx(n: int, labels: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
         noisy = noisy_labels(labels, label_noise, num_classes, seed)

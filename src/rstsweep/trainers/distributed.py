@@ -1,7 +1,8 @@
 """One cell trained data-parallel over `world_size` processes with torch.distributed (NCCL on CUDA,
-gloo on CPU): process-group set-up, DDP wrapping, batch sharding, rank-0 I/O, and the local
-launcher behind `rstsweep train --world-size N` (`sweeper/multi.py` places the workers on a Ray
-cluster instead).
+gloo on CPU): process-group set-up, the `DataParallel` process group the epoch loop (`loop.train`)
+runs over (DDP wrapping, checkpoint broadcast, means over the workers), and the local launcher
+behind `rstsweep train --world-size N` (`sweeper/multi.py` places the workers on a Ray cluster
+instead).
 
 Semantics (SAM under data parallelism as in Foret et al. 2021, "m-sharpness"):
 - `batch_size` is the global batch; worker r trains on its contiguous 1/N of every global batch
@@ -18,8 +19,8 @@ Semantics (SAM under data parallelism as in Foret et al. 2021, "m-sharpness"):
 - BatchNorm is per worker (batch statistics of the worker's shard; each keeps its running
   statistics, rank 0's are evaluated and checkpointed: in train mode running statistics never
   enter the outputs). `sync_bn: true` uses SyncBatchNorm instead (CUDA only).
-- Rank 0 alone evaluates, writes `checkpoint.pt`/`final.pt`, calls `on_epoch` and returns the
-  TrainResult (`world_size` set); the other ranks return None. On resume rank 0 reads the
+- Rank 0 alone evaluates, writes `checkpoint.pt`/`final.pt`, calls `on_epoch`; its TrainResult
+  (`world_size` set) is the cell's. On resume rank 0 reads the
   checkpoint and broadcasts its bytes, so workers on other nodes need no shared disk.
 
 Why `world_size` is part of cell_id: the per-worker perturbation (m = batch_size / world_size) and
@@ -30,8 +31,6 @@ keeps the cell_id of world_size 1 unchanged).
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import socket
 import tempfile
 from collections.abc import Callable
@@ -43,23 +42,14 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from rstsweep.core.config import CellConfig
-from rstsweep.core.names import CHECKPOINT_NAME, FINAL_WEIGHTS_NAME
+from rstsweep.core.names import CHECKPOINT_NAME
 from rstsweep.core.result import EpochRecord, TrainResult
 from rstsweep.errors import RstError
-from rstsweep.trainers.augment import test_batches
-from rstsweep.trainers.cell import (
-    Cell,
-    build_cell,
-    current_lr,
-    divergence,
-    epoch_record,
-    run_epoch,
-)
-from rstsweep.trainers.checkpoint import atomic_torch_save, remove_stale_temporaries
-from rstsweep.trainers.loop import EVAL_BATCH_SIZE, _result
-from rstsweep.trainers.progress import progress_bar
-from rstsweep.trainers.state import checkpoint_state, restore_cell
-from rstsweep.trainers.step import StepContext, evaluate
+from rstsweep.trainers.checkpoint import restore_run
+from rstsweep.trainers.loop import train
+from rstsweep.trainers.run import Run
+from rstsweep.trainers.sam import SAM, kept_gradient
+from rstsweep.trainers.step import StepContext
 
 TIMEOUT = timedelta(minutes=30)  # a collective waiting this long means a peer is gone
 
@@ -102,15 +92,50 @@ def rank_config(config: CellConfig, local_rank: int) -> CellConfig:
     return config
 
 
-def make_parallel(cell: Cell, rank: int, world: int) -> None:
-    """Shard the cell's batches and make its steps data-parallel (see `parallelize`)."""
-    cell.shard = (rank, world)
-    if cell.config.sync_bn:
-        if cell.runtime.device.type != "cuda":
-            raise RstError("sync_bn: SyncBatchNorm needs CUDA devices (use per-worker BN on CPU)")
-        # the converted layers share the parameters and buffers: the optimizer stays valid
-        cell.ctx.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(cell.ctx.model)
-    parallelize(cell.ctx, cell.runtime.device, world)
+class DataParallel:
+    """The process group of worker `rank` of `world` (joined with `init_group`), as the epoch loop
+    (`loop.train`) asks it: DDP steps, checkpoint broadcast, means over the workers, one stop."""
+
+    def __init__(self, rank: int, world: int, device: str = "cpu") -> None:
+        self.rank, self.world = rank, world
+        if device.startswith("cuda:"):  # NCCL collectives use the current device
+            torch.cuda.set_device(torch.device(device))
+
+    def join(self, run: Run) -> None:
+        """Make the run's steps data-parallel (its batches are sharded by `build_run`)."""
+        if run.config.sync_bn:
+            if run.runtime.device.type != "cuda":
+                raise RstError("sync_bn: SyncBatchNorm needs CUDA devices (per-worker BN on CPU)")
+            # the converted layers share the parameters and buffers: the optimizer stays valid
+            run.ctx.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(run.ctx.model)
+        parallelize(run.ctx, run.runtime.device, self.world)
+
+    def resume(self, run: Run, checkpoint: Path | None) -> None:
+        """Rank 0 reads the checkpoint (if there is one) and sends its bytes to all."""
+        blob = [checkpoint.read_bytes() if checkpoint and checkpoint.exists() else None]
+        dist.broadcast_object_list(blob, src=0)
+        if blob[0] is None:
+            return
+        if checkpoint is not None:  # rank 0
+            restore_run(run, checkpoint)
+            return
+        with tempfile.TemporaryDirectory(prefix="rstsweep-rank-") as tmp:
+            path = Path(tmp) / CHECKPOINT_NAME
+            path.write_bytes(blob[0])
+            restore_run(run, path)
+
+    def mean(self, values: tuple[float, float], device: torch.device) -> tuple[float, float]:
+        # equal shards (batch_size divisible by world_size): the mean of the per-worker means is
+        # the mean over the global batch
+        t = torch.tensor(values, dtype=torch.float64, device=device)
+        dist.all_reduce(t)
+        loss, error = (t / dist.get_world_size()).tolist()
+        return loss, error
+
+    def stop(self, stop: bool, device: torch.device) -> bool:
+        t = torch.tensor([int(stop)], device=device)
+        dist.broadcast(t, src=0)
+        return bool(t.item())
 
 
 def parallelize(ctx: StepContext, device: torch.device, world: int) -> None:
@@ -123,47 +148,18 @@ def parallelize(ctx: StepContext, device: torch.device, world: int) -> None:
     _average_kept_gradient(ctx.optimizer, world)
 
 
-def _average_kept_gradient(optimizer, world: int) -> None:
+def _average_kept_gradient(optimizer: SAM, world: int) -> None:
     plain_second_step = optimizer.second_step
 
     def second_step(zero_grad: bool = False) -> None:
-        if optimizer._keeps_g():
-            kept = [optimizer.state[p]["g"] for p in optimizer._perturbed]
+        kept = kept_gradient(optimizer)
+        if kept:
             for handle in [dist.all_reduce(g, async_op=True) for g in kept]:
                 handle.wait()
             torch._foreach_div_(kept, float(world))
         plain_second_step(zero_grad)
 
-    optimizer.second_step = second_step
-
-
-def _broadcast_checkpoint(cell: Cell, ckpt: Path | None, rank: int, resume: bool) -> None:
-    """Rank 0 reads the checkpoint (if resuming and there is one) and sends its bytes to all."""
-    blob = [ckpt.read_bytes() if rank == 0 and resume and ckpt and ckpt.exists() else None]
-    dist.broadcast_object_list(blob, src=0)
-    if blob[0] is None:
-        return
-    if rank == 0:
-        restore_cell(cell, ckpt)  # type: ignore[arg-type]
-        return
-    with tempfile.TemporaryDirectory(prefix="rstsweep-rank-") as tmp:
-        path = Path(tmp) / CHECKPOINT_NAME
-        path.write_bytes(blob[0])
-        restore_cell(cell, path)
-
-
-def _mean_over_ranks(values: list[float], device: torch.device) -> list[float]:
-    # equal shards (batch_size divisible by world_size): the mean of the per-worker means is the
-    # mean over the global batch
-    t = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(t)
-    return (t / dist.get_world_size()).tolist()
-
-
-def _flag(value: bool, device: torch.device) -> bool:
-    t = torch.tensor([int(value)], device=device)
-    dist.broadcast(t, src=0)
-    return bool(t.item())
+    optimizer.second_step = second_step  # type: ignore[method-assign]
 
 
 def train_rank(
@@ -174,53 +170,11 @@ def train_rank(
     resume: bool = False,
     on_epoch: Callable[[EpochRecord], None] | None = None,
     progress: bool = False,
-) -> TrainResult | None:
-    """This process's part of the cell, in a joined process group. Rank 0 returns the result."""
-    if config.device.startswith("cuda:"):  # NCCL collectives use the current device
-        torch.cuda.set_device(torch.device(config.device))
-    cell = build_cell(config)
-    make_parallel(cell, rank, world)
-    ckpt = Path(out_dir) / CHECKPOINT_NAME if out_dir is not None and rank == 0 else None
-    if ckpt is not None:
-        remove_stale_temporaries(ckpt.parent)
-    _broadcast_checkpoint(cell, ckpt, rank, resume)
-    status, error, device = "ok", None, cell.runtime.device
-    with progress_bar(progress and rank == 0, cell) as on_step:
-        while cell.epoch < config.epochs:
-            record, evaluated = _epoch(cell, rank, on_step)
-            cell.records.append(record)
-            cell.epoch += 1
-            if rank == 0:
-                error = divergence(record, evaluated)
-                if error is not None:
-                    status = "diverged"
-                elif ckpt is not None:  # a diverged epoch is never checkpointed
-                    atomic_torch_save(checkpoint_state(cell), ckpt)
-                if on_epoch is not None:
-                    on_epoch(record)
-            if _flag(status != "ok", device):
-                break
-    if rank != 0:
-        return None
-    if out_dir is not None:
-        atomic_torch_save(cell.ctx.model.state_dict(), Path(out_dir) / FINAL_WEIGHTS_NAME)
-    return dataclasses.replace(_result(cell, status, error), world_size=world)
-
-
-def _epoch(cell: Cell, rank: int, on_step: Callable[[], None] | None) -> tuple[EpochRecord, bool]:
-    """Train one epoch on every rank (metrics averaged over the ranks); rank 0 evaluates."""
-    lr = current_lr(cell.ctx.optimizer)
-    loss, err = run_epoch(cell, on_step)
-    train_loss, train_error = _mean_over_ranks([loss, err], cell.runtime.device)
-    epoch = cell.epoch + 1
-    due = epoch % cell.config.eval_every == 0 or epoch == cell.config.epochs
-    test_loss = test_error = float("nan")
-    evaluated = rank == 0 and due and math.isfinite(train_loss)
-    if evaluated:
-        batches = test_batches(cell.data, EVAL_BATCH_SIZE)
-        test_loss, test_error = evaluate(cell.ctx.model, batches, cell.runtime)
-    record = epoch_record(cell, lr, (train_loss, train_error), (test_loss, test_error))
-    return record, evaluated
+) -> TrainResult:
+    """This process's part of the cell, in a joined process group (`loop.train` over
+    `DataParallel`). Rank 0's result is the cell's."""
+    group = DataParallel(rank, world, config.device)
+    return train(config, out_dir, resume, on_epoch, progress, group=group)
 
 
 # --------------------------------------------------------------------------- local launcher
@@ -269,5 +223,4 @@ def train_distributed(
     bad = [p.exitcode for p in peers if p.exitcode != 0]
     if bad:
         raise RuntimeError(f"a data-parallel worker exited with code {bad[0]}")
-    assert result is not None
     return result

@@ -15,7 +15,7 @@ import math
 import numpy as np
 import torch
 
-from rstsweep.schedules import SIGNAL_LAG, Policy, Schedule
+from rstsweep.schedules import SIGNAL_LAG, Policy, Schedule, uniforms
 
 
 class ScheduleDraws:
@@ -57,8 +57,6 @@ class PolicyDraws:
     def __init__(
         self, policy: Policy, total: int, seed: int, device: torch.device, warmup: int = 0
     ) -> None:
-        from rstsweep.schedules import uniforms
-
         self.policy = policy
         self.warmup = warmup  # `warmup_sgd`: no SA step before this step
         self.total = total

@@ -12,9 +12,9 @@ from __future__ import annotations
 import importlib
 import math
 from collections.abc import Callable, Iterable
-from typing import Any
 
 import torch
+from torch import Tensor
 from torch.optim.lr_scheduler import LambdaLR
 
 from rstsweep.core.algorithms import get_algorithm
@@ -25,6 +25,9 @@ from rstsweep.trainers.variants import ESAM, GSAM, LookSAM
 
 STEP_MILESTONES = (0.3, 0.6, 0.8)  # fractions of training where the `step` schedule multiplies lr
 STEP_FACTOR = 0.2  # by this (the WRN/SAM CIFAR recipe: 60/120/160 of 200 epochs)
+
+# What the builders take: `model.named_parameters()` (the trainer's) or bare tensors.
+Params = Iterable[tuple[str, Tensor]] | Iterable[Tensor]
 
 
 def _base_optimizer(config: CellConfig) -> tuple[Callable[..., torch.optim.Optimizer], dict]:
@@ -45,7 +48,7 @@ def _base_optimizer(config: CellConfig) -> tuple[Callable[..., torch.optim.Optim
     return cls, dict(lr=config.lr, weight_decay=weight_decay)
 
 
-def build_optimizer(params: Iterable[Any], config: CellConfig) -> SAM:
+def build_optimizer(params: Params, config: CellConfig) -> SAM:
     """The SAM-family optimizer of `config.algorithm` (through the algorithm registry) over the
     base optimizer `config.optimizer`. The trainer passes `model.named_parameters()` (SAM and its
     subclasses take names or bare tensors; ASAM's official rule needs the names)."""
@@ -67,13 +70,13 @@ def _common(config: CellConfig) -> tuple[Callable[..., torch.optim.Optimizer], d
     return base, kwargs
 
 
-def build_sam(params: Iterable[Any], config: CellConfig) -> SAM:
+def build_sam(params: Params, config: CellConfig) -> SAM:
     """SAM, GNR/G-RST (alpha) and the plain base optimizer (`sgd` never takes the SA branch)."""
     base, kwargs = _common(config)
     return SAM(params, base, **kwargs)
 
 
-def build_asam(params: Iterable[Any], config: CellConfig) -> SAM:
+def build_asam(params: Params, config: CellConfig) -> SAM:
     """ASAM: SAM with the adaptive (scale-invariant) perturbation; `params` should be
     `named_parameters()` (the official variant scales weights, not biases)."""
     base, kwargs = _common(config)
@@ -81,20 +84,20 @@ def build_asam(params: Iterable[Any], config: CellConfig) -> SAM:
     return SAM(params, base, adaptive=True, **extra, **kwargs)
 
 
-def build_gsam(params: Iterable[Any], config: CellConfig) -> GSAM:
+def build_gsam(params: Params, config: CellConfig) -> GSAM:
     """GSAM: SAM's update minus gsam_alpha times the orthogonal component of the first gradient."""
     base, kwargs = _common(config)
     rho = dict(rho_schedule=config.gsam_rho_schedule, rho_min=config.gsam_rho_min)
     return GSAM(params, base, gsam_alpha=config.gsam_alpha, **rho, **kwargs)
 
 
-def build_looksam(params: Iterable[Any], config: CellConfig) -> LookSAM:
+def build_looksam(params: Params, config: CellConfig) -> LookSAM:
     """LookSAM: a full SAM step every looksam_k-th SA step, the stored direction reused between."""
     base, kwargs = _common(config)
     return LookSAM(params, base, k=config.looksam_k, looksam_alpha=config.looksam_alpha, **kwargs)
 
 
-def build_masked(params: Iterable[Any], config: CellConfig) -> SAM:
+def build_masked(params: Params, config: CellConfig) -> SAM:
     """ESAM (tensor-level weight perturbation + data selection) / SSAM-style masking (a per-entry
     mask of mask_kind)."""
     base, kwargs = _common(config)

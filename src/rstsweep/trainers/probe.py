@@ -79,8 +79,8 @@ def measure_steps(config: CellConfig, steps: int = 5, warmup: int = 2) -> dict[s
     """Time `steps` base and `steps` SA steps of `config`'s cell (its model, algorithm, batch
     size, precision, compile setting and device) on a synthetic batch; returns sgd_step_s,
     sa_step_s (None for SGD), peak_memory_bytes, device_memory_bytes and what was measured."""
-    from rstsweep.trainers.cell import build_cell
     from rstsweep.trainers.data import DataBundle
+    from rstsweep.trainers.run import build_run
     from rstsweep.trainers.runtime import resolve_runtime, to_memory_format
     from rstsweep.trainers.step import train_step
 
@@ -98,12 +98,12 @@ def measure_steps(config: CellConfig, steps: int = 5, warmup: int = 2) -> dict[s
         mean=torch.full((channels,), 0.5, device=device),
         std=torch.full((channels,), 0.25, device=device),
     )
-    cell = build_cell(config, data=bundle)
-    cell.ctx.reset_epoch_sums()
-    x = to_memory_format(x, cell.runtime)
+    run = build_run(config, data=bundle)
+    run.ctx.reset_epoch_sums()
+    x = to_memory_format(x, run.runtime)
     branches = (False,) if config.algorithm == "sgd" else (False, True)
     measured = time_branches(
-        lambda sa: train_step(cell.ctx, x, y, sa), device, steps, warmup, branches
+        lambda sa: train_step(run.ctx, x, y, sa), device, steps, warmup, branches
     )
     return {
         **measured,
@@ -112,8 +112,8 @@ def measure_steps(config: CellConfig, steps: int = 5, warmup: int = 2) -> dict[s
         "algorithm": config.algorithm,
         "batch_size": config.batch_size,
         "device": str(device),
-        "precision": cell.runtime.precision,
-        "compiled": cell.ctx.passes.compiled,
+        "precision": run.runtime.precision,
+        "compiled": run.ctx.passes.compiled,
         "steps": steps,
         "warmup": warmup,
     }

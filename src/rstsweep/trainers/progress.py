@@ -16,11 +16,11 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from rstsweep.trainers.cell import Cell
+from rstsweep.trainers.run import Run
 
 
 @contextlib.contextmanager
-def progress_bar(enabled: bool, cell: Cell) -> Iterator[Callable[[], None] | None]:
+def progress_bar(enabled: bool, run: Run) -> Iterator[Callable[[], None] | None]:
     if not enabled:
         yield None
         return
@@ -32,11 +32,11 @@ def progress_bar(enabled: bool, cell: Cell) -> Iterator[Callable[[], None] | Non
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    draws = cell.draws  # a policy's coins are filled step by step, before on_step is called
+    draws = run.draws  # a policy's coins are filled step by step, before on_step is called
     with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
-        done = cell.epoch * cell.steps_per_epoch
-        sa = int(cell.draws[:done].sum())
-        task = bar.add_task(cell.config.cell_id(), total=cell.total_steps, completed=done, sa=sa)
+        done = run.epoch * run.steps_per_epoch
+        sa = int(run.draws[:done].sum())
+        task = bar.add_task(run.config.cell_id(), total=run.total_steps, completed=done, sa=sa)
         position = [done, sa]
 
         def on_step() -> None:

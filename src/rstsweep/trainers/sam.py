@@ -52,7 +52,7 @@ from rstsweep.core.passes import second_pass
 from rstsweep.trainers.batchnorm import disable_running_stats  # noqa: F401  (re-exported)
 from rstsweep.trainers.vecmath import (  # noqa: F401  (re-exported: the variants use them)
     EPS,
-    _acc_dtype,
+    acc_dtype,
     clip_,
     global_dot,
     global_norm,
@@ -288,7 +288,7 @@ class SAM(torch.optim.Optimizer):
                 )
                 for g in grads
             ]
-        sq = torch.cat([g.flatten().to(_acc_dtype(grads)).square() for g in grads])
+        sq = torch.cat([g.flatten().to(acc_dtype(grads)).square() for g in grads])
         keep = torch.zeros_like(sq, dtype=torch.bool)
         k = max(1, round(self.mask_fraction * sq.numel()))
         keep[torch.topk(sq, k, sorted=False).indices] = True
@@ -368,3 +368,11 @@ def _split_names(params: Iterable[Any]) -> tuple[list[Any], dict[int, str]]:
     if items and isinstance(items[0], dict):
         return [{**g, "params": strip(g["params"])} for g in items], names
     return strip(items), names
+
+
+def kept_gradient(optimizer: SAM) -> list[Tensor]:
+    """The first-pass gradient g a pending SA step keeps for its update (GNR's and G-RST's mix,
+    LookSAM's g_v), one tensor per perturbed parameter; [] when the update does not use g."""
+    if not optimizer._keeps_g():
+        return []
+    return [optimizer.state[p]["g"] for p in optimizer._perturbed]

@@ -1,15 +1,20 @@
 """One RST training step and the evaluation pass.
 
-X_t = 0: a genuine one-pass base step (forward, backward, `optimizer.base_step()`).
-X_t = 1: the sharpness-aware step of the optimizer: forward/backward at θ, `first_step` (θ → θ+ε),
-a second forward/backward at θ+ε with BatchNorm running statistics frozen (they come from the first
-pass only), `second_step` (back to θ, update). What is algorithm-specific sits behind the
-optimizer's hooks: `before_first_pass()` (ESAM turns off the weight gradients of the tensors it
-does not perturb), `needs_second_pass()` (LookSAM's reuse steps take the one-pass `reuse_step()`),
-`wants_sample_losses` and `second_pass_batch(...)` (ESAM's data selection picks the samples of the
-second pass). Epoch sums stay on the device: nothing here syncs with the host (except fp16's
-overflow checks). Two more hooks: `passes` (the forwards, eager or compiled: `compiled.py`) and
-`scaling` (fp16 loss scaling: `precision.py`; an overflowing step is skipped with θ unchanged).
+The coin X_t picks the step (`train_step`, a dispatcher over three named kinds):
+
+- X_t = 0, `base_step`: a genuine one-pass base step (forward, backward, `optimizer.base_step()`).
+- X_t = 1, `two_pass_step`: the sharpness-aware step, read top-down as in davda54/sam: gradient at
+  θ, climb to θ+ε (`first_step`), gradient at θ+ε with BatchNorm running statistics frozen (they
+  come from the first pass only), back to θ and update (`second_step`).
+- X_t = 1 when the optimizer has no use for a second pass (LookSAM between its every-k-th full
+  steps: `needs_second_pass()` is False), `reuse_step`: one pass and `optimizer.reuse_step()`.
+
+What is algorithm-specific sits behind the optimizer's hooks: `before_first_pass()` (ESAM turns
+off the weight gradients of the tensors it does not perturb), `wants_sample_losses` and
+`second_pass_batch(...)` (ESAM's data selection picks the samples of the second pass). Two more
+hooks: `passes` (the forwards, eager or compiled: `compiled.py`) and `scaling` (fp16 loss
+scaling: `precision.py`; a step whose gradients overflow is skipped with θ unchanged, in `_skip`).
+Epoch sums stay on the device: nothing here syncs with the host (except fp16's overflow checks).
 
 With `wants_signal` (closed-loop policies) the step also leaves `ctx.signal`, a device tensor
 [‖g‖², loss] of the first pass (unscaled, before clipping), for the policy's next decisions.
@@ -25,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rstsweep.trainers.compiled import EAGER, Passes
+from rstsweep.trainers.compiled import EAGER, Forward, Passes
 from rstsweep.trainers.precision import LossScaling
 from rstsweep.trainers.runtime import Runtime, to_memory_format
 from rstsweep.trainers.sam import SAM, global_norm
@@ -33,7 +38,7 @@ from rstsweep.trainers.sam import SAM, global_norm
 
 @dataclass
 class StepContext:
-    """Everything a training step touches (built once per cell)."""
+    """Everything a training step touches (built once per run)."""
 
     model: nn.Module
     optimizer: SAM
@@ -56,6 +61,11 @@ class StepContext:
         if self.scaling is None:
             self.scaling = LossScaling(self.runtime.precision, self.runtime.device, self.optimizer)
 
+    @property
+    def loss_scaling(self) -> LossScaling:
+        assert self.scaling is not None  # set in __post_init__
+        return self.scaling
+
     def sample_losses(self, x: Tensor, y: Tensor) -> Tensor:
         """Per-sample losses at the current weights, without gradients (for data selection)."""
         with torch.no_grad(), self.runtime.autocast():
@@ -66,61 +76,109 @@ class StepContext:
         self.loss_sum = torch.zeros((), device=self.runtime.device, dtype=torch.float32)
         self.correct = torch.zeros((), device=self.runtime.device, dtype=torch.int64)
 
+    def add_to_epoch_sums(self, first: FirstPass, y: Tensor) -> None:
+        """Add a step's first-pass loss and correct count (on the device: read once per epoch,
+        no .item() in the hot loop)."""
+        self.loss_sum += first.loss.detach().float()
+        labels = y if y.dim() == 1 else y.argmax(dim=1)  # mixup's soft targets: the dominant class
+        self.correct += (first.out.detach().argmax(dim=1) == labels).sum()
+
+
+@dataclass
+class FirstPass:
+    """The forward-backward at θ that every step begins with."""
+
+    out: Tensor  # the logits
+    losses: Tensor  # per-sample losses when the optimizer ranks samples (ESAM), else the mean
+    loss: Tensor  # the mean loss
+    finite: bool  # its gradients are finite (always, except under fp16 loss scaling)
+
 
 def train_step(ctx: StepContext, x: Tensor, y: Tensor, sa: bool) -> None:
-    """One RST step at the current θ: base (X_t = 0) or sharpness-aware (X_t = 1)."""
-    model, opt = (ctx.net or ctx.model), ctx.optimizer
-    opt.zero_grad(set_to_none=True)
-    per_sample = sa and opt.wants_sample_losses  # e.g. ESAM ranks samples by loss increase
-    scaling = ctx.scaling
-    assert scaling is not None  # set in __post_init__
-    forward = ctx.passes.sa if sa else ctx.passes.base
-    # Under data parallelism the first pass of a two-pass step keeps its gradient local (each
-    # worker perturbs with its own, as in Foret et al.'s m-sharpness): its forward runs under
-    # `no_sync`. One-pass steps and second passes all-reduce.
-    two_pass = sa and opt.needs_second_pass()
-    if sa:
-        opt.before_first_pass()  # e.g. ESAM: tensors not perturbed skip their weight gradient
-    with ctx.no_sync() if two_pass else contextlib.nullcontext(), ctx.runtime.autocast():
+    """One RST step at the current θ: base (coin X_t = 0) or sharpness-aware (X_t = 1)."""
+    ctx.optimizer.zero_grad(set_to_none=True)
+    if not sa:
+        first = base_step(ctx, x, y)
+    elif ctx.optimizer.needs_second_pass():
+        first = two_pass_step(ctx, x, y)
+    else:
+        first = reuse_step(ctx, x, y)
+    ctx.scheduler.step()
+    ctx.add_to_epoch_sums(first, y)
+
+
+def base_step(ctx: StepContext, x: Tensor, y: Tensor) -> FirstPass:
+    """X_t = 0: one forward-backward and the base optimizer's step."""
+    first = first_pass(ctx, ctx.passes.base, x, y)
+    if not first.finite:
+        return _skip(ctx, first, undo=lambda: None)
+    ctx.optimizer.base_step()
+    ctx.loss_scaling.stepped()
+    return first
+
+
+def two_pass_step(ctx: StepContext, x: Tensor, y: Tensor) -> FirstPass:
+    """X_t = 1: SAM's two passes (Foret et al. 2021), the optimizer's variant of ε and update."""
+    opt, model, scaling = ctx.optimizer, (ctx.net or ctx.model), ctx.loss_scaling
+    opt.before_first_pass()  # e.g. ESAM: tensors not perturbed skip their weight gradient
+    # Gradient g at θ. Under data parallelism it stays local (each worker perturbs with its own,
+    # as in Foret et al.'s m-sharpness): the first pass runs under DDP's `no_sync`.
+    first = first_pass(ctx, ctx.passes.sa, x, y, sa=True, local=True)
+    if not first.finite:
+        return _skip(ctx, first, undo=opt.abandon_first_pass)
+    # Climb to θ+ε.
+    opt.first_step(zero_grad=True)
+    # Gradient at θ+ε, BN running statistics frozen: the backward runs inside the block, which
+    # writes the first pass's statistics back on exit. ESAM's data selection picks the samples.
+    with ctx.disable_running_stats(model):
+        x2, y2 = opt.second_pass_batch(ctx.sample_losses, x, y, first.losses.detach())
+        with ctx.runtime.autocast():
+            logits = ctx.passes.sa(model, x2)
+            second = F.cross_entropy(logits, y2, label_smoothing=ctx.label_smoothing)
+        scaling.backward(second)  # the second pass all-reduces under data parallelism
+    if not scaling.unscale_finite(second_pass=True):
+        return _skip(ctx, first, undo=opt.undo_first_step)
+    # Back to θ, sharpness-aware update.
+    opt.second_step(zero_grad=False)
+    scaling.stepped()
+    return first
+
+
+def reuse_step(ctx: StepContext, x: Tensor, y: Tensor) -> FirstPass:
+    """X_t = 1 without a second pass: LookSAM's g plus the stored sharpness direction g_v."""
+    ctx.optimizer.before_first_pass()
+    first = first_pass(ctx, ctx.passes.sa, x, y, sa=True)
+    if not first.finite:
+        return _skip(ctx, first, undo=ctx.optimizer.abandon_first_pass)
+    ctx.optimizer.reuse_step()
+    ctx.loss_scaling.stepped()
+    return first
+
+
+def first_pass(
+    ctx: StepContext, forward: Forward, x: Tensor, y: Tensor, sa: bool = False, local: bool = False
+) -> FirstPass:
+    """Forward and backward at θ (`local`: the gradient is not all-reduced), the gradients
+    unscaled, and the closed-loop signal left on the device."""
+    model = ctx.net or ctx.model
+    per_sample = sa and ctx.optimizer.wants_sample_losses  # e.g. ESAM ranks samples by loss
+    with ctx.no_sync() if local else contextlib.nullcontext(), ctx.runtime.autocast():
         out = forward(model, x)
-        losses = F.cross_entropy(
-            out, y, label_smoothing=ctx.label_smoothing, reduction="none" if per_sample else "mean"
-        )
+        reduction = "none" if per_sample else "mean"
+        losses = F.cross_entropy(out, y, label_smoothing=ctx.label_smoothing, reduction=reduction)
         loss = losses.mean() if per_sample else losses
-    scaling.backward(loss)  # DDP decided in the forward whether this backward all-reduces
-    finite = scaling.unscale_finite()
+    ctx.loss_scaling.backward(loss)  # DDP decided in the forward whether this backward all-reduces
+    finite = ctx.loss_scaling.unscale_finite()
     if ctx.wants_signal:
         ctx.signal = first_pass_signal(model, loss)
-    if not finite:  # fp16 overflow in the first pass: skip, θ never moved
-        if sa:
-            opt.abandon_first_pass()
-        scaling.skipped()
-    elif not sa:
-        opt.base_step()
-        scaling.stepped()
-    elif two_pass:
-        opt.first_step(zero_grad=True)
-        # backward inside the block, which writes the first pass's BN statistics back on exit
-        with ctx.disable_running_stats(model):
-            x2, y2 = opt.second_pass_batch(ctx.sample_losses, x, y, losses.detach())
-            with ctx.runtime.autocast():
-                logits = ctx.passes.sa(model, x2)
-                second = F.cross_entropy(logits, y2, label_smoothing=ctx.label_smoothing)
-            scaling.backward(second)
-        if scaling.unscale_finite(second_pass=True):
-            opt.second_step(zero_grad=False)
-            scaling.stepped()
-        else:  # fp16 overflow at θ+ε: back to θ, no update
-            opt.undo_first_step()
-            scaling.skipped()
-    else:
-        opt.reuse_step()
-        scaling.stepped()
-    ctx.scheduler.step()
-    # Epoch sums stay on the device: read once per epoch (no .item() in the hot loop).
-    ctx.loss_sum += loss.detach().float()
-    labels = y if y.dim() == 1 else y.argmax(dim=1)  # mixup's soft targets: the dominant class
-    ctx.correct += (out.detach().argmax(dim=1) == labels).sum()
+    return FirstPass(out, losses, loss, finite)
+
+
+def _skip(ctx: StepContext, first: FirstPass, undo: Callable[[], None]) -> FirstPass:
+    """An fp16 overflow: undo what the step began (θ back as it was), count the step skipped."""
+    undo()
+    ctx.loss_scaling.skipped()
+    return first
 
 
 @torch.no_grad()

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import torch
+from torch.cuda import Event
 
 
 @dataclass
@@ -74,10 +74,12 @@ class StepTimer:
 
     def __init__(self, device: torch.device) -> None:
         self.cuda = device.type == "cuda"
-        self._pending: list[tuple[Any, Any, bool, Any]] = []
+        # (start, end, sa, end of the first pass) events of the steps not yet resolved
+        self._pending: list[tuple[Event, Event, bool, Event | None]] = []
         self._t0 = 0.0
-        self._start: Any = None
-        self._mid: Any = None  # end of the SA step's first pass (mark_first_pass), if any
+        self._start: Event | None = None
+        # end of the SA step's first pass (mark_first_pass), if any: an event, or seconds on CPU
+        self._mid: Event | float | None = None
         self._warm: set[bool] = set()  # branches (sa flag) whose first step this process has seen
 
     def start(self) -> None:
@@ -97,27 +99,27 @@ class StepTimer:
         else:
             self._mid = time.perf_counter() - self._t0
 
-    def stop(self, sa: bool, acc: Accounting) -> None:
+    def stop(self, sa: bool, accounting: Accounting) -> None:
         if self.cuda:
             end = torch.cuda.Event(enable_timing=True)
             end.record()
             self._pending.append((self._start, end, sa, self._mid))
             return
-        self._add(acc, time.perf_counter() - self._t0, sa, self._mid)
+        self._add(accounting, time.perf_counter() - self._t0, sa, self._mid)
 
-    def flush(self, acc: Accounting) -> None:
+    def flush(self, accounting: Accounting) -> None:
         if not self._pending:
             return
         torch.cuda.synchronize()
         for start, end, sa, mid in self._pending:
             first = None if mid is None else start.elapsed_time(mid) / 1000.0
-            self._add(acc, start.elapsed_time(end) / 1000.0, sa, first)
+            self._add(accounting, start.elapsed_time(end) / 1000.0, sa, first)
         self._pending.clear()
 
-    def _add(self, acc: Accounting, seconds: float, sa: bool, first: float | None) -> None:
+    def _add(self, accounting: Accounting, seconds: float, sa: bool, first: float | None) -> None:
         warmup = sa not in self._warm
-        acc.add_step_time(seconds, sa, warmup=warmup)
+        accounting.add_step_time(seconds, sa, warmup=warmup)
         if first is not None and not warmup:
-            acc.first_pass_s += first
-            acc.first_pass_count += 1
+            accounting.first_pass_s += first
+            accounting.first_pass_count += 1
         self._warm.add(sa)

@@ -12,7 +12,7 @@ CLIP_EPS = 1e-6  # as torch.nn.utils.clip_grad_norm_
 
 
 # ----------------------------------------------------------------------------- multi-tensor math
-def _acc_dtype(tensors: list[Tensor]) -> torch.dtype:
+def acc_dtype(tensors: list[Tensor]) -> torch.dtype:
     """Accumulation dtype: at least fp32 (bf16/fp16 grads are summed in fp32; fp64 stays fp64)."""
     dtype = torch.float32
     for t in tensors:
@@ -24,14 +24,14 @@ def global_norm(tensors: list[Tensor]) -> Tensor:
     """‖tensors‖₂ over all their entries, as a 0-dim tensor (no host sync)."""
     if not tensors:
         return torch.zeros(())
-    norms = torch._foreach_norm(tensors, 2, dtype=_acc_dtype(tensors))
+    norms = torch._foreach_norm(tensors, 2, dtype=acc_dtype(tensors))
     device = norms[0].device
     return torch.linalg.vector_norm(torch.stack([n.to(device) for n in norms]))
 
 
 def global_dot(xs: list[Tensor], ys: list[Tensor]) -> Tensor:
     """⟨xs, ys⟩ summed over all tensors, as a 0-dim tensor."""
-    dtype = _acc_dtype(xs)
+    dtype = acc_dtype(xs)
     prods = torch._foreach_mul(xs, ys)
     device = prods[0].device
     return torch.stack([p.sum(dtype=dtype).to(device) for p in prods]).sum()
