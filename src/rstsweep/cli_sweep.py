@@ -34,8 +34,13 @@ def run(
     ] = None,
     cpus_per_trial: Annotated[float, typer.Option(help="CPUs per trial.")] = 1.0,
     gpus_per_trial: Annotated[
-        float, typer.Option(help="GPUs per trial (0.25: 4 per GPU; 2: 2 data-parallel workers).")
-    ] = 0.0,
+        float | None,
+        typer.Option(
+            help="GPUs per trial (default: 1 where the cluster has GPUs, else 0; 0.25: 4 per "
+            "GPU; 2: 2 data-parallel workers; 0: CPU trials).",
+            show_default=False,
+        ),
+    ] = None,
     world_size: Annotated[
         int | None,
         typer.Option(min=1, help="Data-parallel workers per trial (CPU: gloo processes)."),
@@ -133,7 +138,14 @@ def slurm(
     profile: Profile = DEFAULT_PROFILE,
     store: StoreDir = DEFAULT_STORE,
     cpus_per_trial: Annotated[float, typer.Option(help="CPUs per trial.")] = 1.0,
-    gpus_per_trial: Annotated[float, typer.Option(help="GPUs per trial (0.25: 4 per GPU).")] = 0.0,
+    gpus_per_trial: Annotated[
+        float | None,
+        typer.Option(
+            help="GPUs per trial (default: 1 where the cluster has GPUs, else 0; 0.25: 4 per "
+            "GPU; 2: 2 data-parallel workers; 0: CPU trials).",
+            show_default=False,
+        ),
+    ] = None,
     max_concurrent: Annotated[int | None, typer.Option(help="At most this many trials.")] = None,
     max_failures: Annotated[int, typer.Option(help="Retries of a crashed trial.")] = 2,
     data_dir: Annotated[Path | None, typer.Option(help="Dataset directory on the nodes.")] = None,
@@ -180,28 +192,74 @@ def search(
     alpha: Annotated[bool, typer.Option("--alpha", help="Also search α in [0, 2].")] = False,
     asha: Annotated[bool, typer.Option("--asha", help="ASHA: stop bad suggestions early.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the TPE sampler.")] = 0,
+    address: Annotated[
+        str | None, typer.Option(help="An existing Ray cluster (default: a local Ray).")
+    ] = None,
     cpus_per_trial: Annotated[float, typer.Option(help="CPUs per trial.")] = 1.0,
+    gpus_per_trial: Annotated[
+        float | None,
+        typer.Option(
+            help="GPUs per trial (default: 1 where the cluster has GPUs, else 0; 0.25: 4 per "
+            "GPU; 2: 2 data-parallel workers; 0: CPU trials).",
+            show_default=False,
+        ),
+    ] = None,
     max_concurrent: Annotated[int | None, typer.Option(help="At most this many trials.")] = None,
+    max_failures: Annotated[int, typer.Option(help="Retries of a crashed trial.")] = 2,
     num_cpus: Annotated[float | None, typer.Option(help="Local Ray: CPUs to use.")] = None,
+    num_gpus: Annotated[
+        int | None, typer.Option(help="Local Ray only: GPUs to declare (logical ones allowed).")
+    ] = None,
+    scratch: Annotated[
+        Path | None,
+        typer.Option(help="Ray Tune's scratch dir; shared by all nodes of a multi-node cluster."),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Dataset directory for every cell (overrides the profile's data_dir)."),
+    ] = None,
+    tracker: Annotated[
+        list[str] | None,
+        typer.Option(help="tensorboard (default), mlflow, wandb or none; repeatable."),
+    ] = None,
+    set_: SetOption = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Run even while another run's heartbeat is live.")
+    ] = False,
 ) -> None:
     """Search the lowest test error at realized extra compute <= BUDGET (Ray Tune + Optuna TPE)."""
+    from rstsweep.core.fields import parse_assignments
+    from rstsweep.sweeper.options import RunOptions
     from rstsweep.sweeper.search import SearchOptions, search_command
+    from rstsweep.sweeper.trackers import parse_trackers
 
-    options = SearchOptions(
+    run_options = RunOptions(
         sweep=sweep,
-        budget=budget,
-        trials=trials,
-        family=family,
         file=file,
         profile=profile,
         store=store,
+        overrides=parse_assignments(set_ or []),
+        address=address,
+        cpus_per_trial=cpus_per_trial,
+        gpus_per_trial=gpus_per_trial,
+        max_concurrent=max_concurrent,
+        max_failures=max_failures,
+        num_cpus=num_cpus,
+        num_gpus=num_gpus,
+        scratch=scratch,
+        data_dir=data_dir,
+        trackers=parse_trackers(tracker),
+        force=force,
+    )
+    options = SearchOptions(
+        budget=budget,
+        trials=trials,
+        run=run_options,
+        family=family,
         rho=rho,
         alpha=alpha,
         asha=asha,
         seed=seed,
-        cpus_per_trial=cpus_per_trial,
-        max_concurrent=max_concurrent,
-        num_cpus=num_cpus,
     )
     sys.exit(search_command(options))
 
@@ -213,7 +271,14 @@ def plan(
     profile: Profile = DEFAULT_PROFILE,
     store: StoreDir = DEFAULT_STORE,
     cpus_per_trial: Annotated[float, typer.Option(help="CPUs per trial.")] = 1.0,
-    gpus_per_trial: Annotated[float, typer.Option(help="GPUs per trial.")] = 0.0,
+    gpus_per_trial: Annotated[
+        float | None,
+        typer.Option(
+            help="GPUs per trial (default: 1 where the cluster has GPUs, else 0; 0.25: 4 per "
+            "GPU; 2: 2 data-parallel workers; 0: CPU trials).",
+            show_default=False,
+        ),
+    ] = None,
     slots: Annotated[
         int | None,
         typer.Option(min=1, help="Concurrent trials (default: what this machine holds)."),
@@ -225,13 +290,17 @@ def plan(
 ) -> None:
     """Show a sweep's cells by group, expected forward-backward passes and estimated time."""
     from rstsweep.core.fields import parse_assignments
+    from rstsweep.sweeper.options import RunOptions
     from rstsweep.sweeper.plan import plan_sweep, print_plan
-    from rstsweep.sweeper.probe import Resources
+    from rstsweep.sweeper.resources import detect_gpus
 
     overrides = parse_assignments(set_ or [])
-    resources = Resources(cpus_per_trial, gpus_per_trial, slots)
+    asked = RunOptions(
+        cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, max_concurrent=slots
+    )
+    placement = asked.with_gpus(detect_gpus(), warn=False).placement  # as `run` here would
     plan_ = plan_sweep(
-        file, sweep, profile, store, overrides, probe=not no_probe, resources=resources
+        file, sweep, profile, store, overrides, probe=not no_probe, placement=placement
     )
     print_plan(plan_, store)
 

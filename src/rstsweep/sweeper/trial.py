@@ -40,6 +40,7 @@ TrainFn = Callable[..., TrainResult]
 def default_train(config: Any, out_dir: Path, resume: bool, on_epoch: Callable) -> TrainResult:
     """The real trainer (imported here: torch loads in the worker, not the driver); a cell with
     world_size > 1 runs data-parallel over the trial's placement group (`sweeper.multi`)."""
+    require_given_gpu(config)
     if getattr(config, "world_size", 1) > 1:
         from rstsweep.sweeper.multi import train_multi
 
@@ -59,10 +60,11 @@ def run_cell(
 ) -> None:
     """Tune trainable for the cell `params["cell_id"]` (configs come via `tune.with_parameters`)."""
     cell_id = params["cell_id"]
+    hide_gpus_unless_given()
     config = _with_threads(configs[cell_id], threads)
     work = _work_dir(work_root, cell_id)
     start_epoch = _restore(work)
-    placement = _placement()
+    placement = trial_placement()
     reporter = _EpochReporter(work, getattr(config, "epochs", None), crash_marker, placement)
     train = train_fn or default_train
     result = train(config, work, resume=start_epoch > 0, on_epoch=reporter)
@@ -83,6 +85,37 @@ def _with_threads(config: Any, threads: int | None) -> Any:
     if share is not None and getattr(config, "memory_fraction", 0) is None:
         update["memory_fraction"] = share
     return config.model_copy(update=update) if update else config
+
+
+def hide_gpus_unless_given() -> None:
+    """A trial (or worker) that asked for no GPU sees none: Ray 2.60 leaves CUDA_VISIBLE_DEVICES
+    unset for such a task, so `device: auto` would pick cuda:0, a GPU another trial was given."""
+    if not _given_gpu_ids():
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+
+
+def require_given_gpu(config: Any) -> None:
+    """A trial given a GPU that cannot see one fails (one line) instead of training on CPU."""
+    ids = _given_gpu_ids()
+    if not ids or not str(config.device).startswith(("auto", "cuda")):
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise RuntimeError(
+            f"this trial was given GPU {','.join(ids)} but torch sees no CUDA device "
+            f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}): check the "
+            "node's GPU driver, or run with --gpus-per-trial 0"
+        )
+
+
+def _given_gpu_ids() -> list[str]:
+    """The GPU ids Ray gave this worker (placement-group bundles included); none outside Ray."""
+    import ray
+
+    if not ray.is_initialized():  # not in a Ray worker (asking would start a local Ray)
+        return []
+    return [str(g) for g in ray.get_runtime_context().get_accelerator_ids().get("GPU", [])]
 
 
 def _assigned_gpus() -> float:
@@ -132,14 +165,14 @@ def _read_epoch(marker: Path) -> int:
         return 1
 
 
-def _placement() -> dict[str, Any]:
+def trial_placement() -> dict[str, Any]:
     """Where this trial runs (node, GPU ids Ray assigned, pid): reported for the event log."""
     import ray
 
-    context = ray.get_runtime_context()
     return {
-        "node_id": context.get_node_id(),
-        "gpu_ids": [str(g) for g in context.get_accelerator_ids().get("GPU", [])],
+        "node_id": ray.get_runtime_context().get_node_id(),
+        "gpu_ids": _given_gpu_ids(),
+        "cuda_visible": os.environ.get("CUDA_VISIBLE_DEVICES"),  # what torch in the trial sees
         "pid": os.getpid(),
     }
 
