@@ -70,9 +70,11 @@ def test_two_node_cluster_runs_a_sweep_with_fractional_gpus(cluster, tmp_path):
     )
     assert not (tmp_path / "st").exists()
 
+    # the GPUs are logical (no CUDA here): a trial given one would fail unless told to use the CPU
     done = run_cli(
         tmp_path,
         *("--address", cluster.address, "--cpus-per-trial", "0.5", "--gpus-per-trial", "0.5"),
+        *("--set", "device=cpu"),
     )
     assert done.returncode == 0, done.stderr
     assert "4 cells: 4 run now" in done.stdout

@@ -207,6 +207,7 @@ def _fit(
     written / failed)."""
     from ray import tune
 
+    from rstsweep.sweeper.checkpoints import KeepLast
     from rstsweep.sweeper.nodes import NodeWatch
     from rstsweep.sweeper.trial import run_cell
     from rstsweep.sweeper.tune_callback import StoreCallback
@@ -228,6 +229,7 @@ def _fit(
         threads=max(1, int(placement.cpus)),
         work_root=str(cells_dir(store, run_dir)),
         crash_marker=os.environ.get(CRASH_ENV) or None,
+        report_every_s=o.report_every_s,
     )
     tuner = tune.Tuner(
         tune.with_resources(trainable, trial_resources(placement, work.world_sizes)),
@@ -237,9 +239,10 @@ def _fit(
             name="tune",
             storage_path=str(run_dir),
             verbose=0,
-            callbacks=[callback, NodeWatch(events)],  # NodeWatch: says when a node is lost
+            # NodeWatch: says when a node is lost; KeepLast: one checkpoint per trial on disk
+            callbacks=[callback, NodeWatch(events), KeepLast()],
             failure_config=tune.FailureConfig(max_failures=o.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),  # see sweeper.checkpoints
         ),
     )
     events.log("run", None, cells=len(work.by_id), todo=len(work.todo), request=placement.as_tune())

@@ -58,6 +58,8 @@ class RunOptions:
     trackers: tuple[str, ...] = ("tensorboard",)  # sweeper.trackers names; () for none
     probe: bool = True  # time unmeasured settings first, where worth it (sweeper.probe)
     log_every_s: float = 30.0  # without the live display: a summary log line this often
+    # at most one epoch report (with its checkpoint) per trial this often; 0: every epoch
+    report_every_s: float = 0.0
     force: bool = False  # run even while another run's heartbeat on the store is live
 
     @property

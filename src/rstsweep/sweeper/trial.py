@@ -57,15 +57,17 @@ def run_cell(
     threads: int | None = None,
     work_root: str | None = None,
     crash_marker: str | None = None,
+    report_every_s: float = 0.0,
 ) -> None:
-    """Tune trainable for the cell `params["cell_id"]` (configs come via `tune.with_parameters`)."""
+    """Tune trainable for the cell `params["cell_id"]` (configs come via `tune.with_parameters`).
+    `report_every_s`: at most one epoch report (with its checkpoint) this often; 0: every epoch."""
     cell_id = params["cell_id"]
     hide_gpus_unless_given()
     config = _with_threads(configs[cell_id], threads)
     work = _work_dir(work_root, cell_id)
     start_epoch = _restore(work)
     placement = trial_placement()
-    reporter = _EpochReporter(work, getattr(config, "epochs", None), crash_marker, placement)
+    reporter = _EpochReporter(work, config.epochs, crash_marker, placement, report_every_s)
     train = train_fn or default_train
     result = train(config, work, resume=start_epoch > 0, on_epoch=reporter)
     tune.report({FINAL_KEY: result_to_payload(result), "start_epoch": start_epoch, **placement})
@@ -181,13 +183,26 @@ class _EpochReporter:
     """`on_epoch` callback: report the epoch's metrics with the trainer's checkpoint attached."""
 
     def __init__(
-        self, work: Path, epochs: int | None, crash_marker: str | None, placement: dict
+        self,
+        work: Path,
+        epochs: int | None,
+        crash_marker: str | None,
+        placement: dict,
+        every_s: float = 0.0,
     ) -> None:
         self.work, self.epochs, self.crash_marker = work, epochs, crash_marker
-        self.placement = placement
+        self.placement, self.every_s = placement, every_s
         self._last_stat: tuple[int, int] | None = None
+        self._last_report = -float("inf")
 
     def __call__(self, record: EpochRecord) -> None:
+        # Each report costs the driver a result to process and a checkpoint to persist; epochs far
+        # shorter than that (a stand-in, a tiny cell) are thinned. Nothing is lost: the trainer's
+        # own checkpoint is in the work dir and the final result holds every epoch.
+        now = time.monotonic()
+        if now - self._last_report < self.every_s:
+            return
+        self._last_report = now
         metrics = {"epoch": record.epoch, "epochs": self.epochs, **asdict(record), **self.placement}
         checkpoint_dir = self._snapshot(record.epoch)
         try:
