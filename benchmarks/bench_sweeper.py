@@ -31,65 +31,25 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
-
 from rstsweep.core.config import CellConfig
-from rstsweep.core.result import EpochRecord, TrainResult
 from rstsweep.store.store import Store
 from rstsweep.sweeper.driver import run_sweep
 from rstsweep.sweeper.live import read_events
 from rstsweep.sweeper.options import RunOptions
 from rstsweep.sweeps import Cell
+from rstsweep.testing.standin import standin_train
 
 EPOCHS = 5
 
 
 def busy_cell(config, out_dir, resume=False, on_epoch=None, *, seconds: float = 5.0):
     """A cell that computes for `seconds` of wall time in EPOCHS epochs, checkpointing each epoch
-    (a small file, atomically, like the trainer) and resuming after the last checkpoint."""
-    out = Path(out_dir)
-    ckpt = out / "checkpoint.pt"
-    start = int(ckpt.read_text()) if resume and ckpt.exists() else 0
-    t0 = time.perf_counter()
-    records = []
-    for epoch in range(start + 1, config.epochs + 1):
-        _spin(seconds / config.epochs)
-        (out / ".tmp").write_text(str(epoch))
-        os.replace(out / ".tmp", ckpt)
-        record = EpochRecord(epoch, 1.0, 0.5, 1.0, 0.5, 0.1, epoch * 10, 0, 0.0)
-        records.append(record)
-        if on_epoch is not None:
-            on_epoch(record)
-    compute = time.perf_counter() - t0
-    return TrainResult(
-        cell_id=config.cell_id(),
-        status="ok",
-        error=None,
-        steps=config.epochs * 10,
-        sa_steps=0,
-        expected_extra=0.0,
-        closed_form_extra=0.0,
-        train_time_s=compute,
-        sgd_step_s=compute / (config.epochs * 10),
-        sa_step_s=None,
-        train_loss=1.0,
-        train_error=0.5,
-        test_loss=1.0,
-        test_error=0.5,
-        epochs=records,
-        draws=np.zeros(config.epochs * 10, dtype=bool),
+    and resuming after the last checkpoint (the project's stand-in trainer, spinning the CPU)."""
+    return standin_train(
+        config, out_dir, resume, on_epoch, epoch_s=seconds / config.epochs, busy=True
     )
-
-
-def _spin(seconds: float) -> None:
-    end = time.perf_counter() + seconds
-    x = 0
-    while time.perf_counter() < end:
-        for i in range(5000):
-            x += i * i
 
 
 def make_cells(n: int, tag: str) -> list[Cell]:

@@ -225,3 +225,59 @@ def test_impossible_request_is_refused_before_the_store_is_touched(ray_local, tm
         run_sweep(cells, store, RunOptions(profile="t", cpus_per_trial=3), train_fn=fake.fake_train)
     assert time.monotonic() - t0 < 5
     assert not store.root.exists()
+
+
+def test_trials_get_one_gpu_each_by_default_and_start_longest_first(ray_local, tmp_path):
+    wait_idle(ray_local)
+    cells = expand(write_tiny_sweeps(tmp_path / "s.yaml", [0.2, 0.9, 0.5], epochs=2), "s", "t")
+    store = Store(tmp_path / "store")
+    summary = run_sweep(
+        cells,
+        store,
+        RunOptions(profile="t", progress=False, max_concurrent=1),  # one at a time: a clear order
+        train_fn=fake.fake_train,
+    )
+    assert summary.done == 4
+    events = events_of(summary)
+    label = {c.cell_id: c.label for c in cells}
+    # no estimates measured: the pass model, T × (1 + Δη) passes for constant(a), so a = 0.9 first
+    # and SGD (Δη = 0) last, whatever the sweeps file's order (0.2, 0.9, 0.5)
+    starts = [label[e["cell_id"]] for e in events if e["event"] == "start"]
+    assert starts == ["a_c=0.9", "a_c=0.5", "a_c=0.2", "SGD"]
+    # no --gpus-per-trial on a Ray with (logical) GPUs: each trial holds one GPU and sees only it
+    done = [e for e in events if e["event"] == "done"]
+    assert all(len(e["gpu_ids"]) == 1 for e in done)
+    assert all(e["cuda_visible"] == e["gpu_ids"][0] for e in done)
+    assert next(e for e in events if e["event"] == "run")["request"] == {"cpu": 1.0, "gpu": 1.0}
+
+
+def test_cpu_trials_beside_gpus_see_no_gpu_and_the_run_warns(ray_local, tmp_path, capfd):
+    wait_idle(ray_local)
+    cells = expand(write_tiny_sweeps(tmp_path / "s.yaml", [0.5], epochs=1), "s", "t")
+    summary = run_sweep(
+        cells,
+        Store(tmp_path / "store"),
+        RunOptions(profile="t", progress=False, gpus_per_trial=0),
+        train_fn=fake.fake_train,
+    )
+    assert summary.done == 2
+    done = [e for e in events_of(summary) if e["event"] == "done"]
+    # Ray leaves CUDA_VISIBLE_DEVICES unset for a task without GPUs; the trial hides them itself
+    assert all(e["gpu_ids"] == [] and e["cuda_visible"] == "" for e in done)
+    warning = "rstsweep: warning: --gpus-per-trial 0: trials run on CPUs while 2 GPU(s) sit idle"
+    assert warning in capfd.readouterr().err.splitlines()
+
+
+def test_trial_given_a_gpu_it_cannot_see_fails_in_one_line(ray_local, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a real GPU: the trial would train on it")
+    wait_idle(ray_local)
+    cells = expand(write_tiny_sweeps(tmp_path / "s.yaml", [0.5], epochs=1), "s", "t")[:1]
+    options = RunOptions(profile="t", progress=False, gpus_per_trial=1, max_failures=0, probe=False)
+    summary = run_sweep(cells, Store(tmp_path / "store"), options)  # the real trainer
+    assert (summary.done, summary.failed) == (0, 1)
+    [error] = summary.failures.values()
+    assert error.startswith("RuntimeError: this trial was given GPU ")
+    assert "torch sees no CUDA device" in error and "\n" not in error

@@ -60,18 +60,21 @@ def run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
 
 def test_two_node_cluster_runs_a_sweep_with_fractional_gpus(cluster, tmp_path):
     write_tiny_sweeps(tmp_path / "s.yaml", [0.3, 0.6, 0.9], epochs=2)
+    # no --gpus-per-trial on a cluster with GPUs: one GPU per trial
     # (--gpus-per-trial 2 would fit: two data-parallel workers of one GPU, one on each node)
     refused = run_cli(tmp_path, "--address", cluster.address, "--cpus-per-trial", "2")
     assert refused.returncode == 2
     assert refused.stderr.strip() == (
-        "rstsweep: error: resources: a trial asks for 2 CPU + 0 GPU but any node of the Ray "
+        "rstsweep: error: resources: a trial asks for 2 CPU + 1 GPU but any node of the Ray "
         "cluster has at most 1 CPU + 1 GPU (2 nodes); lower --cpus-per-trial/--gpus-per-trial"
     )
     assert not (tmp_path / "st").exists()
 
+    # the GPUs are logical (no CUDA here): a trial given one would fail unless told to use the CPU
     done = run_cli(
         tmp_path,
         *("--address", cluster.address, "--cpus-per-trial", "0.5", "--gpus-per-trial", "0.5"),
+        *("--set", "device=cpu"),
     )
     assert done.returncode == 0, done.stderr
     assert "4 cells: 4 run now" in done.stdout

@@ -13,24 +13,25 @@ from rstsweep.core.result import EpochRecord, TrainResult
 from rstsweep.errors import RstError
 from rstsweep.sweeper.driver import SweepSummary, unique_cells, with_absolute_data_dir
 from rstsweep.sweeper.live import EventLog, SweepProgress, read_events
-from rstsweep.sweeper.resources import TrialRequest, check_fits, validate_request
+from rstsweep.sweeper.options import Placement
+from rstsweep.sweeper.resources import check_fits, validate_request
 
 
 @pytest.mark.parametrize(
     ("request_", "kwargs", "message"),
     [
-        (TrialRequest(0, 0), {}, "--cpus-per-trial: 0 must be > 0"),
-        (TrialRequest(1, -0.5), {}, "--gpus-per-trial: -0.5 must be >= 0"),
-        (TrialRequest(1, 1.5), {}, "--gpus-per-trial: 1.5 must be a fraction <= 1"),
-        (TrialRequest(1, 0), {"max_concurrent": 0}, "--max-concurrent: 0 must be >= 1"),
-        (TrialRequest(1, 0), {"max_failures": -1}, "--max-failures: -1 must be >= 0"),
+        (Placement(0, 0), {}, "--cpus-per-trial: 0 must be > 0"),
+        (Placement(1, -0.5), {}, "--gpus-per-trial: -0.5 must be >= 0"),
+        (Placement(1, 1.5), {}, "--gpus-per-trial: 1.5 must be a fraction <= 1"),
+        (Placement(1, 0, slots=0), {}, "--max-concurrent: 0 must be >= 1"),
+        (Placement(1, 0), {"max_failures": -1}, "--max-failures: -1 must be >= 0"),
         (
-            TrialRequest(4, 0),
+            Placement(4, 0),
             {"local_cpus": 2, "local_gpus": 0},
             "resources: a trial asks for 4 CPU + 0 GPU but this machine has at most 2 CPU + 0 GPU",
         ),
         (
-            TrialRequest(1, 0.25),
+            Placement(1, 0.25),
             {"local_cpus": 2, "local_gpus": 0},
             "resources: a trial asks for 1 CPU + 0.25 GPU but this machine has at most 2 CPU + 0",
         ),
@@ -44,9 +45,9 @@ def test_validate_request_refuses_with_the_option_named(request_, kwargs, messag
 
 
 def test_validate_request_accepts_fractions_and_whole_gpus():
-    validate_request(TrialRequest(0.5, 0.25), local_cpus=2, local_gpus=1)
-    validate_request(TrialRequest(1, 2), local_cpus=2, local_gpus=2)
-    validate_request(TrialRequest(2, 0), max_concurrent=3, max_failures=0)  # cluster: unknown nodes
+    validate_request(Placement(0.5, 0.25), local_cpus=2, local_gpus=1)
+    validate_request(Placement(1, 2), local_cpus=2, local_gpus=2)
+    validate_request(Placement(2, 0, slots=3), max_failures=0)  # cluster: unknown nodes
 
 
 def _node(cpu, gpu, alive=True):
@@ -55,11 +56,11 @@ def _node(cpu, gpu, alive=True):
 
 def test_check_fits_needs_one_node_holding_the_whole_request():
     nodes = [_node(2, 1), _node(8, 0), _node(16, 8, alive=False)]
-    check_fits(TrialRequest(2, 1), nodes)
-    check_fits(TrialRequest(8, 0), nodes)
-    check_fits(TrialRequest(0.1 + 0.2, 0.1 * 3), [_node(0.3, 0.3)])  # float noise still fits
+    check_fits(Placement(2, 1), nodes)
+    check_fits(Placement(8, 0), nodes)
+    check_fits(Placement(0.1 + 0.2, 0.1 * 3), [_node(0.3, 0.3)])  # float noise still fits
     # 2 GPUs exist in total only on a dead node; 4 CPUs + 1 GPU exist on no single alive node
-    for request in (TrialRequest(1, 2), TrialRequest(4, 1)):
+    for request in (Placement(1, 2), Placement(4, 1)):
         with pytest.raises(RstError, match=r"^resources: .* any node of the Ray cluster .*2 nodes"):
             check_fits(request, nodes)
 
@@ -196,3 +197,31 @@ def test_data_dir_is_made_absolute_and_keeps_cell_ids(tmp_path, monkeypatch):
     assert [c.config.cell_id() for c in moved] == [c.cell_id for c in cells]
     assert {c.config.data_dir for c in moved} == {str(tmp_path / "data")}
     assert with_absolute_data_dir(cells, None) == cells  # no data_dir anywhere: unchanged
+
+
+def test_longest_first_orders_by_seconds_then_passes_at_the_median_rate():
+    from rstsweep.sweeper.plan import CellEstimate, longest_first
+
+    pending = {
+        "a": CellEstimate("g", 10.0, 100.0),  # 0.10 s per pass
+        "b": CellEstimate("g", None, 300.0),  # passes only: 300 × median(.1, .2, .1) = 30 s
+        "c": CellEstimate("h", 40.0, 200.0),  # 0.20 s per pass
+        "d": CellEstimate("h", None, 50.0),  # 5 s
+        "e": CellEstimate("h", 10.0, 100.0),  # 0.10 s per pass; ties keep the given order
+    }
+    assert longest_first(pending) == ["c", "b", "a", "e", "d"]
+    assert longest_first({"x": CellEstimate("g", None, 1), "y": CellEstimate("g", None, 2)}) == [
+        "y",
+        "x",
+    ]
+
+
+def test_plan_says_the_launch_order(cli, tmp_path):
+    from tiny_sweeps import write_tiny_sweeps
+
+    path = write_tiny_sweeps(tmp_path / "s.yaml", [0.2, 0.9])
+    result = cli(
+        "plan", "s", "--file", path, "--profile", "t", "--store", tmp_path / "st", "--no-probe"
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "launch order, longest cell first (by expected passes): constant, sgd" in result.stdout

@@ -70,6 +70,7 @@ def test_world_size_is_in_cell_id_only_when_above_one() -> None:
 def test_gpus_per_trial_above_one_means_workers(tmp_path: Path) -> None:
     from rstsweep.errors import RstError
     from rstsweep.sweeper.multi import check_cluster, world_size_for
+    from rstsweep.sweeper.options import Placement
 
     assert (world_size_for(0.25), world_size_for(1), world_size_for(4)) == (None, None, 4)
     with pytest.raises(RstError, match=r"--gpus-per-trial: 1\.5 > 1 must be a whole number"):
@@ -82,6 +83,6 @@ def test_gpus_per_trial_above_one_means_workers(tmp_path: Path) -> None:
     with pytest.raises(RstError, match=r"world_size: cell .* not divisible by world_size 3"):
         with_world_size(cells, 3)  # batch 64
     nodes = [{"Alive": True, "Resources": {"CPU": 4.0, "GPU": 2.0}}] * 2
-    check_cluster(1, 1, 4, nodes)  # 4 one-GPU bundles over two nodes
+    check_cluster(Placement(1, 1), 4, nodes)  # 4 one-GPU bundles over two nodes
     with pytest.raises(RstError, match=r"needs 5 CPU \+ 5 GPU; Ray has 8 CPU \+ 4 GPU"):
-        check_cluster(1, 1, 5, nodes)
+        check_cluster(Placement(1, 1), 5, nodes)

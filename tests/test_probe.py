@@ -10,9 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from rstsweep.core.catalog import cell_steps
 from rstsweep.core.config import CellConfig
-from rstsweep.sweeper.estimates import Resources, resource_line, worth_probing
-from rstsweep.sweeper.plan import cell_steps
+from rstsweep.sweeper.estimates import resource_line, worth_probing
+from rstsweep.sweeper.options import Placement
 
 SWEEPS = Path(__file__).resolve().parents[1] / "sweeps.yaml"
 
@@ -33,9 +34,9 @@ def tiny(algorithm: str, **extra) -> CellConfig:
 
 def test_resource_line_turns_serial_time_into_device_hours_and_wall_time():
     # 7200 s one at a time at 0.5 GPU per trial: 1 GPU-hour; 4 slots: 30 min wall
-    line = resource_line(7200, Resources(cpus_per_trial=4, gpus_per_trial=0.5, slots=4))
+    line = resource_line(7200, Placement(cpus=4, gpus=0.5, slots=4))
     assert line == "1.0 GPU-hours; wall ≈ 30.0 min on 4 concurrent trial(s)"
-    assert resource_line(3600, Resources(cpus_per_trial=2, slots=1)).startswith("2.0 CPU-hours")
+    assert resource_line(3600, Placement(cpus=2, slots=1)).startswith("2.0 CPU-hours")
 
 
 def test_probing_is_worth_it_only_when_it_costs_under_a_percent_of_the_sweep():

@@ -214,6 +214,22 @@ def test_sweep_through_address_with_half_gpus_lands_every_cell_once(cluster, tmp
     assert len({e["node_id"] for e in finished}) == 2  # both nodes ran trials
 
 
+def test_search_through_address_places_each_suggestion_on_half_a_gpu(cluster, tmp_path):
+    write_tiny_sweeps(tmp_path / "s.yaml", [0.3, 0.6], epochs=1)
+    token = {"RAY_AUTH_TOKEN_PATH": str(cluster.token_file)}
+    args = ("search", "s", "--budget", "0.5", "--trials", "2", "--file", "s.yaml")
+    args += ("--profile", "t", "--store", "st", "--address", cluster.address)
+    args += ("--gpus-per-trial", "0.5", "--scratch", "scr", "--tracker", "none")
+    done = rstsweep(cluster, tmp_path, *args, **token)
+    assert done.returncode == 0, done.stderr
+    assert "2 new suggestion(s), 2 cell(s) written" in done.stdout
+    trials = raw_trials(tmp_path / "st")
+    assert len(trials) == 2 and trials["cell_id"].is_unique  # one seed per suggestion
+    suggestions = [e for e in _events(tmp_path / "scr") if e["event"] == "suggestion"]
+    assert len(suggestions) == 2
+    assert all(len(e["gpu_ids"]) == 1 and e["cuda_visible"] == e["gpu_ids"][0] for e in suggestions)
+
+
 def _events(scratch: Path) -> list[dict]:
     [run_dir] = [p for p in (scratch).iterdir() if p.name.startswith("run-")]
     path = run_dir / "events.jsonl"

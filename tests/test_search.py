@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from rstsweep.core.result import EpochRecord, TrainResult
 from rstsweep.errors import RstError
 from rstsweep.schedules import parse, uniforms
 from rstsweep.store.store import Store
+from rstsweep.sweeper.options import RunOptions
 from rstsweep.sweeper.search import SUFFIX, SearchOptions, run_search
 from rstsweep.sweeper.search.objective import objective
 
@@ -51,6 +53,7 @@ sweeps:
 """
 
 T = 200
+RUN_FIELDS = {f.name for f in fields(RunOptions)}
 
 
 def fake_search_train(config, out_dir, resume=False, on_epoch=None):
@@ -83,17 +86,12 @@ def fake_search_train(config, out_dir, resume=False, on_epoch=None):
 def options(tmp_path: Path, **kw) -> SearchOptions:
     path = tmp_path / "sweeps.yaml"
     path.write_text(YAML)
-    base = dict(
-        sweep="s",
-        budget=0.3,
-        trials=4,
-        file=path,
-        profile="t",
-        store=tmp_path / "st",
-        max_concurrent=2,
-        num_cpus=2,
-    )
-    return SearchOptions(**{**base, **kw})
+    run = dict(sweep="s", file=path, profile="t", store=tmp_path / "st", max_concurrent=2)
+    run = {**run, "num_cpus": 2, "trackers": ()}
+    search = dict(budget=0.3, trials=4)
+    for key, value in kw.items():
+        (run if key in RUN_FIELDS else search)[key] = value
+    return SearchOptions(run=RunOptions(**run), **search)
 
 
 def test_objective_penalises_over_budget_and_divergence():

@@ -141,3 +141,13 @@ def test_ci_sweep_runs_to_completion_through_sbatch(tmp_path):
     expected = {c.cell_id for c in expand(SWEEPS, "baselines", "ci")}
     assert set(trials["cell_id"]) == expected and len(trials) == 2
     assert set(trials["status"]) == {"ok"}
+
+
+def test_gpu_nodes_imply_gpu_trials(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    text, _ = write(tmp_path, "--gpus-per-node", "8")
+    [driver] = [line for line in text.splitlines() if "rstsweep.cli run" in line]
+    assert "--gpus-per-trial 1 " in driver and "--gpus-per-trial 0 " not in driver
+    text, _ = write(tmp_path, "--cpus-per-node", "16")  # CPU nodes: CPU trials
+    [driver] = [line for line in text.splitlines() if "rstsweep.cli run" in line]
+    assert "--gpus-per-trial 0 " in driver

@@ -60,7 +60,12 @@ ProfileOrNone = Annotated[
 SweepName = Annotated[str, typer.Argument(help="The sweep (a name in the sweeps file).")]
 CpusPerTrial = Annotated[float, typer.Option(help="CPUs per trial.")]
 GpusPerTrial = Annotated[
-    float, typer.Option(help="GPUs per trial (0.25: 4 per GPU; 2: 2 data-parallel workers).")
+    float | None,
+    typer.Option(
+        help="GPUs per trial (default: 1 where the cluster has GPUs, else 0; 0.25: 4 per "
+        "GPU; 2: 2 data-parallel workers; 0: CPU trials).",
+        show_default=False,
+    ),
 ]
 MaxConcurrent = Annotated[int | None, typer.Option(help="At most this many trials.")]
 MaxFailures = Annotated[int, typer.Option(help="Retries of a crashed trial.")]
@@ -72,6 +77,19 @@ DataDir = Annotated[
 Trackers = Annotated[
     list[str] | None,
     typer.Option(help="tensorboard (default), mlflow, wandb or none; repeatable."),
+]
+Address = Annotated[
+    str | None, typer.Option(help="An existing Ray cluster (default: a local Ray).")
+]
+NumGpus = Annotated[
+    int | None, typer.Option(help="Local Ray only: GPUs to declare (logical ones allowed).")
+]
+Scratch = Annotated[
+    Path | None,
+    typer.Option(help="Ray Tune's scratch dir; shared by all nodes of a multi-node cluster."),
+]
+Force = Annotated[
+    bool, typer.Option("--force", help="Run even while another run's heartbeat is live.")
 ]
 NoProbe = Annotated[
     bool, typer.Option("--no-probe", help="No step-cost probe (do not time unmeasured settings).")

@@ -14,15 +14,19 @@ from rstsweep.cli.app import (
     DEFAULT_FILE,
     DEFAULT_PROFILE,
     DEFAULT_STORE,
+    Address,
     CpusPerTrial,
     DataDir,
+    Force,
     GpusPerTrial,
     MaxConcurrent,
     MaxFailures,
     NoProbe,
     NumCpus,
+    NumGpus,
     Profile,
     ProfileOrNone,
+    Scratch,
     SetOption,
     StoreDir,
     SweepName,
@@ -41,11 +45,9 @@ def run(
     file: SweepsFile = DEFAULT_FILE,
     profile: Profile = DEFAULT_PROFILE,
     store: StoreDir = DEFAULT_STORE,
-    address: Annotated[
-        str | None, typer.Option(help="An existing Ray cluster (default: a local Ray).")
-    ] = None,
+    address: Address = None,
     cpus_per_trial: CpusPerTrial = 1.0,
-    gpus_per_trial: GpusPerTrial = 0.0,
+    gpus_per_trial: GpusPerTrial = None,
     world_size: Annotated[
         int | None,
         typer.Option(min=1, help="Data-parallel workers per trial (CPU: gloo processes)."),
@@ -53,13 +55,8 @@ def run(
     max_concurrent: MaxConcurrent = None,
     max_failures: MaxFailures = 2,
     num_cpus: NumCpus = None,
-    num_gpus: Annotated[
-        int | None, typer.Option(help="Local Ray only: GPUs to declare (logical ones allowed).")
-    ] = None,
-    scratch: Annotated[
-        Path | None,
-        typer.Option(help="Ray Tune's scratch dir; shared by all nodes of a multi-node cluster."),
-    ] = None,
+    num_gpus: NumGpus = None,
+    scratch: Scratch = None,
     data_dir: DataDir = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No live display.")] = False,
     log_every: Annotated[
@@ -73,9 +70,7 @@ def run(
     tracker: Trackers = None,
     no_probe: NoProbe = False,
     set_: SetOption = None,
-    force: Annotated[
-        bool, typer.Option("--force", help="Run even while another run's heartbeat is live.")
-    ] = False,
+    force: Force = False,
 ) -> None:
     """Run the sweep's cells not yet in the store, through Ray Tune (re-running resumes).
 
@@ -135,7 +130,7 @@ def slurm(
     profile: Profile = DEFAULT_PROFILE,
     store: StoreDir = DEFAULT_STORE,
     cpus_per_trial: CpusPerTrial = 1.0,
-    gpus_per_trial: GpusPerTrial = 0.0,
+    gpus_per_trial: GpusPerTrial = None,
     max_concurrent: MaxConcurrent = None,
     max_failures: MaxFailures = 2,
     data_dir: DataDir = None,
@@ -178,28 +173,52 @@ def search(
     alpha: Annotated[bool, typer.Option("--alpha", help="Also search α in [0, 2].")] = False,
     asha: Annotated[bool, typer.Option("--asha", help="ASHA: stop bad suggestions early.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the TPE sampler.")] = 0,
+    address: Address = None,
     cpus_per_trial: CpusPerTrial = 1.0,
+    gpus_per_trial: GpusPerTrial = None,
     max_concurrent: MaxConcurrent = None,
+    max_failures: MaxFailures = 2,
     num_cpus: NumCpus = None,
+    num_gpus: NumGpus = None,
+    scratch: Scratch = None,
+    data_dir: DataDir = None,
+    tracker: Trackers = None,
+    set_: SetOption = None,
+    force: Force = False,
 ) -> None:
     """Search the lowest test error at realized extra compute <= BUDGET (Ray Tune + Optuna TPE)."""
-    from rstsweep.sweeper.search import SearchOptions, search_command
+    from rstsweep.core.fields import parse_assignments
+    from rstsweep.sweeper.options import RunOptions
+    from rstsweep.sweeper.search.command import SearchOptions, search_command
+    from rstsweep.sweeper.trackers import parse_trackers
 
-    options = SearchOptions(
+    run_options = RunOptions(
         sweep=sweep,
-        budget=budget,
-        trials=trials,
-        family=family,
         file=file,
         profile=profile,
         store=store,
+        overrides=parse_assignments(set_ or []),
+        address=address,
+        cpus_per_trial=cpus_per_trial,
+        gpus_per_trial=gpus_per_trial,
+        max_concurrent=max_concurrent,
+        max_failures=max_failures,
+        num_cpus=num_cpus,
+        num_gpus=num_gpus,
+        scratch=scratch,
+        data_dir=data_dir,
+        trackers=parse_trackers(tracker),
+        force=force,
+    )
+    options = SearchOptions(
+        budget=budget,
+        trials=trials,
+        run=run_options,
+        family=family,
         rho=rho,
         alpha=alpha,
         asha=asha,
         seed=seed,
-        cpus_per_trial=cpus_per_trial,
-        max_concurrent=max_concurrent,
-        num_cpus=num_cpus,
     )
     sys.exit(search_command(options))
 
@@ -211,7 +230,7 @@ def plan(
     profile: Profile = DEFAULT_PROFILE,
     store: StoreDir = DEFAULT_STORE,
     cpus_per_trial: CpusPerTrial = 1.0,
-    gpus_per_trial: GpusPerTrial = 0.0,
+    gpus_per_trial: GpusPerTrial = None,
     slots: Annotated[
         int | None,
         typer.Option(min=1, help="Concurrent trials (default: what this machine holds)."),
@@ -221,13 +240,17 @@ def plan(
 ) -> None:
     """Show a sweep's cells by group, expected forward-backward passes and estimated time."""
     from rstsweep.core.fields import parse_assignments
-    from rstsweep.sweeper.estimates import Resources
+    from rstsweep.sweeper.options import RunOptions
     from rstsweep.sweeper.plan import plan_sweep, print_plan
+    from rstsweep.sweeper.resources import detect_gpus
 
     overrides = parse_assignments(set_ or [])
-    resources = Resources(cpus_per_trial, gpus_per_trial, slots)
+    asked = RunOptions(
+        cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, max_concurrent=slots
+    )
+    placement = asked.with_gpus(detect_gpus(), warn=False).placement  # as `run` here would
     plan_ = plan_sweep(
-        file, sweep, profile, store, overrides, probe=not no_probe, resources=resources
+        file, sweep, profile, store, overrides, probe=not no_probe, placement=placement
     )
     print_plan(plan_, store)
 

@@ -30,11 +30,11 @@ from rstsweep.core.names import CRASH_ENV
 from rstsweep.sweeper.guard import claim
 from rstsweep.sweeper.live import EventLog, SweepProgress
 from rstsweep.sweeper.loglines import LogLines
-from rstsweep.sweeper.multi import check_cluster, trial_resources, with_world_size, world_size_for
+from rstsweep.sweeper.multi import apply_world_size, check_cluster, trial_resources
 from rstsweep.sweeper.options import RunOptions
 from rstsweep.sweeper.resources import (
-    TrialRequest,
     check_fits,
+    cluster_gpus,
     local_resources,
     ray_session,
     validate_request,
@@ -84,26 +84,23 @@ def run_sweep(
     options: RunOptions,
     train_fn: Callable[..., Any] | None = None,
 ) -> SweepSummary:
-    """Run the not-yet-done `cells` and write each result to `store` as it finishes.
+    """Run the not-yet-done `cells` and write each result to `store` as it finishes, longest first.
 
     `options.address`: an existing Ray cluster (default: a local Ray with `num_cpus`/`num_gpus`, or
-    the Ray already initialised in this process). `options.progress`: rich live display on stderr
-    (None: when stderr is a terminal). `train_fn(config, out_dir, resume, on_epoch) -> TrainResult`
-    replaces the
-    trainer (tests, benchmarks). Raises RstError, before Ray starts and before the store is
-    touched, for a request Ray would reject or no node can hold.
+    the Ray already initialised in this process). GPUs per trial unset: one per trial wherever the
+    cluster has GPUs (`RunOptions.with_gpus`). `train_fn(config, out_dir, resume, on_epoch) ->
+    TrainResult` replaces the trainer (tests, benchmarks). Raises RstError, before Ray starts and
+    before the store is touched, for a request Ray would reject or no node can hold.
     """
     t0 = time.time()
     o = options
-    request = TrialRequest(float(o.cpus_per_trial), float(o.gpus_per_trial))
     # a local Ray is checked before it starts; a cluster (or a Ray already up) once connected
     local = None
     if not o.address and not _ray_is_up():
-        gpus = o.num_gpus if o.num_gpus is not None or request.gpus else 0
-        local = local_resources(o.num_cpus, gpus)
+        local = local_resources(o.num_cpus, o.num_gpus)
+        o = o.with_gpus(local[1])
     validate_request(
-        request,
-        max_concurrent=o.max_concurrent,
+        o.placement,
         max_failures=o.max_failures,
         local_cpus=local[0] if local else None,
         local_gpus=local[1] if local else None,
@@ -117,42 +114,26 @@ def run_sweep(
         summary.wall_s = time.time() - t0
         return summary
 
-    world = max((getattr(c.config, "world_size", 1) for c in by_id.values()), default=1)
+    world_sizes = {cid: by_id[cid].config.world_size for cid in todo}
+    world = max(world_sizes.values())
     if local and world > 1:  # a local Ray is checked before it starts, as above
-        check_cluster(
-            request.cpus,
-            request.gpus,
-            world,
-            [{"Resources": dict(zip(("CPU", "GPU"), local, strict=True))}],
-        )
+        check_cluster(o.placement, world, [{"Resources": {"CPU": local[0], "GPU": local[1]}}])
     with ray_session(o.address, num_cpus=o.num_cpus, num_gpus=o.num_gpus) as ray:
-        check_fits(request, ray.nodes())
+        if local is None:  # joined a cluster (or a Ray already up): its GPUs decide
+            o = o.with_gpus(cluster_gpus(ray))
+            validate_request(o.placement, max_failures=o.max_failures)
+        check_fits(o.placement, ray.nodes())
         if world > 1:  # one bundle per data-parallel worker, possibly over several nodes
-            check_cluster(request.cpus, request.gpus, world, ray.nodes())
+            check_cluster(o.placement, world, ray.nodes())
         claim(store, sweep=_sweep_name(cells), profile=o.profile, force=o.force)
         store.record_cells(cells, o.profile)  # only now: a refused run leaves the store untouched
         if o.probe and train_fn is None:  # the real trainer: its step costs are worth knowing
             _estimate_first(cells, store, o)
-        run_dir = run_dir_of(store, o.scratch)
-        summary.run_dir = run_dir
+        order = launch_order(cells, store, o, set(todo))
+        work = _Work(list(cells), by_id, order, done, world_sizes)
+        summary.run_dir = run_dir_of(store, o.scratch)
         t_fit = time.time()
-        callback = _fit(
-            by_id,
-            todo,
-            store,
-            profile=o.profile,
-            request=request,
-            max_concurrent=o.max_concurrent,
-            max_failures=o.max_failures,
-            run_dir=run_dir,
-            progress=sys.stderr.isatty() if o.progress is None else o.progress,
-            log_every=o.log_every_s,
-            trackers=o.trackers,
-            train_fn=train_fn,
-            members=[(c.group, c.cell_id) for c in cells],
-            done=done,
-            sweep=_sweep_name(cells),
-        )
+        callback = _fit(work, store, o, summary.run_dir, train_fn)
         summary.fit_s = time.time() - t_fit
     summary.done = len(callback.written)
     summary.failed = len(callback.failed)
@@ -161,9 +142,31 @@ def run_sweep(
     summary.wall_s = time.time() - t0
     if not callback.failed and summary.pending == 0:
         # clean run: drop Tune's checkpoints and the work dirs, keep the event log
-        shutil.rmtree(run_dir / "tune", ignore_errors=True)
-        shutil.rmtree(run_dir / "work", ignore_errors=True)
+        shutil.rmtree(summary.run_dir / "tune", ignore_errors=True)
+        shutil.rmtree(summary.run_dir / "work", ignore_errors=True)
     return summary
+
+
+@dataclass
+class _Work:
+    """What one Tune experiment runs: the sweep's cells (members of their groups), the unique
+    cells by id, the pending ids in launch order, the ids already done, workers per cell."""
+
+    cells: list[Any]
+    by_id: dict[str, Any]
+    todo: list[str]
+    done: set[str]
+    world_sizes: dict[str, int]
+
+
+def launch_order(cells: Sequence[Any], store: Any, o: RunOptions, todo: set[str]) -> list[str]:
+    """The pending cell ids, longest estimated cell first (the plan's estimates: measured step
+    costs, then the store's probes on the trials' device, then the pass model)."""
+    from rstsweep.sweeper.plan import make_plan
+
+    device = "cuda" if o.placement.gpus > 0 else "cpu"
+    order = make_plan(list(cells), o.sweep, o.profile, store, device=device).launch_order()
+    return [cid for cid in order if cid in todo]
 
 
 def _ray_is_up() -> bool:
@@ -198,60 +201,51 @@ def cells_dir(store: Any, run_dir: Path) -> Path:
 
 
 def _fit(
-    by_id: dict[str, Any],
-    todo: list[str],
-    store: Any,
-    *,
-    profile: str,
-    request: TrialRequest,
-    max_concurrent: int | None,
-    max_failures: int,
-    run_dir: Path,
-    progress: bool,
-    log_every: float,
-    trackers: tuple[str, ...],
-    train_fn: Callable[..., Any] | None,
-    members: list[tuple[str, str]],
-    done: set[str],
-    sweep: str,
+    work: _Work, store: Any, o: RunOptions, run_dir: Path, train_fn: Callable[..., Any] | None
 ) -> Any:
-    """One Tune experiment over `todo`; returns the callback (what was written / failed)."""
+    """One Tune experiment over `work.todo`, in that order; returns the callback (what was
+    written / failed)."""
     from ray import tune
 
+    from rstsweep.sweeper.checkpoints import KeepLast
     from rstsweep.sweeper.nodes import NodeWatch
     from rstsweep.sweeper.trial import run_cell
     from rstsweep.sweeper.tune_callback import StoreCallback
 
     events = EventLog(run_dir / "events.jsonl")
-    lines = None if progress else LogLines(sys.stderr, log_every)  # a log file: plain lines
+    live, sweep = o.live_progress(), _sweep_name(work.cells)
+    lines = None if live else LogLines(sys.stderr, o.log_every_s)  # a log file: plain lines
+    members = [(c.group, c.cell_id) for c in work.cells]
     tracker = SweepProgress(
-        members, done, sweep=sweep, profile=profile, store=store, live=progress, lines=lines
+        members, work.done, sweep=sweep, profile=o.profile, store=store, live=live, lines=lines
     )
-    hub = TrackerHub(trackers, store.root, sweep)
-    callback = StoreCallback(by_id, store, profile, tracker, events, hub)
+    hub = TrackerHub(o.trackers, store.root, sweep)
+    callback = StoreCallback(work.by_id, store, o.profile, tracker, events, hub)
+    placement = o.placement
     trainable = tune.with_parameters(
         run_cell,
-        configs={cid: by_id[cid].config for cid in todo},
+        configs={cid: work.by_id[cid].config for cid in work.todo},
         train_fn=train_fn,
-        threads=max(1, int(request.cpus)),
+        threads=max(1, int(placement.cpus)),
         work_root=str(cells_dir(store, run_dir)),
         crash_marker=os.environ.get(CRASH_ENV) or None,
+        report_every_s=o.report_every_s,
     )
-    world_sizes = {cid: getattr(by_id[cid].config, "world_size", 1) for cid in todo}
     tuner = tune.Tuner(
-        tune.with_resources(trainable, trial_resources(request.cpus, request.gpus, world_sizes)),
-        param_space={"cell_id": tune.grid_search(todo)},
-        tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, reuse_actors=True),
+        tune.with_resources(trainable, trial_resources(placement, work.world_sizes)),
+        param_space={"cell_id": tune.grid_search(work.todo)},
+        tune_config=tune.TuneConfig(max_concurrent_trials=placement.slots, reuse_actors=True),
         run_config=tune.RunConfig(
             name="tune",
             storage_path=str(run_dir),
             verbose=0,
-            callbacks=[callback, NodeWatch(events)],  # NodeWatch: says when a node is lost
-            failure_config=tune.FailureConfig(max_failures=max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            # NodeWatch: says when a node is lost; KeepLast: one checkpoint per trial on disk
+            callbacks=[callback, NodeWatch(events), KeepLast()],
+            failure_config=tune.FailureConfig(max_failures=o.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),  # see sweeper.checkpoints
         ),
     )
-    events.log("run", None, cells=len(by_id), todo=len(todo), request=request.as_tune())
+    events.log("run", None, cells=len(work.by_id), todo=len(work.todo), request=placement.as_tune())
     try:
         with tracker, quiet_tune_logs():
             tuner.fit()
@@ -303,11 +297,10 @@ def check_datasets(cells: Sequence[Cell]) -> None:
 def _estimate_first(cells: Sequence[Cell], store: Any, o: RunOptions) -> None:
     """Before a sweep whose settings were never measured: probe them on the driver's machine (only
     where the probe costs under 1% of the sweep) and print the time estimate on stderr."""
-    from rstsweep.sweeper.estimates import Resources, probe_for, report_lines, resource_line
+    from rstsweep.sweeper.estimates import probe_for, report_lines, resource_line
     from rstsweep.sweeper.plan import make_plan
 
-    resources = Resources(o.cpus_per_trial, o.gpus_per_trial, o.max_concurrent)
-    device, report = probe_for(list(cells), store, resources, only_if_worth=True)
+    device, report = probe_for(list(cells), store, o.placement, only_if_worth=True)
     if report is None:
         return
     for line in report_lines(report):
@@ -316,7 +309,7 @@ def _estimate_first(cells: Sequence[Cell], store: Any, o: RunOptions) -> None:
     if total.pending and total.pending_time_s is not None:
         print(
             f"rstsweep: estimate (from probes, not measurements): {total.pending} cells, "
-            f"{resource_line(total.pending_time_s, resources)}",
+            f"{resource_line(total.pending_time_s, o.placement)}",
             file=sys.stderr,
         )
 
@@ -333,18 +326,13 @@ def run_command(options: RunOptions) -> int:
     # YAML, sweep, profile and `--set` errors: before Ray starts
     cells = expand(o.file, o.sweep, o.profile, o.overrides)
     cells = with_absolute_data_dir(cells, o.data_dir)
-    # --world-size N, or --gpus-per-trial N > 1 (N workers of one GPU each)
-    world = o.world_size or world_size_for(o.gpus_per_trial)
-    if world is not None:
-        cells = with_world_size(cells, world)
-        o = replace(o, gpus_per_trial=min(1.0, o.gpus_per_trial))
+    cells, o = apply_world_size(cells, o)
     the_store = open_store(o.store, must_exist=False)
     refuse_if_live(the_store, force=o.force)  # before any download or Ray start
     if o.address is None:  # on a cluster the data lives on the workers: they report it per cell
         check_datasets([c for c in cells if c.cell_id not in the_store.done_ids()])
-    progress = (o.progress is not False) and sys.stderr.isatty()
     try:
-        summary = run_sweep(cells, the_store, replace(o, progress=progress))
+        summary = run_sweep(cells, the_store, o)
     finally:
         release(the_store)
     print(f"{o.sweep} ({o.profile}): {summary.line()}")

@@ -1,5 +1,5 @@
 """Step-cost estimates: measured step costs from the store's trials (`step_costs`) and, for
-settings the store has never run, step-cost probes; the device-hours of a placement (`Resources`).
+settings the store has never run, step-cost probes; the device-hours of a placement (`Placement`).
 
 `rstsweep plan` (and `run`, before it starts) needs a base and a sharpness-aware step time per
 setting to estimate time; measured ones come from finished cells. For a setting with none, a probe
@@ -28,7 +28,8 @@ import pandas as pd
 from rstsweep.core.catalog import DATASET_SHAPES, cell_steps
 from rstsweep.core.format import format_duration
 from rstsweep.store.files import utc_now
-from rstsweep.sweeper.resources import detect_gpus
+from rstsweep.sweeper.options import Placement
+from rstsweep.sweeper.resources import concurrent_here, detect_gpus
 
 BUDGET_S = 60.0  # probe only where it costs under a minute in all
 PROBE_STEPS = 5
@@ -215,41 +216,23 @@ def worth_probing(configs: list[Any], steps: int = PROBE_STEPS, share: float = 0
     return sum(cell_steps(c) or 0 for c in configs) * share > probe_steps
 
 
-@dataclass(frozen=True)
-class Resources:
-    """How trials are placed, for turning one-at-a-time time into device-hours and wall time."""
-
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
-    slots: int | None = None  # concurrent trials; None: what this machine holds
-
-    def concurrent(self) -> int:
-        if self.slots:
-            return self.slots
-        by_cpu = (os.cpu_count() or 1) // max(self.cpus_per_trial, 1e-9)
-        if self.gpus_per_trial > 0:
-            by_gpu = detect_gpus() // self.gpus_per_trial
-            return max(1, int(min(by_cpu, by_gpu)))
-        return max(1, int(by_cpu))
-
-
-def resource_line(total_s: float, resources: Resources) -> str:
+def resource_line(total_s: float, placement: Placement) -> str:
     """'N device-hours; wall ~T on S slots' for `total_s` seconds of one-at-a-time training."""
-    slots = resources.concurrent()
-    if resources.gpus_per_trial > 0:
-        hours = f"{total_s * resources.gpus_per_trial / 3600:.1f} GPU-hours"
+    slots = concurrent_here(placement)
+    if placement.gpus > 0:
+        hours = f"{total_s * placement.gpus / 3600:.1f} GPU-hours"
     else:
-        hours = f"{total_s * resources.cpus_per_trial / 3600:.1f} CPU-hours"
+        hours = f"{total_s * placement.cpus / 3600:.1f} CPU-hours"
     return f"{hours}; wall ≈ {format_duration(total_s / slots)} on {slots} concurrent trial(s)"
 
 
 def probe_for(
-    cells: list[Any], store: Any, resources: Resources, *, only_if_worth: bool = False
+    cells: list[Any], store: Any, placement: Placement, *, only_if_worth: bool = False
 ) -> tuple[str | None, ProbeReport | None]:
     """Probe the pending, unmeasured settings of `cells` on the trials' device. Returns (device,
     report); report None when nothing was probed (all measured or cached, no such device here,
     or, with `only_if_worth`, a sweep too small to be worth probing)."""
-    device = target_device(resources.gpus_per_trial)
+    device = target_device(placement.gpus)
     if device is None:
         return None, ProbeReport(skipped=["no GPU on this machine to probe on"])
     configs = unmeasured(cells, store)

@@ -28,12 +28,13 @@ from typing import Any
 
 from rstsweep.core.config import CellConfig
 from rstsweep.errors import RstError, format_validation_error
+from rstsweep.sweeper.options import Placement, RunOptions
 
 
-def world_size_for(gpus_per_trial: float) -> int | None:
+def world_size_for(gpus_per_trial: float | None) -> int | None:
     """`--gpus-per-trial N` with N > 1: N data-parallel workers of one GPU each (None: as the
     sweeps file says)."""
-    if gpus_per_trial <= 1:
+    if gpus_per_trial is None or gpus_per_trial <= 1:
         return None
     if gpus_per_trial != int(gpus_per_trial):
         raise RstError(
@@ -59,35 +60,48 @@ def with_world_size(cells: Sequence[Any], world_size: int | None) -> list[Any]:
     return out
 
 
-def worker_bundle(cpus: float, gpus: float) -> dict[str, float]:
+def apply_world_size(cells: Sequence[Any], o: RunOptions) -> tuple[list[Any], RunOptions]:
+    """The one place the workers per trial are decided: `--world-size N`, or `--gpus-per-trial N`
+    with N > 1 (N workers of one GPU each), else what the sweeps file says. Returns the cells with
+    it set and the options with at most one GPU per worker."""
+    world = o.world_size or world_size_for(o.gpus_per_trial)
+    if world is None:
+        return list(cells), o
+    gpus = None if o.gpus_per_trial is None else min(1.0, o.gpus_per_trial)
+    return with_world_size(cells, world), replace(o, gpus_per_trial=gpus)
+
+
+def worker_bundle(placement: Placement) -> dict[str, float]:
     """One worker's resources: a multi-GPU trial gives each worker one whole GPU."""
-    bundle = {"CPU": float(cpus)}
-    if gpus > 0:
+    bundle = {"CPU": float(placement.cpus)}
+    if placement.gpus > 0:
         bundle["GPU"] = 1.0
     return bundle
 
 
 def trial_resources(
-    cpus: float, gpus: float, world_sizes: dict[str, int]
+    placement: Placement, world_sizes: dict[str, int]
 ) -> dict[str, float] | Callable[[dict], Any]:
     """What `tune.with_resources` gets: the plain request when every cell has one worker, else a
     function giving each trial a placement group of one bundle per worker."""
     if all(n == 1 for n in world_sizes.values()):
-        return {"cpu": cpus, "gpu": gpus}
+        return placement.as_tune()
     from ray import tune
+
+    one = {"CPU": float(placement.cpus), "GPU": float(placement.gpus)}
 
     def resources(spec: dict) -> Any:
         n = world_sizes[spec["cell_id"]]
-        bundle = worker_bundle(cpus, gpus) if n > 1 else {"CPU": float(cpus), "GPU": float(gpus)}
+        bundle = worker_bundle(placement) if n > 1 else one
         return tune.PlacementGroupFactory([bundle] * n, strategy="PACK")
 
     return resources
 
 
-def check_cluster(cpus: float, gpus: float, world_size: int, nodes: list[dict]) -> None:
+def check_cluster(placement: Placement, world_size: int, nodes: list[dict]) -> None:
     """RstError when the cluster's alive nodes together cannot hold one trial's N bundles."""
     alive = [n.get("Resources", {}) for n in nodes if n.get("Alive", True)]
-    need = worker_bundle(cpus, gpus)
+    need = worker_bundle(placement)
     have = {key: sum(r.get(key, 0.0) for r in alive) for key in need}
     if any(have[key] < need[key] * world_size for key in need):
         asked = " + ".join(f"{v * world_size:g} {k}" for k, v in need.items())
@@ -136,9 +150,11 @@ def train_multi(config: CellConfig, out_dir: Path, resume: bool, on_epoch: Calla
 
 
 def _peer(config_json: str, rank: int, world: int, address: str, port: int) -> None:
+    from rstsweep.sweeper.trial import hide_gpus_unless_given
     from rstsweep.trainers import distributed
 
     config = CellConfig.model_validate_json(config_json)
+    hide_gpus_unless_given()  # a CPU worker must never land on another trial's GPU
     distributed.init_group(rank, world, address, port, distributed.wants_cuda(config))
     try:
         distributed.train_rank(distributed.rank_config(config, 0), rank, world)

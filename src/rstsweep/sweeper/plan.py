@@ -12,10 +12,11 @@ second.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
@@ -25,7 +26,6 @@ from rstsweep.core.passes import expected_sa_extra
 from rstsweep.schedules import parse
 from rstsweep.store.store import Store
 from rstsweep.sweeper.estimates import (
-    Resources,
     cached_costs,
     probe_for,
     report_lines,
@@ -34,6 +34,7 @@ from rstsweep.sweeper.estimates import (
     step_costs,
     target_device,
 )
+from rstsweep.sweeper.options import Placement
 from rstsweep.sweeps import Cell, expand, load_sweeps
 
 __all__ = ["cell_steps", "make_plan", "plan_sweep", "print_plan", "steps_per_epoch"]
@@ -114,9 +115,28 @@ class SweepPlan:
     seeds: int
     unknown_steps: int = 0  # cells whose dataset size is unknown
     probe_lines: list[str] = field(default_factory=list)  # what probing did, for the printout
-    resources: Resources | None = None  # device-hours and wall time
+    placement: Placement | None = None  # for device-hours and wall time
     # (model, dataset, batch) -> (peak bytes, GPU bytes, trials per GPU), for this sweep's cells
     packing: dict[tuple[str, str, int], tuple[float, float, int]] = field(default_factory=dict)
+    pending: dict[str, CellEstimate] = field(default_factory=dict)  # cell_id -> cost, YAML order
+
+    def launch_order(self) -> list[str]:
+        """The pending cell ids in the order `run` launches them: longest first."""
+        return longest_first(self.pending)
+
+    def order_line(self) -> str | None:
+        """The launch order by group, for the printout (None: nothing pending)."""
+        if not self.pending:
+            return None
+        cost = _comparable_costs(self.pending)
+        timed = all(e.seconds is not None for e in self.pending.values())
+        first: dict[str, float] = {}
+        for cid in longest_first(self.pending):
+            first.setdefault(self.pending[cid].group, cost[cid])
+        unit = "" if timed else " (by expected passes)"
+        shown = [f"{g} ({format_duration(c)})" if timed else g for g, c in list(first.items())[:8]]
+        more = f", ... {len(first) - 8} more" if len(first) > 8 else ""
+        return f"launch order, longest cell first{unit}: {', '.join(shown)}{more}"
 
     def total(self) -> GroupPlan:
         out = GroupPlan("total", pending_time_s=0.0)
@@ -135,6 +155,39 @@ class SweepPlan:
         return out
 
 
+def cell_seconds(config, steps: int, extra: float, cost: tuple[float, float]) -> float:
+    """Training time of one cell: T steps, a share Δη of them sharpness-aware (whose extra over a
+    base step is scaled by the algorithm's cost per SA step)."""
+    sgd, sa = cost
+    sa_time = sgd + sa_step_cost(config) * (sa - sgd)
+    return steps * ((1 - extra) * sgd + extra * sa_time)
+
+
+class CellEstimate(NamedTuple):
+    """A pending cell's estimated cost: seconds (measured or probed step costs; None when neither
+    exists) and expected forward-backward passes (the pass model, always known)."""
+
+    group: str
+    seconds: float | None
+    passes: float
+
+
+def longest_first(pending: Mapping[str, CellEstimate]) -> list[str]:
+    """Cell ids in decreasing estimated cost, so the longest cells start first and the tail of a
+    run is short. Seconds where known; a cell with passes only is converted at the median seconds
+    per pass of the timed cells (passes alone when none is timed). Ties keep the given order."""
+    cost = _comparable_costs(pending)
+    return sorted(cost, key=lambda cid: -cost[cid])
+
+
+def _comparable_costs(pending: Mapping[str, CellEstimate]) -> dict[str, float]:
+    rates = [e.seconds / e.passes for e in pending.values() if e.seconds is not None and e.passes]
+    rate = statistics.median(rates) if rates else 1.0
+    return {
+        cid: e.seconds if e.seconds is not None else e.passes * rate for cid, e in pending.items()
+    }
+
+
 def make_plan(
     cells: list[Cell], sweep: str, profile: str, store: Store | None, device: str | None = None
 ) -> SweepPlan:
@@ -145,6 +198,7 @@ def make_plan(
     costs = step_costs(trials)
     probes = cached_costs(store) if store and device else {}
     groups: dict[str, GroupPlan] = {}
+    pending: dict[str, CellEstimate] = {}
     unknown = 0
     for cell in cells:
         g = groups.setdefault(cell.group, GroupPlan(cell.group))
@@ -165,12 +219,12 @@ def make_plan(
         if cost is None and device and setting(cfg, device) in probes:
             base, sa = probes[setting(cfg, device)]
             cost, g.probed = (base, sa if sa is not None else 2 * base), g.probed + 1
-        if cost is None or steps is None or g.pending_time_s is None:
+        seconds = None if cost is None or steps is None else cell_seconds(cfg, steps, extra, cost)
+        pending[cell.cell_id] = CellEstimate(cell.group, seconds, passes)
+        if seconds is None or g.pending_time_s is None:
             g.pending_time_s = None
         else:
-            sgd, sa = cost
-            sa_time = sgd + sa_step_cost(cfg) * (sa - sgd)
-            g.pending_time_s += steps * ((1 - extra) * sgd + extra * sa_time)
+            g.pending_time_s += seconds
     configs = [c.config for c in cells]
     keys = {(c.model, c.dataset, c.batch_size) for c in configs}
     return SweepPlan(
@@ -182,6 +236,7 @@ def make_plan(
         seeds=len({c.seed for c in configs}),
         unknown_steps=unknown,
         packing={key: fit for key, fit in packing(trials).items() if key in keys},
+        pending=pending,
     )
 
 
@@ -193,21 +248,21 @@ def plan_sweep(
     overrides: Mapping[str, Any] | None = None,
     *,
     probe: bool = False,
-    resources: Any = None,
+    placement: Placement | None = None,
 ) -> SweepPlan:
     """Load, expand (with `--set` overrides) and plan: the `plan` command's entry point. `probe`:
     time the pending settings that have no measurement (sweeper.estimates; cached in the store)."""
     cells = expand(load_sweeps(file), sweep, profile, overrides)
-    resources = resources or Resources()
+    placement = placement or Placement()
     store = Store(store_dir, read_only=not probe) if store_dir is not None else None
     lines: list[str] = []
     if probe and store is not None:
-        device, report = probe_for(cells, store, resources)
+        device, report = probe_for(cells, store, placement)
         lines = report_lines(report)
     else:
-        device = target_device(resources.gpus_per_trial) if store is not None else None
+        device = target_device(placement.gpus) if store is not None else None
     plan = make_plan(cells, sweep, profile, store, device=device)
-    plan.probe_lines, plan.resources = lines, resources
+    plan.probe_lines, plan.placement = lines, placement
     return plan
 
 
@@ -276,13 +331,16 @@ def print_plan(plan: SweepPlan, store_dir: Path | None) -> None:
             "cell at a time (evaluation not included)",
             soft_wrap=True,
         )
-        if plan.resources is not None:
-            console.print(f"  = {resource_line(total.pending_time_s, plan.resources)}")
+        if plan.placement is not None:
+            console.print(f"  = {resource_line(total.pending_time_s, plan.placement)}")
     for (model, dataset, batch), (peak, gpu, n) in sorted(plan.packing.items()):
         console.print(
             f"packing: {model} × {dataset} × {batch}: peak {peak / 2**30:.1f} of "
             f"{gpu / 2**30:.0f} GiB, ~{n} trial{'s' if n != 1 else ''} per GPU "
             f"(--gpus-per-trial {1 / n:.3g})"
         )
+    order = plan.order_line()
+    if order:
+        console.print(order, soft_wrap=True)
     for line in plan.probe_lines:
         console.print(line, soft_wrap=True)

@@ -18,11 +18,11 @@ import shutil
 import socket
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from rstsweep.errors import RstError
 from rstsweep.sweeper.auth import prepare_auth
+from rstsweep.sweeper.options import Placement
 
 # Environment for the driver and (inherited by a local Ray) its workers: quiet, no telemetry, no
 # Tune loggers (our callback writes the store), the legacy output engine (which honours verbose=0).
@@ -33,20 +33,6 @@ RAY_ENV = {
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "100000",
     "RAY_DEDUP_LOGS": "0",
 }
-
-
-@dataclass(frozen=True)
-class TrialRequest:
-    """Resources one trial asks for (fractional GPUs allowed up to 1, whole numbers above)."""
-
-    cpus: float = 1.0
-    gpus: float = 0.0
-
-    def as_tune(self) -> dict[str, float]:
-        return {"cpu": self.cpus, "gpu": self.gpus}
-
-    def describe(self) -> str:
-        return f"{_num(self.cpus)} CPU + {_num(self.gpus)} GPU"
 
 
 def memory_share(gpus: float) -> float | None:
@@ -63,34 +49,33 @@ def _num(value: float) -> str:
 
 
 def validate_request(
-    request: TrialRequest,
+    placement: Placement,
     *,
-    max_concurrent: int | None = None,
     max_failures: int = 2,
     local_cpus: float | None = None,
     local_gpus: float | None = None,
 ) -> None:
-    """Reject a request before Ray starts (RstError naming the option). `local_cpus`/`local_gpus`:
+    """Reject a placement before Ray starts (RstError naming the option). `local_cpus`/`local_gpus`:
     what a local Ray will have (None: unknown, e.g. when joining a cluster)."""
-    if not (math.isfinite(request.cpus) and request.cpus > 0):
-        raise RstError(f"--cpus-per-trial: {_num(request.cpus)} must be > 0")
-    if not (math.isfinite(request.gpus) and request.gpus >= 0):
-        raise RstError(f"--gpus-per-trial: {_num(request.gpus)} must be >= 0")
-    if request.gpus > 1 and request.gpus != int(request.gpus):
+    if not (math.isfinite(placement.cpus) and placement.cpus > 0):
+        raise RstError(f"--cpus-per-trial: {_num(placement.cpus)} must be > 0")
+    if not (math.isfinite(placement.gpus) and placement.gpus >= 0):
+        raise RstError(f"--gpus-per-trial: {_num(placement.gpus)} must be >= 0")
+    if placement.gpus > 1 and placement.gpus != int(placement.gpus):
         raise RstError(
-            f"--gpus-per-trial: {_num(request.gpus)} must be a fraction <= 1 or a whole number"
+            f"--gpus-per-trial: {_num(placement.gpus)} must be a fraction <= 1 or a whole number"
         )
-    if max_concurrent is not None and max_concurrent < 1:
-        raise RstError(f"--max-concurrent: {max_concurrent} must be >= 1")
+    if placement.slots is not None and placement.slots < 1:
+        raise RstError(f"--max-concurrent: {placement.slots} must be >= 1")
     if max_failures < 0:
         raise RstError(f"--max-failures: {max_failures} must be >= 0")
     if local_cpus is not None and local_gpus is not None:
         node = {"CPU": local_cpus, "GPU": local_gpus}
-        if not fits(request, node):
-            raise RstError(_refusal(request, [node], where="this machine"))
+        if not fits(placement, node):
+            raise RstError(_refusal(placement, [node], where="this machine"))
 
 
-def fits(request: TrialRequest, resources: dict[str, float]) -> bool:
+def fits(request: Placement, resources: dict[str, float]) -> bool:
     """Whether one node with `resources` (Ray's names: CPU, GPU) can hold one trial."""
     eps = 1e-9  # Ray keeps resources in fixed point; 0.1 * 10 must still fit into 1
     return (
@@ -99,14 +84,14 @@ def fits(request: TrialRequest, resources: dict[str, float]) -> bool:
     )
 
 
-def check_fits(request: TrialRequest, nodes: list[dict[str, Any]]) -> None:
+def check_fits(request: Placement, nodes: list[dict[str, Any]]) -> None:
     """RstError unless some alive node of `ray.nodes()` can hold one trial."""
     alive = [n.get("Resources", {}) for n in nodes if n.get("Alive", True)]
     if not any(fits(request, res) for res in alive):
         raise RstError(_refusal(request, alive, where="any node of the Ray cluster"))
 
 
-def _refusal(request: TrialRequest, nodes: list[dict[str, float]], where: str) -> str:
+def _refusal(request: Placement, nodes: list[dict[str, float]], where: str) -> str:
     largest = max(nodes, key=lambda r: (r.get("GPU", 0.0), r.get("CPU", 0.0)), default={})
     have = f"{_num(largest.get('CPU', 0.0))} CPU + {_num(largest.get('GPU', 0.0))} GPU"
     return (
@@ -120,6 +105,21 @@ def local_resources(num_cpus: float | None, num_gpus: float | None) -> tuple[flo
     """CPUs and GPUs a local Ray will be started with (GPUs detected the way Ray does)."""
     cpus = float(num_cpus) if num_cpus is not None else float(os.cpu_count() or 1)
     return cpus, float(num_gpus) if num_gpus is not None else detect_gpus()
+
+
+def concurrent_here(placement: Placement) -> int:
+    """Trials of `placement` that run at once on this machine (its `slots` when given)."""
+    if placement.slots:
+        return placement.slots
+    by_cpu = (os.cpu_count() or 1) // max(placement.cpus, 1e-9)
+    if placement.gpus > 0:
+        return max(1, int(min(by_cpu, detect_gpus() // placement.gpus)))
+    return max(1, int(by_cpu))
+
+
+def cluster_gpus(ray: Any) -> float:
+    """GPUs of the Ray cluster this process is connected to (logical ones included)."""
+    return float(ray.cluster_resources().get("GPU", 0.0))
 
 
 def detect_gpus() -> float:

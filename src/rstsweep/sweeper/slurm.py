@@ -58,7 +58,8 @@ def run_arguments(o: RunOptions) -> list[str]:
     """The `rstsweep run` arguments that reproduce `o` on the cluster (paths made absolute)."""
     args = [o.sweep, "--file", _abs(o.file), "--profile", o.profile, "--store", _abs(o.store)]
     args += ["--cpus-per-trial", f"{o.cpus_per_trial:g}"]
-    args += ["--gpus-per-trial", f"{o.gpus_per_trial:g}"]
+    if o.gpus_per_trial is not None:  # None: the run decides (one GPU per trial on GPU nodes)
+        args += ["--gpus-per-trial", f"{o.gpus_per_trial:g}"]
     args += ["--max-failures", str(o.max_failures)]
     if o.max_concurrent is not None:
         args += ["--max-concurrent", str(o.max_concurrent)]
@@ -171,6 +172,7 @@ def slurm_command(o: RunOptions, job: SlurmJob, out: Path | None, submit_it: boo
     in the queue), write the script, print its path and, with `--submit`, the job id."""
     cells = expand(o.file, o.sweep, o.profile)
     job.validate()
+    o = o.with_gpus(job.gpus_per_node)  # --gpus-per-node N: GPU trials unless told otherwise
     path = write_script(render_script(o, job), out or Path(f"rstsweep-{o.sweep}.sbatch"))
     print(f"wrote {path} ({len({c.cell_id for c in cells})} cells on {job.nodes} node(s))")
     if submit_it:

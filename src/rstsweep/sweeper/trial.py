@@ -40,6 +40,7 @@ TrainFn = Callable[..., TrainResult]
 def default_train(config: Any, out_dir: Path, resume: bool, on_epoch: Callable) -> TrainResult:
     """The real trainer (imported here: torch loads in the worker, not the driver); a cell with
     world_size > 1 runs data-parallel over the trial's placement group (`sweeper.multi`)."""
+    require_given_gpu(config)
     if getattr(config, "world_size", 1) > 1:
         from rstsweep.sweeper.multi import train_multi
 
@@ -56,14 +57,17 @@ def run_cell(
     threads: int | None = None,
     work_root: str | None = None,
     crash_marker: str | None = None,
+    report_every_s: float = 0.0,
 ) -> None:
-    """Tune trainable for the cell `params["cell_id"]` (configs come via `tune.with_parameters`)."""
+    """Tune trainable for the cell `params["cell_id"]` (configs come via `tune.with_parameters`).
+    `report_every_s`: at most one epoch report (with its checkpoint) this often; 0: every epoch."""
     cell_id = params["cell_id"]
+    hide_gpus_unless_given()
     config = with_threads(configs[cell_id], threads)
     work = work_dir(work_root, cell_id)
     start_epoch = _restore(work)
-    placement = _placement()
-    reporter = _EpochReporter(work, getattr(config, "epochs", None), crash_marker, placement)
+    placement = trial_placement()
+    reporter = _EpochReporter(work, config.epochs, crash_marker, placement, report_every_s)
     train = train_fn or default_train
     result = train(config, work, resume=start_epoch > 0, on_epoch=reporter)
     tune.report({FINAL_KEY: result_to_payload(result), "start_epoch": start_epoch, **placement})
@@ -83,6 +87,37 @@ def with_threads(config: Any, threads: int | None) -> Any:
     if share is not None and getattr(config, "memory_fraction", 0) is None:
         update["memory_fraction"] = share
     return config.model_copy(update=update) if update else config
+
+
+def hide_gpus_unless_given() -> None:
+    """A trial (or worker) that asked for no GPU sees none: Ray 2.60 leaves CUDA_VISIBLE_DEVICES
+    unset for such a task, so `device: auto` would pick cuda:0, a GPU another trial was given."""
+    if not _given_gpu_ids():
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+
+
+def require_given_gpu(config: Any) -> None:
+    """A trial given a GPU that cannot see one fails (one line) instead of training on CPU."""
+    ids = _given_gpu_ids()
+    if not ids or not str(config.device).startswith(("auto", "cuda")):
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise RuntimeError(
+            f"this trial was given GPU {','.join(ids)} but torch sees no CUDA device "
+            f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}): check the "
+            "node's GPU driver, or run with --gpus-per-trial 0"
+        )
+
+
+def _given_gpu_ids() -> list[str]:
+    """The GPU ids Ray gave this worker (placement-group bundles included); none outside Ray."""
+    import ray
+
+    if not ray.is_initialized():  # not in a Ray worker (asking would start a local Ray)
+        return []
+    return [str(g) for g in ray.get_runtime_context().get_accelerator_ids().get("GPU", [])]
 
 
 def _assigned_gpus() -> float:
@@ -132,14 +167,14 @@ def _read_epoch(marker: Path) -> int:
         return 1
 
 
-def _placement() -> dict[str, Any]:
+def trial_placement() -> dict[str, Any]:
     """Where this trial runs (node, GPU ids Ray assigned, pid): reported for the event log."""
     import ray
 
-    context = ray.get_runtime_context()
     return {
-        "node_id": context.get_node_id(),
-        "gpu_ids": [str(g) for g in context.get_accelerator_ids().get("GPU", [])],
+        "node_id": ray.get_runtime_context().get_node_id(),
+        "gpu_ids": _given_gpu_ids(),
+        "cuda_visible": os.environ.get("CUDA_VISIBLE_DEVICES"),  # what torch in the trial sees
         "pid": os.getpid(),
     }
 
@@ -148,13 +183,26 @@ class _EpochReporter:
     """`on_epoch` callback: report the epoch's metrics with the trainer's checkpoint attached."""
 
     def __init__(
-        self, work: Path, epochs: int | None, crash_marker: str | None, placement: dict
+        self,
+        work: Path,
+        epochs: int | None,
+        crash_marker: str | None,
+        placement: dict,
+        every_s: float = 0.0,
     ) -> None:
         self.work, self.epochs, self.crash_marker = work, epochs, crash_marker
-        self.placement = placement
+        self.placement, self.every_s = placement, every_s
         self._last_stat: tuple[int, int] | None = None
+        self._last_report = -float("inf")
 
     def __call__(self, record: EpochRecord) -> None:
+        # Each report costs the driver a result to process and a checkpoint to persist; epochs far
+        # shorter than that (a stand-in, a tiny cell) are thinned. Nothing is lost: the trainer's
+        # own checkpoint is in the work dir and the final result holds every epoch.
+        now = time.monotonic()
+        if now - self._last_report < self.every_s:
+            return
+        self._last_report = now
         metrics = {"epoch": record.epoch, "epochs": self.epochs, **asdict(record), **self.placement}
         checkpoint_dir = self._snapshot(record.epoch)
         try:

@@ -21,7 +21,7 @@ from rstsweep.sweeper.live import EventLog, SweepProgress
 from rstsweep.sweeper.trackers import TrackerHub, cell_info, epoch_metrics
 from rstsweep.sweeper.trial import FINAL_KEY, payload_to_result
 
-PLACEMENT_KEYS = ("node_id", "gpu_ids", "pid")
+PLACEMENT_KEYS = ("node_id", "gpu_ids", "cuda_visible", "pid")
 
 
 class StoreCallback(tune.Callback):

@@ -15,8 +15,9 @@ from typing import Any
 from rstsweep.core.config import CellConfig
 from rstsweep.sweeper.live import EventLog
 from rstsweep.sweeper.search.objective import CELL_KEY, OBJECTIVE
+from rstsweep.sweeper.trackers import TrackerHub, cell_info
 from rstsweep.sweeper.trial import FINAL_KEY
-from rstsweep.sweeper.tune_callback import StoreCallback, trial_error
+from rstsweep.sweeper.tune_callback import PLACEMENT_KEYS, StoreCallback, trial_error
 from rstsweep.sweeps import Cell
 
 
@@ -30,8 +31,15 @@ class _Quiet:
 class SearchCallback(StoreCallback):
     """Tune events of a search -> store rows (cells, trials, epochs, draws), events.jsonl."""
 
-    def __init__(self, store: Any, profile: str, events: EventLog, total: int) -> None:
-        super().__init__({}, store, profile, _Quiet(), events)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        store: Any,
+        profile: str,
+        events: EventLog,
+        total: int,
+        trackers: TrackerHub | None = None,
+    ) -> None:
+        super().__init__({}, store, profile, _Quiet(), events, trackers)  # type: ignore[arg-type]
         self.total, self.finished = total, 0
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -52,6 +60,7 @@ class SearchCallback(StoreCallback):
         self.cells[cell.cell_id] = cell
         self.store.record_cells([cell], self.profile)
         if payload is not None:
+            self.trackers.start(cell.cell_id, cell_info(cell, self.profile))
             self._write(cell.cell_id, payload, None, {})
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -64,7 +73,8 @@ class SearchCallback(StoreCallback):
             f"{last.get(OBJECTIVE, float('nan')):.4f}"
         )
         print(text, flush=True)
-        self.events.log("suggestion", trial.trial_id, objective=last.get(OBJECTIVE))
+        where = {k: last.get(k) for k in PLACEMENT_KEYS}
+        self.events.log("suggestion", trial.trial_id, objective=last.get(OBJECTIVE), **where)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.failed[trial.trial_id] = trial_error(trial) or "trial failed"

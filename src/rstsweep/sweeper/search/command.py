@@ -28,8 +28,8 @@ from typing import Any
 
 from rstsweep.errors import RstError
 from rstsweep.schedules import get_family, is_policy, parse, registered_policies
-from rstsweep.store.store import Store
 from rstsweep.sweeper.live import EventLog
+from rstsweep.sweeper.options import RunOptions
 from rstsweep.sweeps import expand
 
 SUFFIX = "-search"
@@ -39,24 +39,34 @@ BUDGET_PARAM = {"constant": "a", "budget": "d"}  # the parameter that is the com
 
 @dataclass(frozen=True)
 class SearchOptions:
-    """The settings of one `rstsweep search`."""
+    """The settings of one `rstsweep search`: what to search, and the same run options as
+    `rstsweep run` (sweep, file, profile, store, `--set`, Ray address, placement, trackers, the
+    live-run guard), which travel whole."""
 
-    sweep: str
     budget: float
     trials: int
-    file: Path = Path("sweeps.yaml")
-    profile: str = "paper"
-    store: Path = Path("results")
+    run: RunOptions
     family: str | None = None
     rho: bool = False
     alpha: bool = False
     asha: bool = False
     seed: int = 0  # the TPE sampler's seed
-    cpus_per_trial: float = 1.0
-    max_concurrent: int | None = None
-    max_failures: int = 2
-    num_cpus: float | None = None
-    data_dir: Path | None = None
+
+    @property
+    def sweep(self) -> str:
+        return self.run.sweep
+
+    @property
+    def file(self) -> Path:
+        return self.run.file
+
+    @property
+    def profile(self) -> str:
+        return self.run.profile
+
+    @property
+    def store(self) -> str | Path:
+        return self.run.store
 
 
 @dataclass
@@ -210,43 +220,105 @@ class SearchSummary:
 
 def run_search(o: SearchOptions, train_fn: Any = None) -> SearchSummary:
     """Validate, build the space, feed the store's cases to Optuna, run the rest through Tune."""
+    from rstsweep.store.store import open_store
     from rstsweep.sweeper.driver import check_datasets, with_absolute_data_dir
+    from rstsweep.sweeper.guard import refuse_if_live, release
+    from rstsweep.sweeper.resources import validate_request
 
     t0 = time.time()
     if not (isinstance(o.budget, (int, float)) and 0.0 <= o.budget <= 1.0):
         raise RstError(f"search: --budget {o.budget} is not in [0, 1]")
     if o.trials < 1:
         raise RstError(f"search: --trials {o.trials} must be >= 1")
-    cells = with_absolute_data_dir(expand(o.file, o.sweep, o.profile), o.data_dir)
+    run = o.run
+    validate_request(run.placement, max_failures=run.max_failures)
+    cells = expand(run.file, run.sweep, run.profile, run.overrides)
+    cells = with_absolute_data_dir(cells, run.data_dir)
     space, bases = build_space(o, searchable(cells))
-    store = Store(o.store)
+    store = open_store(run.store, must_exist=False)
     prior = prior_cases(store, o, space, len(bases))
     todo = max(0, o.trials - len(prior))
     written: set[str] = set()
     if todo:
-        if train_fn is None:
+        refuse_if_live(store, force=run.force)
+        if train_fn is None and run.address is None:
             check_datasets([SimpleNamespace(config=b) for b in bases])  # type: ignore[misc]
-        written = _tune(o, space, bases, prior, todo, store, train_fn)
+        try:
+            written = _tune(o, space, bases, prior, todo, store, train_fn)
+        finally:
+            release(store)
     cases = prior_cases(store, o, space, len(bases))
     return SearchSummary(space.family, len(prior), todo, len(written), cases, time.time() - t0)
 
 
 def _tune(o, space, bases, prior, todo, store, train_fn) -> set[str]:
-    import optuna
     from ray import tune
-    from ray.tune.search.optuna import OptunaSearch
 
     from rstsweep.sweeper.driver import cells_dir, quiet_tune_logs, run_dir_of
-    from rstsweep.sweeper.resources import ray_session
+    from rstsweep.sweeper.guard import claim
+    from rstsweep.sweeper.resources import check_fits, cluster_gpus, ray_session
     from rstsweep.sweeper.search.callback import SearchCallback
-    from rstsweep.sweeper.search.objective import OBJECTIVE, run_suggestion
+    from rstsweep.sweeper.search.objective import run_suggestion
+    from rstsweep.sweeper.trackers import TrackerHub
 
     trials = store.read("trials")
     known = {
         r.cell_id: (float(r.test_error), float(r.realized_extra))
         for r in trials[trials["family"] == space.family].itertuples()
     }
-    searcher = OptunaSearch(
+    r = o.run
+    with ray_session(r.address, num_cpus=r.num_cpus, num_gpus=r.num_gpus) as ray:
+        r = r.with_gpus(cluster_gpus(ray))  # one GPU per trial where the cluster has GPUs
+        check_fits(r.placement, ray.nodes())
+        claim(store, sweep=r.sweep + SUFFIX, profile=r.profile, force=r.force)
+        run_dir = run_dir_of(store, r.scratch)
+        events = EventLog(run_dir / "events.jsonl")
+        hub = TrackerHub(r.trackers, store.root, r.sweep + SUFFIX)
+        callback = SearchCallback(store, r.profile, events, total=todo, trackers=hub)
+        trainable = tune.with_parameters(
+            run_suggestion,
+            bases=bases,
+            family=space.family,
+            budget=o.budget,
+            known=known,
+            sweep=r.sweep + SUFFIX,
+            train_fn=train_fn,
+            threads=max(1, int(r.placement.cpus)),
+            work_root=str(cells_dir(store, run_dir)),
+        )
+        tuner = tune.Tuner(
+            tune.with_resources(trainable, r.placement.as_tune()),
+            param_space=space.tune_space(),
+            tune_config=tune.TuneConfig(
+                search_alg=_searcher(o, prior),
+                scheduler=_scheduler(o, len(bases)),
+                num_samples=todo,
+                max_concurrent_trials=r.placement.slots,
+            ),
+            run_config=tune.RunConfig(
+                name="tune",
+                storage_path=str(run_dir),
+                verbose=0,
+                callbacks=[callback],
+                failure_config=tune.FailureConfig(max_failures=r.max_failures),
+            ),
+        )
+        try:
+            with quiet_tune_logs():
+                tuner.fit()
+        finally:
+            hub.close()
+    shutil.rmtree(run_dir / "tune", ignore_errors=True)
+    return callback.written
+
+
+def _searcher(o: SearchOptions, prior: list[dict]) -> Any:
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    from rstsweep.sweeper.search.objective import OBJECTIVE
+
+    return OptunaSearch(
         metric=OBJECTIVE,
         mode="min",
         # offset by the cases already known: a continued search must not replay the first run's
@@ -255,54 +327,23 @@ def _tune(o, space, bases, prior, todo, store, train_fn) -> set[str]:
         points_to_evaluate=[c["point"] for c in prior] or None,
         evaluated_rewards=[c["objective"] for c in prior] or None,
     )
-    scheduler = None
-    if o.asha:
-        from ray.tune.schedulers import ASHAScheduler
 
-        scheduler = ASHAScheduler(
-            time_attr="seeds_done",
-            metric=OBJECTIVE,
-            mode="min",
-            max_t=len(bases),
-            grace_period=1,
-            reduction_factor=2,
-        )
-    with ray_session(None, num_cpus=o.num_cpus, num_gpus=0):
-        run_dir = run_dir_of(store, None)
-        events = EventLog(run_dir / "events.jsonl")
-        callback = SearchCallback(store, o.profile, events, total=todo)
-        trainable = tune.with_parameters(
-            run_suggestion,
-            bases=bases,
-            family=space.family,
-            budget=o.budget,
-            known=known,
-            sweep=o.sweep + SUFFIX,
-            train_fn=train_fn,
-            threads=max(1, int(o.cpus_per_trial)),
-            work_root=str(cells_dir(store, run_dir)),
-        )
-        tuner = tune.Tuner(
-            tune.with_resources(trainable, {"cpu": o.cpus_per_trial}),
-            param_space=space.tune_space(),
-            tune_config=tune.TuneConfig(
-                search_alg=searcher,
-                scheduler=scheduler,
-                num_samples=todo,
-                max_concurrent_trials=o.max_concurrent,
-            ),
-            run_config=tune.RunConfig(
-                name="tune",
-                storage_path=str(run_dir),
-                verbose=0,
-                callbacks=[callback],
-                failure_config=tune.FailureConfig(max_failures=o.max_failures),
-            ),
-        )
-        with quiet_tune_logs():
-            tuner.fit()
-    shutil.rmtree(run_dir / "tune", ignore_errors=True)
-    return callback.written
+
+def _scheduler(o: SearchOptions, seeds: int) -> Any:
+    if not o.asha:
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    from rstsweep.sweeper.search.objective import OBJECTIVE
+
+    return ASHAScheduler(
+        time_attr="seeds_done",
+        metric=OBJECTIVE,
+        mode="min",
+        max_t=seeds,
+        grace_period=1,
+        reduction_factor=2,
+    )
 
 
 def search_command(o: SearchOptions) -> int:

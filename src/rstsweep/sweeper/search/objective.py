@@ -26,7 +26,9 @@ from rstsweep.sweeper.trial import (
     FINAL_KEY,
     TrainFn,
     default_train,
+    hide_gpus_unless_given,
     result_to_payload,
+    trial_placement,
     with_threads,
     work_dir,
 )
@@ -79,6 +81,7 @@ def run_suggestion(
     work_root: str | None = None,
 ) -> None:
     """Tune trainable: evaluate one suggestion over the base cells (see the module docstring)."""
+    hide_gpus_unless_given()
     updates = suggestion_updates(family, params)
     label = case_label(updates)
     train = train_fn or default_train
@@ -94,6 +97,7 @@ def run_suggestion(
             "config_json": config.model_dump_json(),
         }
         report: dict[str, Any] = {CELL_KEY: meta, "seeds_done": i + 1, "cell_id": cid}
+        report.update(trial_placement())
         if cid in known:  # already in the store (an earlier search, or an ordinary sweep)
             error, extra = known[cid]
         else:
