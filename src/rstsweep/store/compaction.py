@@ -85,10 +85,12 @@ def merge(location: Location, name: str, files: list[str], level: int) -> str | 
 
 
 def compact_tiers(
-    location: Location, name: str, *, after: int = COMPACT_AFTER, fanout: int = COMPACT_FANOUT
+    location: Location, name: str, *, after: int | None = None, fanout: int | None = None
 ) -> int:
     """Merge the levels of table `name` that are due (see the module docstring), lowest first,
     cascading; returns the number of merges."""
+    after = COMPACT_AFTER if after is None else after  # read now: tests lower them
+    fanout = COMPACT_FANOUT if fanout is None else fanout
     merges = 0
     while True:
         by_level: dict[int, list[str]] = {}

@@ -293,7 +293,9 @@ class Store:
             fresh = self._fresh.get(name)
             if fresh is None or fresh >= compaction.COMPACT_AFTER:
                 merges += compaction.compact_tiers(self.location, name)
-                self._fresh[name] = 0
+                # level-0 parts left (another writer's, or fewer than due): they count too
+                left = part_files(self.location, name)
+                self._fresh[name] = sum(compaction.level_of(p) == 0 for p in left)
         return merges
 
 
