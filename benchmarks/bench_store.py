@@ -84,19 +84,33 @@ def parts(store) -> dict[str, int]:
 
 
 def run_cli(args: list[str], cwd: Path, env: dict) -> dict:
-    """One `rstsweep ...` subprocess: wall seconds and its own peak RSS (MB)."""
+    """One `rstsweep ...` subprocess: wall seconds, CPU seconds (user + system) and its own peak
+    RSS in MB. Measured by GNU time when present: a child forked from this (large) process would
+    report this process's pages as its peak."""
     exe = [sys.executable, "-m", "rstsweep", *args]
+    timer = shutil.which("time", path="/usr/bin:/bin")
+    if timer:
+        exe = [timer, "-f", "RSTBENCH %M %U %S", *exe]
     t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        exe, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    proc = subprocess.run(
+        exe,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        capture_output=False,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if proc.returncode != 0:
-        raise RuntimeError(f"rstsweep {' '.join(args)} exited {proc.returncode}: {err[-2000:]}")
-    return {"wall_s": round(wall, 3), "rss_mb": round(usage.ru_maxrss / 1024, 1)}
+        raise RuntimeError(f"rstsweep {' '.join(args)} exited {proc.returncode}: {proc.stderr}")
+    marks = [ln.split() for ln in proc.stderr.splitlines() if ln.startswith("RSTBENCH ")]
+    rss_kb, user, system = (float(x) for x in marks[-1][1:]) if marks else (0.0, 0.0, 0.0)
+    return {
+        "wall_s": round(wall, 3),
+        "cpu_s": round(user + system, 2),
+        "rss_mb": round(rss_kb / 1024, 1),
+    }
 
 
 def time_commands(where: str, sweep: str, work: Path, env: dict) -> dict:
@@ -111,6 +125,7 @@ def time_commands(where: str, sweep: str, work: Path, env: dict) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     runs["figures + tables"] = {
         "wall_s": round(runs["figures"]["wall_s"] + runs["tables"]["wall_s"], 3),
+        "cpu_s": round(runs["figures"]["cpu_s"] + runs["tables"]["cpu_s"], 2),
         "rss_mb": max(runs["figures"]["rss_mb"], runs["tables"]["rss_mb"]),
     }
     return runs
@@ -215,7 +230,8 @@ def verdicts(report: dict) -> list[str]:
                     ]
                     missed += [f"{k} > {S3_FACTOR:g}x local" for k in slow]
                 lines.append(
-                    f"{size['cells']} cells {b} {layout}: status {r['status']['wall_s']:.2f} s, "
+                    f"{size['cells']} cells {b} {layout}: status {r['status']['wall_s']:.2f} s "
+                    f"({r['status']['cpu_s']:.2f} s CPU), "
                     f"status {size['sweep']} {r['status SWEEP']['wall_s']:.2f} s, figures + "
                     f"tables {r['figures + tables']['wall_s']:.2f} s, verify "
                     f"{r['verify']['wall_s']:.2f} s, peak RSS {rss:.0f} MB"
