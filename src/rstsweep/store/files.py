@@ -99,7 +99,11 @@ def _dataset(location: Location, files: list[str], schema: pa.Schema) -> ds.Data
 def check_part(location: Location, path: str, schema: pa.Schema) -> str | None:
     """Why `path` cannot be read as a part of a table with `schema`, or None if it reads."""
     try:
-        ds.dataset([path], schema=schema, format="parquet", filesystem=location.fs).to_table()
+        # streamed batch by batch: a merged part can hold a whole table
+        for _ in ds.dataset(
+            [path], schema=schema, format="parquet", filesystem=location.fs
+        ).to_batches():
+            pass
         # the declared schema reads any file as nulls: also check the file's own footer
         pq.read_metadata(path, filesystem=location.fs)
     except FileNotFoundError:
