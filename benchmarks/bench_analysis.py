@@ -3,7 +3,10 @@
 Builds (untimed for the goal) a synthetic store of the full paper grid — every sweep of
 sweeps.yaml under the `paper` profile: ResNet-18/WRN-28-10 (and the sweeps' own models) ×
 CIFAR-10/100 × 5 seeds × 200 epochs, about half a million epoch rows, with 20 % of the p-gamma
-sweep left pending — then times `make_figures` (PNG) and `make_tables` (md, csv, latex), each
+sweep left pending, policy cells with the signals and draws a policy makes from them — written
+in bulk (one part file per table: the layout a run leaves after its end-of-run compaction;
+the bulk-layout baseline of `bench_store.py`, which writes cell by cell as a run does) —
+then times `make_figures` (PNG) and `make_tables` (md, csv, latex), each
 reading the store afresh as the CLI commands do. Prints one JSON object and one summary line.
 Goal: ≤ 10 s for all figures and tables on this 2-core machine.
 

@@ -12,6 +12,7 @@ import socket
 import sys
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from factories import make_cell, make_result
@@ -190,8 +191,38 @@ def test_a_sweep_runs_into_s3_exactly_once(s3, tmp_path):
     assert not ray.is_initialized()
     assert summary.done == 3 and summary.failed == 0
     trials = [k for k in keys(s3, "sweep") if k.startswith("trials/part-")]
-    assert len(trials) == 3  # one immutable object per finished cell, none twice
+    # one object per finished cell, merged into one by the end-of-run compaction; none twice
+    assert len(trials) == 1 and trials[0].endswith("-L1.parquet")
+    raw = Store(uri).location.fs.open_input_file(f"{BUCKET}/sweep/{trials[0]}")
+    assert sorted(pq.read_table(raw)["cell_id"].to_pylist()) == sorted(c.cell_id for c in cells)
     assert Store(uri).done_ids() == {c.cell_id for c in cells}
     assert "heartbeat.json" not in keys(s3, "sweep")  # cleared by the driver at the end
     again = run_sweep(cells, open_store(uri, must_exist=True), options, train_fn=fake.fake_train)
     assert again.skipped == 3 and again.done == 0
+
+
+def test_live_compaction_and_cached_reads_on_s3(s3, monkeypatch):
+    """The run's writer on S3: small parts merged as they pile up (a merged object, the inputs
+    deleted), every row read back once, then the end-of-run merge leaves one object per table."""
+    from rstsweep.store import compaction
+
+    monkeypatch.setattr(compaction, "COMPACT_AFTER", 3)
+    monkeypatch.setattr(compaction, "COMPACT_FANOUT", 2)
+    uri = f"s3://{BUCKET}/live"
+    store = open_store(uri, must_exist=False)
+    cells = [make_cell(f"constant(0.{i % 9 + 1})", seed=i) for i in range(8)]
+    merges = sum(
+        (store.write_result(c, make_result(c, steps=8, seed=i), "ci"), store.compact_if_due())[1]
+        for i, c in enumerate(cells)
+    )
+    assert merges >= 2
+    trials_keys = [k for k in keys(s3, "live") if k.startswith("trials/part-")]
+    assert any(compaction.level_of(k) > 0 for k in trials_keys) and len(trials_keys) < len(cells)
+    reader = open_store(uri, must_exist=True, read_only=True)
+    assert sorted(reader.read("trials")["cell_id"]) == sorted(c.cell_id for c in cells)
+    assert reader.read("epochs").groupby("cell_id").size().tolist() == [2] * len(cells)
+    store.compact()
+    for table in ("trials", "epochs", "draws"):
+        assert len([k for k in keys(s3, "live") if k.startswith(f"{table}/part-")]) == 1
+    assert sorted(reader.read("trials")["cell_id"]) == sorted(c.cell_id for c in cells)
+    assert len(reader.read("epochs")) == 2 * len(cells)

@@ -4,7 +4,8 @@ schema   the declared pyarrow schema of every table
 rows     a sweep `Cell` + its TrainResult -> rows; the draws bit-packing
 location where a store lives: a local directory or an s3:// / gs:// prefix (pyarrow filesystems)
 files    part files: unique names, whole-file writes, schema-aware reads, unreadable-part errors
-store    `Store`, `open_store`: results, failures, membership, heartbeat; deduped reads; compaction
+store    `Store`, `open_store`: results, failures, membership, heartbeat; deduped, cached reads
+compaction  merging part files (tiered while a run writes, whole at its end), crash-safe
 verify   `rstsweep verify [--repair]`: part files and trials/epochs/draws consistency; quarantine
 """
 

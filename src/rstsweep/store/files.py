@@ -12,7 +12,6 @@ Pure pyarrow.
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import datetime, timezone
 
@@ -24,6 +23,9 @@ from rstsweep.errors import RstError
 from rstsweep.store.location import Location, first_line
 
 PART_SUFFIX = ".parquet"
+# Parts read at once from an object store: each part is a few small requests whose latency, not
+# bandwidth, is the cost, so many in flight (locally pyarrow's default of 4 keeps up with the disk).
+OBJECT_READAHEAD = 64
 
 
 class CorruptPartError(RstError):
@@ -42,15 +44,17 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc).replace(microsecond=0)
 
 
-def _part_name() -> str:
-    # Time first so a directory listing is roughly chronological; uuid so writers never collide.
+def _part_name(level: int = 0) -> str:
+    # Time first so a directory listing is roughly chronological; uuid so writers never collide;
+    # a compaction level > 0 as `-L<k>` (`store.compaction`).
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
-    return f"part-{stamp}-{uuid.uuid4().hex[:12]}{PART_SUFFIX}"
+    tier = f"-L{level}" if level else ""
+    return f"part-{stamp}-{uuid.uuid4().hex[:12]}{tier}{PART_SUFFIX}"
 
 
-def write_part(location: Location, table_name: str, table: pa.Table) -> str:
-    """Write `table` as a new part file of `table_name`; returns its path."""
-    path = location.path(table_name, _part_name())
+def write_part(location: Location, table_name: str, table: pa.Table, level: int = 0) -> str:
+    """Write `table` as a new part file of `table_name` (a merge of `level`); returns its path."""
+    path = location.path(table_name, _part_name(level))
     return location.write(path, lambda handle: pq.write_table(table, handle))
 
 
@@ -68,22 +72,38 @@ def read_files(
         table = schema.empty_table()
         return table.select(columns) if columns else table
     try:
-        # An explicit schema makes files written before an additive schema change read as nulls.
-        dataset = ds.dataset(files, schema=schema, format="parquet", filesystem=location.fs)
-        return dataset.to_table(columns=columns)
+        return _dataset(location, files, schema).to_table(
+            columns=columns, **({} if location.local else {"fragment_readahead": OBJECT_READAHEAD})
+        )
     except FileNotFoundError:
         raise
     except (pa.ArrowException, OSError) as exc:
-        if _is_missing_file(exc):
+        if is_missing_file(exc):
             raise
         bad, reason = _first_bad(location, files, schema) or (files[0], first_line(exc))
         raise CorruptPartError(location, bad, reason) from None
 
 
+def _dataset(location: Location, files: list[str], schema: pa.Schema) -> ds.Dataset:
+    """The parts as one dataset; an explicit schema makes files written before an additive schema
+    change read as nulls. On object stores each part gets the size its listing saw (no HEAD per
+    part), and pyarrow's I/O pool is widened so the parts are fetched in parallel."""
+    if location.local:
+        return ds.dataset(files, schema=schema, format="parquet", filesystem=location.fs)
+    pa.set_io_thread_count(max(pa.io_thread_count(), OBJECT_READAHEAD // 2))
+    fmt = ds.ParquetFileFormat()
+    fragments = [fmt.make_fragment(f, location.fs, file_size=location.known_size(f)) for f in files]
+    return ds.FileSystemDataset(fragments, schema, fmt, location.fs)
+
+
 def check_part(location: Location, path: str, schema: pa.Schema) -> str | None:
     """Why `path` cannot be read as a part of a table with `schema`, or None if it reads."""
     try:
-        ds.dataset([path], schema=schema, format="parquet", filesystem=location.fs).to_table()
+        # streamed batch by batch: a merged part can hold a whole table
+        for _ in ds.dataset(
+            [path], schema=schema, format="parquet", filesystem=location.fs
+        ).to_batches():
+            pass
         # the declared schema reads any file as nulls: also check the file's own footer
         pq.read_metadata(path, filesystem=location.fs)
     except FileNotFoundError:
@@ -101,21 +121,7 @@ def _first_bad(location: Location, files: list[str], schema: pa.Schema) -> tuple
     return None
 
 
-def read_table_files(
-    location: Location, table_name: str, schema: pa.Schema, columns: list[str] | None = None
-) -> pa.Table:
-    """All rows of a table; re-lists if a concurrent compaction removed a file meanwhile."""
-    for attempt in range(5):
-        try:
-            return read_files(location, part_files(location, table_name), schema, columns)
-        except (FileNotFoundError, OSError) as exc:
-            if attempt == 4 or not _is_missing_file(exc):
-                raise
-            time.sleep(0.05)
-    raise AssertionError("unreachable")
-
-
-def _is_missing_file(exc: BaseException) -> bool:
+def is_missing_file(exc: BaseException) -> bool:
     text = str(exc)
     missing = "No such file" in text or "Path does not exist" in text
     return isinstance(exc, FileNotFoundError) or missing

@@ -47,6 +47,8 @@ class Location:
         self.fs = fs
         self.base = base.rstrip("/")
         self.local = local
+        # object stores: sizes from the last listing, so a read needs no HEAD request per part
+        self._sizes: dict[str, int] = {}
 
     def __repr__(self) -> str:
         return f"Location({self.text!r})"
@@ -109,9 +111,15 @@ class Location:
             except OSError as exc:
                 where = self.display(directory)
                 raise RstError(f"{where}: cannot list: {first_line(exc)}") from None
-            names = [i.base_name for i in infos if i.type == pafs.FileType.File]
+            files = [i for i in infos if i.type == pafs.FileType.File]
+            self._sizes.update((i.path, i.size) for i in files if i.size is not None)
+            names = [i.base_name for i in files]
         visible = (n for n in names if n.endswith(suffix) and not n.startswith((".", "_")))
         return sorted(f"{directory}/{n}" for n in visible)
+
+    def known_size(self, path: str) -> int | None:
+        """The size of `path` as the last listing saw it (object stores; None if not listed)."""
+        return self._sizes.get(path)
 
     # -- reading and writing
 

@@ -167,3 +167,14 @@ TABLES: dict[str, pa.Schema] = {
     "failures": FAILURES,
     "probes": PROBES,
 }
+
+# Rows with equal keys are the same fact (duplicates only arise from an interrupted compaction or a
+# re-run cell); readers and compaction keep one of each.
+KEYS: dict[str, list[str]] = {
+    "trials": ["cell_id"],
+    "epochs": ["cell_id", "attempt_id", "epoch"],
+    "draws": ["cell_id", "attempt_id"],
+    "cells": ["sweep", "group", "label", "cell_id", "profile"],
+    "failures": ["cell_id", "error", "failed_at"],
+    "probes": ["model", "dataset", "algorithm", "batch_size", "width", "device", "probed_at"],
+}

@@ -15,6 +15,12 @@ finished) and only the epochs/draws rows of that row's attempt, so a kill betwee
 cell re-run after a driver kill, or a compaction interrupted before it removed the old files never
 shows a duplicate or an orphan.
 
+Staying fast: a run writes three parts per finished cell; its writer calls `compact_if_due` after
+each result, which merges a table's small parts once they pile up (`store.compaction`: tiered,
+crash-safe), and `compact` at the end. Reads are cached per `Store` keyed by the table's part
+listing (parts are immutable: the same listing means the same rows), so a command that asks for a
+table several times reads it once and still sees a part added meanwhile.
+
 Pure pandas/pyarrow/numpy: no torch, no ray (analysis imports this module).
 """
 
@@ -36,7 +42,8 @@ import pyarrow as pa
 
 from rstsweep.core.result import TrainResult
 from rstsweep.errors import RstError
-from rstsweep.store.files import part_files, read_files, read_table_files, write_part
+from rstsweep.store import compaction
+from rstsweep.store.files import is_missing_file, part_files, read_files, write_part
 from rstsweep.store.location import Location
 from rstsweep.store.rows import (
     cell_rows,
@@ -47,21 +54,10 @@ from rstsweep.store.rows import (
     unpack_draws,
     unpack_signal,
 )
-from rstsweep.store.schema import TABLES
+from rstsweep.store.schema import KEYS, TABLES
 from rstsweep.sweeps.cell import Cell
 
 HEARTBEAT = "heartbeat.json"
-
-# Rows with equal keys are the same fact (duplicates only arise from an interrupted compaction or a
-# re-run cell); `read` keeps one of each.
-KEYS: dict[str, list[str]] = {
-    "trials": ["cell_id"],
-    "epochs": ["cell_id", "attempt_id", "epoch"],
-    "draws": ["cell_id", "attempt_id"],
-    "cells": ["sweep", "group", "label", "cell_id", "profile"],
-    "failures": ["cell_id", "error", "failed_at"],
-    "probes": ["model", "dataset", "algorithm", "batch_size", "width", "device", "probed_at"],
-}
 
 
 def open_store(
@@ -86,6 +82,9 @@ class Store:
         self.root: Path | str = Path(text) if self.location.local else text
         self.read_only = read_only
         self._done_by_file: dict[str, frozenset[str]] = {}
+        # table -> (the part listing it was read from, the frame read)
+        self._cache: dict[str, tuple[tuple[str, ...], pd.DataFrame]] = {}
+        self._fresh: dict[str, int] = {}  # level-0 parts written since this table was checked
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
@@ -113,6 +112,7 @@ class Store:
         self._check_writable()
         if not rows:
             return None
+        self._fresh[name] = self._fresh.get(name, 0) + 1
         return write_part(self.location, name, pa.Table.from_pylist(rows, schema=TABLES[name]))
 
     def write_table(self, name: str, table: pa.Table) -> str | None:
@@ -120,6 +120,7 @@ class Store:
         self._check_writable()
         if not table.num_rows:
             return None
+        self._fresh[name] = self._fresh.get(name, 0) + 1
         return write_part(self.location, name, table.cast(TABLES[name]))
 
     def write_result(
@@ -169,32 +170,56 @@ class Store:
 
     def read(self, table: str, columns: list[str] | None = None) -> pd.DataFrame:
         """A table as a DataFrame, deduplicated (see module docstring); empty with the right columns
-        if the store or table does not exist."""
+        if the store or table does not exist. A copy: callers may change it."""
         if table not in TABLES:
             raise KeyError(f"unknown table {table!r}; known: {', '.join(TABLES)}")
         if table in ("epochs", "draws"):
-            return self._read_attempt_rows(table, columns)
-        frame = self._read_deduped(table)
-        return frame[columns] if columns else frame
+            frame = self._read_attempt_rows(table)
+        else:
+            frame = self._read_deduped(table)
+        return (frame[columns] if columns else frame).copy()
+
+    def _listed_read(self, table: str) -> tuple[tuple[str, ...], pd.DataFrame | None, pa.Table]:
+        """(the part listing, the cached frame of that listing or None, the rows read if not
+        cached); re-lists when a concurrent compaction removed a listed part meanwhile."""
+        for attempt in range(5):
+            files = tuple(part_files(self.location, table))
+            hit = self._cache.get(table)
+            if hit is not None and hit[0] == files:
+                return files, hit[1], TABLES[table].empty_table()
+            try:
+                return files, None, read_files(self.location, list(files), TABLES[table])
+            except OSError as exc:  # FileNotFoundError, or pyarrow's text for a missing file
+                if attempt == 4 or not is_missing_file(exc):
+                    raise
+                time.sleep(0.05)
+        raise AssertionError("unreachable")
 
     def _read_deduped(self, table: str) -> pd.DataFrame:
-        frame = read_table_files(self.location, table, TABLES[table]).to_pandas()
-        if table == "trials" and len(frame):
-            # keep the earliest finished row of each cell (stable: ties keep file order)
-            frame = frame.sort_values("finished_at", kind="stable")
-        frame = frame.drop_duplicates(subset=KEYS[table], keep="first")
+        files, cached, rows = self._listed_read(table)
+        if cached is not None:
+            return cached
+        frame = compaction.dedupe(table, rows).to_pandas()
         if table == "trials":
             frame = legacy_pass_counts(frame)
-        return frame.reset_index(drop=True)
+        self._cache[table] = (files, frame)
+        return frame
 
-    def _read_attempt_rows(self, table: str, columns: list[str] | None) -> pd.DataFrame:
-        frame = self._read_deduped(table)
+    def _read_attempt_rows(self, table: str) -> pd.DataFrame:
+        """Rows of `table` that belong to a trials row's attempt (cached on both listings)."""
         trials = self._read_deduped("trials")[["cell_id", "attempt_id"]]
+        trials_key = self._cache["trials"][0]
+        frame = self._read_deduped(table)
+        key = (*self._cache[table][0], "|", *trials_key)
+        hit = self._cache.get(table + "|joined")
+        if hit is not None and hit[0] == key:
+            return hit[1]
         frame = frame.merge(trials, on=["cell_id", "attempt_id"], how="inner")
         if table == "epochs":
             frame = frame.sort_values(["cell_id", "epoch"], kind="stable")
         frame = frame.reset_index(drop=True)
-        return frame[columns] if columns else frame
+        self._cache[table + "|joined"] = (key, frame)
+        return frame
 
     def done_ids(self) -> set[str]:
         """cell_ids with a trials row. Incremental: part files are immutable, each is read once."""
@@ -252,38 +277,32 @@ class Store:
     # -- maintenance
 
     def compact(self, tables: Iterable[str] | None = None) -> dict[str, tuple[int, int]]:
-        """Merge each table's part files into one new file, then remove the old ones.
+        """Merge each table's part files into one new file, then remove the old ones
+        (`store.compaction`: a kill at any moment loses and duplicates nothing).
 
         Rows are kept (exact duplicates by key dropped), including epochs/draws of attempts that
-        have no trials row yet: a live driver may be between its epochs and trials writes. A
-        crash after the merged file is written but before all old files are gone leaves
-        duplicates that every read dedupes. Returns {table: (files before, files after)}.
+        have no trials row yet: a live driver may be between its epochs and trials writes.
+        Returns {table: (files before, files after)}.
         """
         self._check_writable()
-        report: dict[str, tuple[int, int]] = {}
-        for name in tables or TABLES:
-            files = part_files(self.location, name)
-            if len(files) < 2:
-                report[name] = (len(files), len(files))
-                continue
-            merged = _dedupe_arrow(name, read_files(self.location, files, TABLES[name]))
-            write_part(self.location, name, merged)
-            for f in files:
-                self.location.delete(f)
-            self.location.sync_dir(name)
-            report[name] = (len(files), len(part_files(self.location, name)))
+        report = {name: compaction.compact_all(self.location, name) for name in tables or TABLES}
+        self._fresh.clear()
         return report
 
-
-def _dedupe_arrow(name: str, table: pa.Table) -> pa.Table:
-    """Drop rows whose key repeats (trials: keep the earliest finished), staying in arrow so
-    nullable ints and timestamps round-trip exactly."""
-    keys = table.select(KEYS[name]).to_pandas()
-    if name == "trials":
-        keys["_t"] = table.column("finished_at").to_pandas()
-        keys = keys.sort_values("_t", kind="stable").drop(columns="_t")
-    keep = keys.drop_duplicates(keep="first").index.sort_values()
-    return table.take(pa.array(keep, type=pa.int64()))
+    def compact_if_due(self) -> int:
+        """The live writer's compaction, called after each result: merge the small parts of the
+        tables this Store wrote `COMPACT_AFTER` parts of since it last looked (and, on the first
+        call, of every table: a killed run may have left many). Returns the merges done."""
+        self._check_writable()
+        merges = 0
+        for name in TABLES:
+            fresh = self._fresh.get(name)
+            if fresh is None or fresh >= compaction.COMPACT_AFTER:
+                merges += compaction.compact_tiers(self.location, name)
+                # level-0 parts left (another writer's, or fewer than due): they count too
+                left = part_files(self.location, name)
+                self._fresh[name] = sum(compaction.level_of(p) == 0 for p in left)
+        return merges
 
 
 def legacy_pass_counts(trials: pd.DataFrame) -> pd.DataFrame:

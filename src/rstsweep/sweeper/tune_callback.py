@@ -5,7 +5,10 @@ even when trials run on other nodes. Each cell is written once: its final result
 row (plus epochs and draws) the moment its trial reports it; a trial that still fails after
 `max_failures` retries as a `failures` row (the cell stays pending and the next run retries it).
 It also feeds the live progress display / heartbeat, the run's event log and the experiment
-trackers (`sweeper.trackers`, which never block it).
+trackers (`sweeper.trackers`, which never block it). As the run's single writer (`sweeper.guard`) it
+keeps the store fast: after each result it merges part files that piled up
+(`Store.compact_if_due`), and at the end of the run it merges each table into one part
+(`Store.compact`), with the same crash-safe rules as `rstsweep compact`.
 
 Imported only after Ray is up (module-level `ray.tune` import).
 """
@@ -17,6 +20,7 @@ from typing import Any
 
 from ray import tune
 
+from rstsweep.errors import RstError
 from rstsweep.sweeper.live import EventLog, SweepProgress
 from rstsweep.sweeper.trackers import TrackerHub, cell_info, epoch_metrics
 from rstsweep.sweeper.trial import FINAL_KEY, payload_to_result
@@ -89,6 +93,7 @@ class StoreCallback(tune.Callback):
         result = payload_to_result(payload)
         attempt = self.store.write_result(self.cells[cid], result, self.profile)
         self.written.add(cid)
+        self._compact(full=False)
         self.statuses[cid] = result.status
         self.progress.finish(cid, result.status)
         self.trackers.end(cid, result.status, {"test_error": result.test_error})
@@ -121,6 +126,20 @@ class StoreCallback(tune.Callback):
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         self.progress.tick()
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self._compact(full=True)
+
+    def _compact(self, *, full: bool) -> None:
+        """Merge small part files; a failure (a full disk, an object store hiccup) costs only
+        speed, so it is logged and the run goes on (the inputs stay: nothing is lost)."""
+        try:
+            if full:
+                self.store.compact()
+            else:
+                self.store.compact_if_due()
+        except (OSError, RstError) as exc:
+            self.events.log("compact-failed", None, error=f"{type(exc).__name__}: {exc}")
 
 
 def _load_error(trial: Any) -> BaseException | None:

@@ -8,14 +8,18 @@ file per table), so a paper-sized store takes seconds. Trials and cells rows go 
 store's own row mapping (`rstsweep.store.rows`), from real `TrainResult` objects. Values are
 plausible, not real: test error falls from SGD's to SAM's level as the effective penalty p·α
 grows (and rises again past ~1.3), wall time grows with the realized extra passes, and the coin
-draws are the real ones (`Schedule.draws(T, seed)`).
+draws are the real ones (`Schedule.draws(T, seed)`); a closed-loop policy cell (`budget(0.5)`,
+`aesam`) gets a synthetic per-step signal ‖g_t‖² (a noisy decay) and the draws the policy makes
+from it (`Policy.replay`), so its draws row passes the same replay check as a trained one.
+`synthetic_results` yields the same cells as whole `TrainResult`s (epochs included) for writing a
+store the way a run does, one `Store.write_result` per cell (`benchmarks/bench_store.py`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 
 import numpy as np
@@ -24,9 +28,9 @@ import pyarrow as pa
 
 from rstsweep.analysis.tags import sweep_tags
 from rstsweep.core.catalog import TRAIN_SIZES, steps_per_epoch
-from rstsweep.core.result import TrainResult
+from rstsweep.core.result import EpochRecord, TrainResult
 from rstsweep.schedules import Schedule, parse
-from rstsweep.store.rows import cell_rows, pack_draws, trial_row
+from rstsweep.store.rows import cell_rows, pack_draws, pack_signal, trial_row
 from rstsweep.store.schema import TABLES
 from rstsweep.store.store import Store
 from rstsweep.sweeps import Cell, ProfileSpec, SweepsFile, expand, load_sweeps
@@ -101,12 +105,28 @@ def _error(cfg: dict, realized: float, rng: np.random.Generator) -> float:
     return float(np.clip(err, 0.1, 99.0)) / 100.0
 
 
+def _signal(T: int, rng: np.random.Generator) -> np.ndarray:
+    """A plausible ‖g_t‖² trace (float32, as the trainer records it): a decay with noise."""
+    trend = 0.2 + 4.0 * np.exp(-5.0 * np.arange(T) / max(T, 1))
+    return (trend * rng.lognormal(0.0, 0.5, T)).astype(np.float32)
+
+
+def _draws(cfg: dict, schedule: Schedule, T: int, rng) -> tuple[np.ndarray, np.ndarray | None]:
+    """(X_0..X_{T-1}, the policy's signal or None)."""
+    if cfg["algorithm"] == "sgd":
+        return np.zeros(T, dtype=bool), None
+    if schedule.is_policy:
+        signal = _signal(T, rng)
+        return schedule.replay(signal, cfg["seed"]), signal
+    return schedule.draws(T, cfg["seed"]), None
+
+
 def _cell_values(cfg: dict, steps_per_epoch: int | None, rng: np.random.Generator) -> dict:
     schedule: Schedule = parse(str(cfg["schedule"]))
     spe = _steps_per_epoch(cfg, steps_per_epoch)
     epochs = int(cfg["epochs"])
     T = spe * epochs
-    draws = np.zeros(T, dtype=bool) if cfg["algorithm"] == "sgd" else schedule.draws(T, cfg["seed"])
+    draws, signal = _draws(cfg, schedule, T, rng)
     sa_steps = int(draws.sum())
     realized = sa_steps / T
     sgd_step = _STEP_S.get(str(cfg["model"]), 0.05) * rng.normal(1.0, 0.01)
@@ -118,6 +138,7 @@ def _cell_values(cfg: dict, steps_per_epoch: int | None, rng: np.random.Generato
         "steps": T,
         "spe": spe,
         "draws": draws,
+        "signal": signal,
         "sa_steps": sa_steps,
         "realized": realized,
         "sgd_step": sgd_step,
@@ -150,7 +171,27 @@ def _result(cell: Cell, cfg: dict, v: dict) -> TrainResult:
         test_loss=err * 4.0,
         test_error=err,
         draws=v["draws"],
+        signals=v["signal"],
     )
+
+
+def synthetic_results(
+    cells: list[Cell], *, steps_per_epoch: int | None = None, seed: int = 0
+) -> Iterator[tuple[Cell, TrainResult]]:
+    """(cell, TrainResult with its epochs) for each unique cell of `cells`, in order: the values
+    of `write_synthetic_store`, shaped as a trainer returns them, for `Store.write_result`."""
+    rng = np.random.default_rng(seed)
+    seen: set[str] = set()
+    for cell in cells:
+        if cell.cell_id in seen:
+            continue
+        seen.add(cell.cell_id)
+        cfg = cell.config.model_dump(mode="json")
+        v = _cell_values(cfg, steps_per_epoch, rng)
+        epochs = _epoch_table([(cell.cell_id, "", cfg["epochs"], v)])
+        names = [n for n in epochs.column_names if n not in ("cell_id", "attempt_id")]
+        records = [EpochRecord(**{n: row[n] for n in names}) for row in epochs.to_pylist()]
+        yield cell, dataclasses.replace(_result(cell, cfg, v), epochs=records)
 
 
 def _epoch_table(finished: list[tuple[str, str, int, dict]]) -> pa.Table:
@@ -218,7 +259,8 @@ def write_synthetic_store(
         attempt = "syn-" + cell.cell_id
         row = trial_row(cell, _result(cell, cfg, v), profile, attempt)
         trials.append(row | {"versions": '{"rstsweep": "synthetic"}', "finished_at": now})
-        draws.append((cell.cell_id, attempt, v["steps"], pack_draws(v["draws"]), None))
+        bits = pack_draws(v["draws"])
+        draws.append((cell.cell_id, attempt, v["steps"], bits, pack_signal(v["signal"])))
         finished.append((cell.cell_id, attempt, cfg["epochs"], v))
     store = root if isinstance(root, Store) else Store(root)
     frame = _cells_frame(cells, profile)
