@@ -100,7 +100,7 @@ def build_cell(config: CellConfig, data: DataBundle | None = None) -> Cell:
     timer = StepTimer(runtime.device)
     optimizer.on_first_pass_end = timer.mark_first_pass  # first-pass time of SA steps
     warmup = min(config.warmup_epochs * spe, total) if config.warmup_sgd else 0
-    source = draw_source(schedule, total, config.seed, runtime.device, warmup)
+    source = draw_source(schedule, total, config.seed, runtime.device, warmup, config.signal_lag)
     ctx = StepContext(
         model=model,
         optimizer=optimizer,
@@ -152,9 +152,9 @@ def run_epoch(cell: Cell, on_step: Callable[[], None] | None = None) -> tuple[fl
         if t - first >= cell.steps_per_epoch:
             raise RuntimeError("train_batches yielded more batches than steps_per_epoch")
         x = to_memory_format(x, cell.runtime)
-        sa = source.decide(t)
+        decided = source.decide(t)  # None: decided from this step's own first pass (lag 0)
         timer.start()
-        train_step(ctx, x, y, sa)
+        sa = train_step(ctx, x, y, _decider(source, t) if decided is None else decided)
         timer.stop(sa, acc)
         source.observe(t, ctx.signal)
         seen += y.shape[0]
@@ -174,6 +174,12 @@ def run_epoch(cell: Cell, on_step: Callable[[], None] | None = None) -> tuple[fl
     acc.sa_steps += int(cell.draws[first:t].sum())
     acc.extra_passes += ctx.optimizer.take_extra_passes()
     return loss_sum / steps, 1.0 - correct / seen
+
+
+def _decider(source: ScheduleDraws | PolicyDraws, t: int) -> Callable[[torch.Tensor], bool]:
+    """X_t from step t's own first-pass signal (a policy with `signal_lag: 0`)."""
+    assert isinstance(source, PolicyDraws)
+    return lambda signal: source.decide_now(t, signal)
 
 
 def expected_coin_fraction(cell: Cell) -> float:

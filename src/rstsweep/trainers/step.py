@@ -12,7 +12,10 @@ overflow checks). Two more hooks: `passes` (the forwards, eager or compiled: `co
 `scaling` (fp16 loss scaling: `precision.py`; an overflowing step is skipped with θ unchanged).
 
 With `wants_signal` (closed-loop policies) the step also leaves `ctx.signal`, a device tensor
-[‖g‖², loss] of the first pass (unscaled, before clipping), for the policy's next decisions.
+[‖g‖², loss] of the first pass (unscaled, before clipping), for the policy's next decisions. A
+policy deciding from the step's own signal (`signal_lag: 0`) passes a callable as `sa`: the first
+pass runs as a base step's (every weight gradient), then the callable reads the signal and picks
+the branch.
 """
 
 from __future__ import annotations
@@ -67,17 +70,20 @@ class StepContext:
         self.correct = torch.zeros((), device=self.runtime.device, dtype=torch.int64)
 
 
-def train_step(ctx: StepContext, x: Tensor, y: Tensor, sa: bool) -> None:
-    """One RST step at the current θ: base (X_t = 0) or sharpness-aware (X_t = 1)."""
+def train_step(ctx: StepContext, x: Tensor, y: Tensor, sa: bool | Callable[[Tensor], bool]) -> bool:
+    """One RST step at the current θ: base (X_t = 0) or sharpness-aware (X_t = 1); `sa` is X_t,
+    or a callable deciding it from the first pass's signal. Returns X_t."""
     model, opt = (ctx.net or ctx.model), ctx.optimizer
     opt.zero_grad(set_to_none=True)
-    per_sample = sa and opt.wants_sample_losses  # e.g. ESAM ranks samples by loss increase
+    decide = sa if callable(sa) else None
+    sa = bool(sa) if decide is None else False  # until decided: the first pass of a base step
+    per_sample = (sa or decide is not None) and opt.wants_sample_losses  # ESAM ranks samples
     scaling = ctx.scaling
     assert scaling is not None  # set in __post_init__
     forward = ctx.passes.sa if sa else ctx.passes.base
     # Under data parallelism the first pass of a two-pass step keeps its gradient local (each
     # worker perturbs with its own, as in Foret et al.'s m-sharpness): its forward runs under
-    # `no_sync`. One-pass steps and second passes all-reduce.
+    # `no_sync`. One-pass steps and second passes all-reduce. (Policies run on one process.)
     two_pass = sa and opt.needs_second_pass()
     if sa:
         opt.before_first_pass()  # e.g. ESAM: tensors not perturbed skip their weight gradient
@@ -91,6 +97,10 @@ def train_step(ctx: StepContext, x: Tensor, y: Tensor, sa: bool) -> None:
     finite = scaling.unscale_finite()
     if ctx.wants_signal:
         ctx.signal = first_pass_signal(model, loss)
+    if decide is not None:
+        assert ctx.signal is not None, "a deciding step needs wants_signal"
+        sa = decide(ctx.signal)
+        two_pass = sa and opt.needs_second_pass()
     if not finite:  # fp16 overflow in the first pass: skip, θ never moved
         if sa:
             opt.abandon_first_pass()
@@ -121,6 +131,7 @@ def train_step(ctx: StepContext, x: Tensor, y: Tensor, sa: bool) -> None:
     ctx.loss_sum += loss.detach().float()
     labels = y if y.dim() == 1 else y.argmax(dim=1)  # mixup's soft targets: the dominant class
     ctx.correct += (out.detach().argmax(dim=1) == labels).sum()
+    return sa
 
 
 @torch.no_grad()
