@@ -90,8 +90,12 @@ def train_cmd(
 
 
 @app.command("fields")
-def fields_cmd() -> None:
+def fields_cmd(
+    models: bool = typer.Option(
+        False, "--models", help="Instead: which network each model builds for each data set."
+    ),
+) -> None:
     """List every cell-config field (type, range, default, description) for `--set KEY=VALUE`."""
-    from rstsweep.core.fields import fields_text
+    from rstsweep.core.fields import fields_text, variants_text
 
-    print(fields_text())
+    print(variants_text() if models else fields_text())

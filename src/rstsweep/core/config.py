@@ -30,6 +30,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rstsweep.core.algorithms import algorithm_names
+from rstsweep.core.catalog import model_variant
 from rstsweep.schedules import parse as parse_schedule
 
 BaseOptimizer = Literal["sgd", "adam", "adamw"]
@@ -157,7 +158,11 @@ class CellConfig(BaseModel):
     grad_clip: float | None = Field(5.0, gt=0.0, description="global grad-norm clip; null: off")
 
     # --- model and data ---
-    model: str = Field("fastcnn", description="model name (wrn-D-K: depth D, width K)")
+    model: str = Field(
+        "fastcnn",
+        description="model name (wrn-D-K: depth D, width K); its layout per data set: "
+        "`rstsweep fields --models`",
+    )
     width: int | None = Field(None, ge=1, description="model width override (fastcnn, wrn k)")
     dataset: str = Field("fashion-mnist", description="data set name")
     augment: Augment = Field("basic", description="basic: flip + pad-crop; cutout: basic + cutout")
@@ -249,6 +254,11 @@ class CellConfig(BaseModel):
                 "signal_lag: 0 (decide from the step's own ‖g‖²) does not combine with algorithm "
                 "esam, whose first pass skips weight gradients (use signal_lag 2)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _model_has_a_layout_for_the_data(self) -> CellConfig:
+        model_variant(self.model, self.dataset)  # VGG16-BN / WideResNet on ImageNet: refused
         return self
 
     @model_validator(mode="after")

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from rstsweep.core.catalog import TRAIN_SIZES, steps_per_epoch
+from rstsweep.core.catalog import TRAIN_SIZES, model_variant, steps_per_epoch
 from rstsweep.core.format import format_count, format_duration
 from rstsweep.store.store import Store
 from rstsweep.sweeper.spec import Cell, expand, load_sweeps
@@ -116,6 +116,8 @@ class SweepPlan:
     resources: Any = None  # sweeper.probe.Resources: device-hours and wall time
     # (model, dataset, batch) -> (peak bytes, GPU bytes, trials per GPU), for this sweep's cells
     packing: dict[tuple[str, str, int], tuple[float, float, int]] = field(default_factory=dict)
+    # (model, dataset) -> the network it builds there (`core.catalog.model_variant`)
+    layouts: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def total(self) -> GroupPlan:
         out = GroupPlan("total", pending_time_s=0.0)
@@ -200,6 +202,7 @@ def make_plan(
         seeds=len({c.seed for c in configs}),
         unknown_steps=unknown,
         packing={key: fit for key, fit in packing(trials).items() if key in keys},
+        layouts={(c.model, c.dataset): model_variant(c.model, c.dataset) for c in configs},
     )
 
 
@@ -253,6 +256,8 @@ def print_plan(plan: SweepPlan, store_dir: Path | None) -> None:
         f"[bold]{plan.sweep}[/] · profile [bold]{plan.profile}[/] · "
         f"{', '.join(plan.models)} × {', '.join(plan.datasets)} × {seeds}"
     )
+    for (model, dataset), layout in sorted(plan.layouts.items()):
+        console.print(f"  {model} × {dataset}: {layout}", highlight=False)
     table = Table(show_edge=False)
     for name in ("group", "cells", "done", "pending", "E[Δη]", "passes", "est. time"):
         table.add_column(name, justify="left" if name == "group" else "right")

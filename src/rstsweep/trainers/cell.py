@@ -83,6 +83,7 @@ def build_cell(config: CellConfig, data: DataBundle | None = None) -> Cell:
         data.num_classes,
         width=config.width,
         image_size=data.image_size,
+        dataset=config.dataset,
     ).to(runtime.device)
     if runtime.channels_last:
         model = model.to(memory_format=torch.channels_last)
