@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from rstsweep.core.passes import ranking_forward, skipped_weight_grads
+from rstsweep.core.passes import esam_selects, ranking_forward, skipped_weight_grads
 from rstsweep.trainers.sam import EPS, SAM, global_norm, orthogonal
 
 
@@ -151,7 +151,9 @@ class ESAM(SAM):
     Sharpness-Sensitive Data Selection: after `first_step`, a no-grad forward at θ+ε ranks the
     samples by l(θ+ε) − l(θ) and the second pass runs on the ⌊γ·B⌋ (at least 1) with the largest
     increase, γ = `sample_fraction` (the reference keeps those strictly above the ⌊γ·B⌋-th largest
-    increase, one sample fewer without ties). With ⌊γ·B⌋ ≥ B nothing is ranked.
+    increase, one sample fewer without ties). From γ = 0.99, as in the reference, and wherever
+    ⌊γ·B⌋ ≥ B, every sample is kept and nothing is ranked (the reference still runs the ranking
+    forward there, and lets it update BatchNorm's running statistics).
     """
 
     wants_sample_losses = True
@@ -239,7 +241,7 @@ class ESAM(SAM):
         loss_before: Tensor,
     ) -> tuple[Tensor, Tensor]:
         k = max(1, int(self.sample_fraction * x.shape[0]))
-        if k >= x.shape[0]:
+        if k >= x.shape[0] or not esam_selects(self.sample_fraction):
             self._second_fraction = 1.0
             return x, y
         loss_after = sample_losses(x, y)
