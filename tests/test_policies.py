@@ -217,6 +217,11 @@ def test_policy_cell_trains_resumes_and_replays(tmp_path):
     np.testing.assert_array_equal(
         parse("aesam").replay(exact.signals, cfg.seed, lag=0), exact.draws
     )
+    from rstsweep.trainers.summary import result_summary
+
+    d = exact.draws.astype(int).tolist()  # 12 steps: thirds of 4
+    by_third = [sum(d[:4]) / 4, sum(d[4:8]) / 4, sum(d[8:]) / 4]
+    assert result_summary(exact)["sa_fraction_by_third"] == pytest.approx(by_third)
 
     with pytest.raises(Crash):
         loop.train(cfg, out_dir=tmp_path / "resumed", on_epoch=crash)

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from rstsweep.core.config import CellConfig
 from rstsweep.core.names import CHECKPOINT_NAME, FINAL_WEIGHTS_NAME
 from rstsweep.core.result import TrainResult
@@ -17,14 +19,18 @@ from rstsweep.trainers.loop import train
 
 
 def result_summary(result: TrainResult) -> dict[str, Any]:
-    """The TrainResult's scalar fields plus the coin fraction `sa_fraction` (ΣX_t/T) and
-    `realized_extra` (extra pass units run per step), JSON-safe (non-finite floats → None)."""
+    """The TrainResult's scalar fields plus the coin fraction `sa_fraction` (ΣX_t/T), its value
+    over each third of the steps `sa_fraction_by_third` (how a schedule or policy spends over
+    training) and `realized_extra` (extra pass units run per step), JSON-safe (non-finite floats →
+    None)."""
     summary = {
         f.name: getattr(result, f.name)
         for f in dataclasses.fields(result)
         if f.name not in ("epochs", "draws", "signals")
     }
     summary["sa_fraction"] = result.sa_fraction
+    thirds = np.array_split(np.asarray(result.draws, dtype=float), 3)
+    summary["sa_fraction_by_third"] = [float(p.mean()) if p.size else None for p in thirds]
     summary["realized_extra"] = result.realized_extra
     return {k: _json_safe(v) for k, v in summary.items()}
 
@@ -66,6 +72,8 @@ def _print_summary(s: dict[str, Any], out: Path | None) -> None:
         f"  realized Δη {num(s['realized_extra'], '.4f')} (extra passes run)"
         f"  expected Δη {num(s['expected_extra'], '.4f')}"
         f"  closed form {num(s['closed_form_extra'], '.4f')}",
+        "SA fraction by third of the steps "
+        + " / ".join(num(v, ".3f") for v in s["sa_fraction_by_third"]),
         f"test error {num(s['test_error'], '.4f')}  test loss {num(s['test_loss'], '.4f')}"
         f"  train error {num(s['train_error'], '.4f')}  train loss {num(s['train_loss'], '.4f')}",
         f"train time {num(s['train_time_s'], '.1f')} s  base step {num(s['sgd_step_s'], '.4f')} s"
