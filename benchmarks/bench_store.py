@@ -44,7 +44,6 @@ BUCKET = "bench-store"
 def _cells(size: str, sweeps_file: Path) -> list:
     """The paper grid (size "paper"), or its first N unique cells with as many seeds as needed."""
     from rstsweep.sweeps import load_sweeps
-
     from rstsweep.testing.synthetic import grid_cells
 
     spec = load_sweeps(sweeps_file)

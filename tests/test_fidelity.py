@@ -3,7 +3,9 @@ implementation written here (a flat θ, gradients by torch.func.functional_call,
 lines of tensor algebra), driven through the trainer's real `train_step` with base steps mixed in:
 official ASAM (weights scaled, biases not), the RST authors' ASAM, GSAM with ρ tied to the lr,
 the authors' switches (L2 in the loss, normalised GNR mix, a second clip), ESAM's tensor-level
-SWP with ρ/β and its data selection. Plus ESAM's choice, scaling and skipped first-pass gradients.
+SWP with ρ/β and its data selection, G-RST's mix (1−α)·g + α·u on every tensor for ESAM and on
+LookSAM's reuse steps (also normalised). Plus ESAM's choice, scaling and skipped first-pass
+gradients.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from rstsweep.trainers.runtime import Runtime
 from rstsweep.trainers.sam import SAM, disable_running_stats
 from rstsweep.trainers.step import StepContext, train_step
-from rstsweep.trainers.variants import ESAM, GSAM
+from rstsweep.trainers.variants import ESAM, GSAM, LookSAM
 
 torch.set_num_threads(1)
 SGD = dict(lr=0.1, momentum=0.9, nesterov=True)
@@ -161,14 +163,19 @@ def authors_gnr(ref: Reference, rho: float, alpha: float, l2: float):
     return update
 
 
-def esam(ref: Reference, rho: float, beta: float, gamma: float, seed: int):
+def mix(g, u, alpha: float, normalised: bool):
+    """G-RST: (1−α)·g + α·u, or (1−α)·g/‖g‖ + α·u (the RST authors' `norm_perturbations`)."""
+    return (1 - alpha) * (g / g.norm() if normalised else g) + alpha * u
+
+
+def esam(ref: Reference, rho, beta, gamma, seed, alpha=1.0, normalised=False):
     gen = torch.Generator().manual_seed(seed)
     state = {"chosen": torch.ones(len(ref.sizes), dtype=torch.bool)}
 
     @plain()
     def update(theta, g, x, y, lr):
-        g = g * state["chosen"][ref.tensor_of]  # unchosen tensors: no first-pass gradient
-        eps = (rho / beta) * g / g.norm()
+        g_c = g * state["chosen"][ref.tensor_of]  # only the chosen tensors are perturbed
+        eps = (rho / beta) * g_c / g_c.norm()
         increase = ref.losses(theta + eps, x, y, False) - ref.losses(theta, x, y, False)
         idx = increase.topk(int(gamma * len(y))).indices
         u = ref.grad(theta + eps, x[idx], y[idx])
@@ -176,7 +183,23 @@ def esam(ref: Reference, rho: float, beta: float, gamma: float, seed: int):
         state["chosen"] = draws < beta
         if not state["chosen"].any():
             state["chosen"][draws.argmin()] = True
-        return u
+        return mix(g, u, alpha, normalised)  # every tensor: the full first-pass g
+
+    return update
+
+
+def looksam(ref: Reference, rho, k, alpha_l, alpha, normalised):
+    state = {"sa_steps": 0, "g_v": None}
+
+    @plain()
+    def update(theta, g, x, y, lr):
+        if state["sa_steps"] % k == 0:  # full SAM step, storing g_v ⊥ g
+            u = ref.grad(theta + rho * g / g.norm(), x, y)
+            state["g_v"] = u - (g @ u) / (g @ g) * g
+        else:  # reuse step, one pass
+            u = g + alpha_l * g.norm() / state["g_v"].norm() * state["g_v"]
+        state["sa_steps"] += 1
+        return mix(g, u, alpha, normalised)
 
     return update
 
@@ -237,6 +260,59 @@ CASES = {
             **SGD,
         ),
         lambda ref: esam(ref, 0.3, 0.5, 0.5, 3),
+        {},
+    ),
+    "esam-gnr": (
+        lambda ps: ESAM(
+            ps,
+            torch.optim.SGD,
+            rho=0.3,
+            beta=0.5,
+            sample_fraction=0.5,
+            choice_seed=3,
+            alpha=0.5,
+            weight_decay=WD,
+            **SGD,
+        ),
+        lambda ref: esam(ref, 0.3, 0.5, 0.5, 3, alpha=0.5),
+        {},
+    ),
+    "esam-authors-gnr": (
+        lambda ps: ESAM(
+            ps,
+            torch.optim.SGD,
+            rho=0.3,
+            beta=0.5,
+            sample_fraction=0.5,
+            choice_seed=4,
+            alpha=2.0,
+            norm_perturbations=True,
+            weight_decay=WD,
+            **SGD,
+        ),
+        lambda ref: esam(ref, 0.3, 0.5, 0.5, 4, alpha=2.0, normalised=True),
+        {},
+    ),
+    "looksam-authors-gnr": (
+        lambda ps: LookSAM(
+            ps,
+            torch.optim.SGD,
+            rho=0.3,
+            k=2,
+            looksam_alpha=0.7,
+            alpha=0.5,
+            norm_perturbations=True,
+            weight_decay=WD,
+            **SGD,
+        ),
+        lambda ref: looksam(ref, 0.3, 2, 0.7, 0.5, normalised=True),
+        {},
+    ),
+    "looksam-gnr": (
+        lambda ps: LookSAM(
+            ps, torch.optim.SGD, rho=0.3, k=2, looksam_alpha=0.7, alpha=2.0, weight_decay=WD, **SGD
+        ),
+        lambda ref: looksam(ref, 0.3, 2, 0.7, 2.0, normalised=False),
         {},
     ),
 }
@@ -305,6 +381,31 @@ def test_esam_chooses_tensors_skips_their_first_pass_gradients_and_scales_by_rho
         else:
             assert g is None and torch.equal(e, torch.zeros_like(e))
     assert torch.sqrt(sum((e * e).sum() for e in eps)).item() == pytest.approx(0.3 / 0.4, rel=1e-9)
+
+
+def test_esam_with_grst_mixing_keeps_every_first_pass_gradient_and_counts_no_saving() -> None:
+    from rstsweep.core.config import CellConfig
+    from rstsweep.core.passes import expected_sa_extra, ranking_forward
+
+    model, batches = make_model(), make_batches()
+    params = list(model.parameters())
+    had_grad: list[list[bool]] = []
+
+    class Seen(ESAM):  # what the first pass left, as first_step receives it
+        def first_step(self, zero_grad: bool = False) -> None:
+            had_grad.append([p.grad is not None for p in params])
+            super().first_step(zero_grad)
+
+    opt = Seen(model.named_parameters(), torch.optim.SGD, beta=0.4, alpha=0.5, choice_seed=11)
+    run_ours(model, opt, batches)
+    assert len(had_grad) == sum(COINS) and all(all(h) for h in had_grad)
+    # ½ second pass + the ranking forward per SA step, no skipped weight gradients
+    assert opt.take_extra_passes() == pytest.approx(sum(COINS) * (0.5 + ranking_forward()))
+    mixed = CellConfig(algorithm="esam", esam_beta=0.4, alpha=0.5)
+    assert expected_sa_extra(mixed) == pytest.approx(0.5 + 1 / 3)
+    assert expected_sa_extra(mixed.model_copy(update={"alpha": 1.0})) == pytest.approx(
+        0.5 + 1 / 3 - 0.6 / 3
+    )
 
 
 def test_esam_state_dict_resumes_the_choice_stream() -> None:

@@ -95,3 +95,58 @@ def test_unknown_and_bad_names() -> None:
     with pytest.raises(RstError, match="depth must be 6n"):
         build_model("wrn-27-10", 3, 10)
     assert isinstance(build_model(" ResNet18 ", 3, 10), torch.nn.Module)  # case/space tolerant
+
+
+# ----------------------------------------------------------------- layouts per data set (catalogue)
+def test_imagenet_resnet18_is_torchvisions_imagenet_layout() -> None:
+    """On ImageNet `resnet18` is He et al.'s ImageNet network (7×7 stride-2 stem + max-pool), the
+    layout of torchvision's resnet18, not the CIFAR one (3×3 stride-1 stem, no max-pool)."""
+    import torchvision
+
+    model = build_model("resnet18", 3, 1000, image_size=224, dataset="imagenet")
+    reference = torchvision.models.resnet18(weights=None, num_classes=1000)
+    shapes = [(n, tuple(p.shape)) for n, p in model.state_dict().items()]
+    assert shapes == [(n, tuple(p.shape)) for n, p in reference.state_dict().items()]
+    assert n_params(model) == 11_689_512  # torchvision's published count
+    assert model.conv1.kernel_size == (7, 7) and model.conv1.stride == (2, 2)
+    assert isinstance(model.maxpool, torch.nn.MaxPool2d)
+    assert forward(model, 3, 224, batch=1).shape == (1, 1000)
+    # small images keep the CIFAR network (same parameters as without a data set)
+    cifar = build_model("resnet18", 3, 10, dataset="cifar10")
+    assert n_params(cifar) == 11_173_962 and cifar.stem[0].kernel_size == (3, 3)
+    assert not any(isinstance(m, torch.nn.MaxPool2d) for m in cifar.modules())
+
+
+def test_vit_s16_on_imagenet_has_16_pixel_patches() -> None:
+    vit = build_model("vit-s16", 3, 1000, width=64, image_size=224, dataset="imagenet")
+    assert vit.patch == 16 and n_params(vit) == vit_params(64, 12, 3, 14, 1000, patch=16)
+    assert build_model("vit-s16", 3, 10, width=64, dataset="cifar10").patch == 4
+
+
+@pytest.mark.parametrize("name", ["vgg16-bn", "wrn-28-10"])
+def test_models_without_an_imagenet_recipe_are_refused(name: str) -> None:
+    from rstsweep.core.config import CellConfig
+
+    with pytest.raises(RstError, match=rf"model: {name} on imagenet: no ImageNet recipe"):
+        build_model(name, 3, 1000, image_size=224, dataset="imagenet")
+    with pytest.raises(ValueError, match=rf"model: {name} on imagenet"):
+        CellConfig(model=name, dataset="imagenet")
+    assert CellConfig(model=name, dataset="cifar10").model == name  # small images: fine
+
+
+def test_the_catalogue_and_fields_say_which_layout_a_pair_gets() -> None:
+    from typer.testing import CliRunner
+
+    from rstsweep.cli import app
+    from rstsweep.core.catalog import model_variant
+
+    assert "7×7 stride-2 stem + max-pool" in model_variant("resnet18", "imagenet")
+    assert "3×3 stride-1 stem, no max-pool" in model_variant("resnet18", "cifar100")
+    assert model_variant("wrn-16-4", "fashion-mnist").startswith("WideResNet")
+    assert "rstsweep fields --models" in CliRunner().invoke(app, ["fields"]).output
+    listing = CliRunner().invoke(app, ["fields", "--models"])
+    assert listing.exit_code == 0
+    assert "ImageNet ResNet-18: 7×7 stride-2 stem" in listing.output
+    assert "vgg16-bn   imagenet     refused" in listing.output
+    bad = CliRunner().invoke(app, ["train", "--model", "vgg16-bn", "--dataset", "imagenet"])
+    assert bad.exit_code == 2 and "model: vgg16-bn on imagenet" in bad.output

@@ -15,16 +15,24 @@ from rstsweep.schedules import SALT, SIGNAL_LAG, Policy, ScheduleError, parse
 from rstsweep.store.rows import draws_row, pack_signal, unpack_signal
 from rstsweep.trainers.draws import PolicyDraws
 
-# ‖g_t‖² of 8 steps; by hand with δ = 0.5, c_t = −1 + 2t/8, lag 2 (μ, σ² from 0):
-#   t=0,1 no signal yet                                  -> SAM
-#   t=2 sees 4:   σ²=¼·16=4,          μ=2,   c=−½, bound 2−½·2=1        4 ≥ 1     -> 1
-#   t=3 sees 2:   σ²=½·4+¼·0=2,       μ=2,   c=−¼, bound 2−¼·√2=1.646   2 ≥ 1.646 -> 1
-#   t=4 sees 8:   σ²=1+¼·36=10,       μ=5,   c=0,  bound 5              8 ≥ 5     -> 1
-#   t=5 sees 1:   σ²=5+¼·16=9,        μ=3,   c=¼,  bound 3+¼·3=3.75     1 < 3.75  -> 0
-#   t=6 sees 4.6: σ²=4.5+¼·1.6²=5.14, μ=3.8, c=½,  bound 3.8+½·2.267=4.93  4.6 <  -> 0
-#   t=7 sees 10:  σ²=2.57+¼·6.2²=12.18, μ=6.9, c=¾, bound 6.9+¾·3.49=9.52 10 ≥    -> 1
+# ‖g_t‖² of 8 steps; by hand with δ = 0.5, λ1 = −1, λ2 = 1: c_t = (t/8)·λ1 + (1 − t/8)·λ2
+# = 1 − t/4, μ_t = ½μ + ½s, then σ²_t = ½σ² + ½(s − μ_t)² (Jiang et al. 2023), from 0; lag 2:
+#   t=0,1 no signal yet                                   -> SAM
+#   t=2 sees 4:   μ=2,   σ²=½·2²=2,             c=½,  bound 2+½·1.414=2.707    4 ≥   -> 1
+#   t=3 sees 2:   μ=2,   σ²=1+0=1,              c=¼,  bound 2+¼·1=2.25         2 <   -> 0
+#   t=4 sees 8:   μ=5,   σ²=½+½·3²=5,           c=0,  bound 5                  8 ≥   -> 1
+#   t=5 sees 1:   μ=3,   σ²=2.5+½·2²=4.5,       c=−¼, bound 3−¼·2.121=2.47     1 <   -> 0
+#   t=6 sees 4.6: μ=3.8, σ²=2.25+½·0.8²=2.57,   c=−½, bound 3.8−½·1.603=3.00   4.6 ≥ -> 1
+#   t=7 sees 10:  μ=6.9, σ²=1.285+½·3.1²=6.09,  c=−¾, bound 6.9−¾·2.468=5.05   10 ≥  -> 1
 SIGNALS = [4.0, 2.0, 8.0, 1.0, 4.6, 10.0, 0.0, 0.0]
-AESAM_BY_HAND = [1, 1, 1, 1, 1, 0, 0, 1]
+AESAM_BY_HAND = [1, 1, 1, 0, 1, 0, 1, 1]
+# lag 0 (the published rule: step t decides from its own s_t), same statistics:
+#   t=0 s=4: c=1, bound 2+1.414=3.41 -> 1;   t=1 s=2: c=¾, bound 2+¾=2.75 -> 0
+#   t=2 s=8: c=½, bound 5+½·2.236=6.12 -> 1; t=3 s=1: c=¼, bound 3+¼·2.121=3.53 -> 0
+#   t=4 s=4.6: c=0, bound 3.8 -> 1;          t=5 s=10: c=−¼, bound 6.9−¼·2.468=6.28 -> 1
+#   t=6 s=0: μ=3.45, σ²=3.045+½·3.45²=8.996, c=−½, bound 3.45−½·2.999=1.95 -> 0
+#   t=7 s=0: μ=1.725, σ²=4.498+½·1.725²=5.986, c=−¾, bound 1.725−¾·2.447=−0.11 -> 1
+AESAM_LAG0_BY_HAND = [1, 0, 1, 0, 1, 1, 0, 1]
 AESAM_SPEC = "aesam(l1=-1, l2=1, delta=0.5)"
 
 
@@ -34,9 +42,30 @@ def test_aesam_rule_matches_the_hand_computed_sequence():
     assert draws.astype(int).tolist() == AESAM_BY_HAND
     # threshold rule: p_t ∈ {0, 1}, so the seed cannot matter
     assert np.array_equal(parse(AESAM_SPEC).replay(SIGNALS, seed=7), draws)
-    # c matters: with c ≡ 0 step 6 (4.6 ≥ μ = 3.8) becomes a SAM step
+    # c matters: with c ≡ 0 step 3 (2 ≥ μ = 2) becomes a SAM step
     flat = parse("aesam(l1=0, l2=0, delta=0.5)").replay(SIGNALS, seed=0)
     assert flat.astype(int).tolist() == [1, 1, 1, 1, 1, 0, 1, 1]
+    exact = parse(AESAM_SPEC).replay(SIGNALS, seed=0, lag=0)
+    assert exact.astype(int).tolist() == AESAM_LAG0_BY_HAND
+
+
+@pytest.mark.parametrize("lag", [0, 2])
+def test_aesam_spends_more_sam_steps_late_than_early_by_the_formula(lag):
+    """A stationary signal alternating m ± a: in steady state μ after a high step is
+    m + a(1−δ)/(1+δ), so s − μ = ±2δa/(1+δ) at every step, (s − μ)² is constant and σ equals
+    |s − μ|: high steps are SAM iff c_t ≤ 1, low steps iff c_t ≤ −1. With λ2 = 2, λ1 = −2,
+    c_t = 2 − 4t/T crosses 1 at t = T/4 and −1 at t = 3T/4, so the first third spends
+    ½·(1/3 − 1/4)/(1/3) = 1/8 and the last ½ + ½·(1 − 3/4)/(1/3) = 7/8: 3/4 more."""
+    T = 1201  # c_t never equals ±1 exactly at an integer step (no ties)
+    signals = np.where(np.arange(T) % 2 == 0, 10.0, 6.0)
+    x = parse("aesam(l1=-2, l2=2, delta=0.5)").replay(signals, seed=0, lag=lag)
+    first, _, last = np.array_split(x.astype(float), 3)
+    assert first.mean() == pytest.approx(1 / 8, abs=0.01)
+    assert last.mean() == pytest.approx(7 / 8, abs=0.01)
+    assert last.mean() - first.mean() == pytest.approx(3 / 4, abs=0.01)
+    # the nominal share under the normal model leans the same way
+    nominal = parse("aesam").p(np.array([0.1, 0.5, 0.9]))
+    assert nominal[0] < 0.5 - 0.1 and nominal[1] == pytest.approx(0.5) and nominal[2] > 0.6
 
 
 def test_trainer_draw_source_decides_like_replay():
@@ -52,7 +81,17 @@ def test_trainer_draw_source_decides_like_replay():
     # a restored source (replaying the signals) continues in the same controller state
     restored = PolicyDraws(policy, len(SIGNALS), seed=0, device=torch.device("cpu"))
     restored.restore(5, source.signals)
-    assert [restored.decide(t) for t in (5, 6, 7)] == [False, False, True]
+    assert [restored.decide(t) for t in (5, 6, 7)] == [False, True, True]
+    # lag 0: nothing decided before the step; decided from the step's own signal
+    exact = PolicyDraws(policy, len(SIGNALS), seed=0, device=torch.device("cpu"), lag=0)
+    got = []
+    for t, s in enumerate(SIGNALS):
+        assert exact.decide(t) is None
+        got.append(int(exact.decide_now(t, torch.tensor([s, 0.5]))))
+    assert got == AESAM_LAG0_BY_HAND
+    again = PolicyDraws(policy, len(SIGNALS), seed=0, device=torch.device("cpu"), lag=0)
+    again.restore(6, exact.signals)
+    assert again.draws[:6].astype(int).tolist() == AESAM_LAG0_BY_HAND[:6]
 
 
 def _uniforms(T: int, seed: int) -> np.ndarray:
@@ -120,6 +159,12 @@ def test_policy_specs_defaults_and_errors():
     # valid everywhere a schedule is: the cell config canonicalises and hashes it
     a = CellConfig(schedule="aesam(l1=-1, l2=1)")
     assert a.schedule == "aesam" and a.cell_id() == CellConfig(schedule="aesam").cell_id()
+    # the decision lag is in cell_id only for policy cells that set it away from 2
+    assert CellConfig(schedule="aesam", signal_lag=2).cell_id() == a.cell_id()
+    assert CellConfig(schedule="aesam", signal_lag=0).cell_id() != a.cell_id()
+    assert CellConfig(signal_lag=0).cell_id() == CellConfig().cell_id()  # a schedule: no lag
+    with pytest.raises(ValueError, match=r"signal_lag: 0 .* esam"):
+        CellConfig(schedule="aesam", signal_lag=0, algorithm="esam")
 
 
 def test_signal_column_round_trip():
@@ -164,6 +209,19 @@ def test_policy_cell_trains_resumes_and_replays(tmp_path):
     def crash(record):
         if record.epoch == 1:
             raise Crash
+
+    # the published rule (lag 0): each step decides from its own first pass
+    exact_cfg = cfg.model_copy(update={"schedule": "aesam", "signal_lag": 0})
+    exact = loop.train(exact_cfg, out_dir=tmp_path / "exact")
+    assert np.all(np.isfinite(exact.signals)) and exact.sa_steps == int(exact.draws.sum())
+    np.testing.assert_array_equal(
+        parse("aesam").replay(exact.signals, cfg.seed, lag=0), exact.draws
+    )
+    from rstsweep.trainers.summary import result_summary
+
+    d = exact.draws.astype(int).tolist()  # 12 steps: thirds of 4
+    by_third = [sum(d[:4]) / 4, sum(d[4:8]) / 4, sum(d[8:]) / 4]
+    assert result_summary(exact)["sa_fraction_by_third"] == pytest.approx(by_third)
 
     with pytest.raises(Crash):
         loop.train(cfg, out_dir=tmp_path / "resumed", on_epoch=crash)

@@ -88,11 +88,18 @@ def train_cmd(
 
 
 @app.command("fields")
-def fields_cmd() -> None:
+def fields_cmd(
+    models: Annotated[
+        bool,
+        typer.Option(
+            "--models", help="Instead: which network each model builds for each data set."
+        ),
+    ] = False,
+) -> None:
     """List every cell-config field (type, range, default, description) for `--set KEY=VALUE`."""
-    from rstsweep.core.fields import fields_text
+    from rstsweep.core.fields import fields_text, variants_text
 
-    print(fields_text())
+    print(variants_text() if models else fields_text())
 
 
 def train_and_print(config: CellConfig, out: Path | None, resume: bool, as_json: bool) -> int:
@@ -132,6 +139,8 @@ def print_summary(s: dict[str, Any], out: Path | None) -> None:
         f"  realized Δη {num(s['realized_extra'], '.4f')} (extra passes run)"
         f"  expected Δη {num(s['expected_extra'], '.4f')}"
         f"  closed form {num(s['closed_form_extra'], '.4f')}",
+        "SA fraction by third of the steps "
+        + " / ".join(num(v, ".3f") for v in s["sa_fraction_by_third"]),
         f"test error {num(s['test_error'], '.4f')}  test loss {num(s['test_loss'], '.4f')}"
         f"  train error {num(s['train_error'], '.4f')}  train loss {num(s['train_loss'], '.4f')}",
         f"train time {num(s['train_time_s'], '.1f')} s  base step {num(s['sgd_step_s'], '.4f')} s"

@@ -1,7 +1,7 @@
-"""What the trainer knows by name, without importing torch: the model and dataset names, the
-training-set sizes, the batching rule and a cell's step count. The sweeper validates YAML and
-plans with these, and the torch modules (models, data, augment) use the same definitions, so the
-two can never disagree."""
+"""What the trainer knows by name, without importing torch: the model and dataset names, which
+network a (model, dataset) pair builds, the training-set sizes, the batching rule and a cell's
+step count. The sweeper validates YAML and plans with these, and the torch modules (models, data,
+augment) use the same definitions, so the two can never disagree."""
 
 from __future__ import annotations
 
@@ -41,6 +41,50 @@ DATASET_SHAPES: dict[str, tuple[int, int, int]] = {
     "cifar100": (3, 32, 100),
     "imagenet": (3, 224, 1000),
 }
+
+
+# Which network a model name builds for a data set. Small images (Fashion-MNIST, CIFAR) get the
+# CIFAR layouts the RST paper (Zhao et al.) trains; ImageNet gets the layout the ImageNet papers
+# train, and the pairs no cited recipe covers are refused rather than silently run as a CIFAR net
+# on 224 px inputs.
+SMALL, LARGE = "small-image", "imagenet"
+VARIANTS: dict[tuple[str, str], str] = {
+    ("fastcnn", SMALL): "airbench-style demo CNN (widths w/2w/4w)",
+    ("fastcnn", LARGE): "airbench-style demo CNN (widths w/2w/4w; a demo net, not a paper's)",
+    ("resnet18", SMALL): "CIFAR ResNet-18: 3×3 stride-1 stem, no max-pool",
+    ("resnet18", LARGE): "ImageNet ResNet-18: 7×7 stride-2 stem + max-pool (He et al. 2016; "
+    "torchvision resnet18)",
+    ("wrn-D-K", SMALL): "WideResNet-D-K, pre-activation (Zagoruyko & Komodakis 2016)",
+    ("vgg16-bn", SMALL): "CIFAR VGG16-BN: 13 conv-BN-ReLU, one linear classifier",
+    ("vit-s16", SMALL): "ViT-S for small images: patch 4, dim 384, depth 12, 6 heads",
+    ("vit-s16", LARGE): "ViT-S/16: patch 16, dim 384, depth 12, 6 heads (Dosovitskiy et al. 2021)",
+    ("resnet50", SMALL): "torchvision ResNet-50 (ImageNet layout)",
+    ("resnet50", LARGE): "ImageNet ResNet-50 (He et al. 2016; torchvision resnet50)",
+    ("resnet101", SMALL): "torchvision ResNet-101 (ImageNet layout)",
+    ("resnet101", LARGE): "ImageNet ResNet-101 (He et al. 2016; torchvision resnet101)",
+}
+
+
+def input_kind(dataset: str) -> str:
+    """`imagenet` for ImageNet, `small-image` for every other data set."""
+    return LARGE if dataset == "imagenet" else SMALL
+
+
+def model_variant(model: str, dataset: str) -> str:
+    """The network `model` builds for `dataset`, described with its source (`VARIANTS`). Raises
+    ValueError, naming `model`, for a pair no cited recipe covers (VGG16-BN and WideResNet on
+    ImageNet); unknown model names are left to the model builder's error."""
+    key = "wrn-D-K" if WRN_RE.match(model) else model
+    kind = input_kind(dataset)
+    if (key, kind) in VARIANTS:
+        return VARIANTS[(key, kind)]
+    if (key, SMALL) in VARIANTS:  # a known model without an ImageNet layout
+        on = sorted({m for (m, k) in VARIANTS if k == LARGE})
+        raise ValueError(
+            f"model: {model} on {dataset}: no ImageNet recipe is cited for it (its layout here is "
+            f"the CIFAR one); on imagenet use one of {', '.join(on)}"
+        )
+    return ""
 
 
 def is_known_model(name: str) -> bool:

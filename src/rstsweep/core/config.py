@@ -30,6 +30,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rstsweep.core.algorithms import algorithm_names
+from rstsweep.core.catalog import model_variant
 from rstsweep.schedules import parse as parse_schedule
 
 BaseOptimizer = Literal["sgd", "adam", "adamw"]
@@ -72,6 +73,7 @@ OMITTED_AT_DEFAULT: dict[str, object] = {
     "base_grad_clip": None,
     "warmup_sgd": False,
     "mixup_alpha": 0.0,
+    "signal_lag": 2,
 }
 # Options that change what a cell computes only for one algorithm or augmentation: elsewhere they
 # stay out of cell_id, so e.g. a SAM cell without crops keeps its id whatever they are. Where
@@ -86,7 +88,13 @@ ONLY_WHERE: dict[str, Callable[[dict], bool]] = {
     "pad_mode": lambda f: (
         f.get("augment") in ("basic", "cutout") and f.get("dataset") != "imagenet"
     ),
+    # a closed-loop policy's decision lag (also omitted at 2, what every policy cell did before)
+    "signal_lag": lambda f: _is_policy(f.get("schedule", "")),
 }
+
+
+def _is_policy(spec: str) -> bool:
+    return bool(getattr(parse_schedule(spec), "is_policy", False))
 
 
 def _in_identity(key: str, value: object, fields: dict) -> bool:
@@ -133,6 +141,9 @@ class CellConfig(BaseModel):
         None, gt=0.0, description="second clip inside the base optimizer (authors: 2.0)"
     )
     warmup_sgd: bool = Field(False, description="coins forced to 0 (SGD) in warm-up epochs")
+    signal_lag: int = Field(
+        2, ge=0, le=2, description="policies: X_t from step t-lag's |g|^2 (0: exact, 1 read/step)"
+    )
 
     # --- base optimizer and regularisation ---
     optimizer: BaseOptimizer = Field("sgd", description="base optimizer")
@@ -147,7 +158,11 @@ class CellConfig(BaseModel):
     grad_clip: float | None = Field(5.0, gt=0.0, description="global grad-norm clip; null: off")
 
     # --- model and data ---
-    model: str = Field("fastcnn", description="model name (wrn-D-K: depth D, width K)")
+    model: str = Field(
+        "fastcnn",
+        description="model name (wrn-D-K: depth D, width K); its layout per data set: "
+        "`rstsweep fields --models`",
+    )
     width: int | None = Field(None, ge=1, description="model width override (fastcnn, wrn k)")
     dataset: str = Field("fashion-mnist", description="data set name")
     augment: Augment = Field("basic", description="basic: flip + pad-crop; cutout: basic + cutout")
@@ -223,11 +238,27 @@ class CellConfig(BaseModel):
     def _policies_run_on_one_process(self) -> CellConfig:
         # Data-parallel workers keep their first-pass gradients local (m-sharpness), so their
         # gradient-norm signals differ and a policy would choose different branches per worker.
-        if self.world_size > 1 and getattr(parse_schedule(self.schedule), "is_policy", False):
+        if self.world_size > 1 and _is_policy(self.schedule):
             raise ValueError(
                 f"schedule {self.schedule!r} is a closed-loop policy: it needs world_size 1 "
                 "(data-parallel workers see different gradient norms)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _exact_decisions_need_every_gradient(self) -> CellConfig:
+        # ESAM's first pass skips the weight gradients of the tensors it will not perturb, so
+        # before the decision it cannot both save them and measure ‖g‖² of every tensor.
+        if self.signal_lag == 0 and self.algorithm == "esam" and _is_policy(self.schedule):
+            raise ValueError(
+                "signal_lag: 0 (decide from the step's own ‖g‖²) does not combine with algorithm "
+                "esam, whose first pass skips weight gradients (use signal_lag 2)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _model_has_a_layout_for_the_data(self) -> CellConfig:
+        model_variant(self.model, self.dataset)  # VGG16-BN / WideResNet on ImageNet: refused
         return self
 
     @model_validator(mode="after")

@@ -16,7 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from rstsweep.core.algorithms import algorithm_names
-from rstsweep.core.catalog import DATASETS, MODEL_NAMES
+from rstsweep.core.catalog import DATASETS, LARGE, MODEL_NAMES, SMALL, VARIANTS
 from rstsweep.core.config import RUNTIME_FIELDS, CellConfig
 from rstsweep.errors import RstError, format_validation_error, unknown_key, validation_detail
 
@@ -106,6 +106,18 @@ def fields_text() -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True)) + "  " + row[4]
              for row in rows]  # fmt: skip
     return "\n".join(line.rstrip() for line in lines)
+
+
+def variants_text() -> str:
+    """Which network each model builds for small images (Fashion-MNIST, CIFAR) and for ImageNet
+    (`core.catalog.VARIANTS`), refused pairs included."""
+    models = dict.fromkeys(m for m, _ in VARIANTS)
+    lines = ["model layouts (what `model` builds for the data set):"]
+    for model in models:
+        for kind in (SMALL, LARGE):
+            text = VARIANTS.get((model, kind), "refused: no ImageNet recipe is cited for it")
+            lines.append(f"  {model:<10} {kind:<12} {text}")
+    return "\n".join(lines)
 
 
 # Fields whose allowed values come from a registry rather than a pydantic constraint.

@@ -49,12 +49,22 @@ def skipped_weight_grads(fraction: float) -> float:
     return -WEIGHT_GRAD * float(fraction)
 
 
-def esam_extra(beta: float, gamma: float, ranked: bool = True) -> float:
+# ESAM's reference code (dydjw9/Efficient_SAM, `utils/Esam.py`) keeps every sample from γ = 0.99.
+ESAM_KEEPS_ALL = 0.99
+
+
+def esam_selects(gamma: float) -> bool:
+    """Whether ESAM's data selection drops samples at this γ (below 0.99, as the reference)."""
+    return gamma < ESAM_KEEPS_ALL
+
+
+def esam_extra(beta: float, gamma: float, ranked: bool = True, skips: bool = True) -> float:
     """Expected extra of one ESAM step: a γ-fraction second pass, the ranking forward (only when
     γ selects a strict subset) and the skipped weight gradients of the 1 − β unchosen share (in
-    expectation 1 − β of every tensor's entries, whatever the tensor sizes)."""
+    expectation 1 − β of every tensor's entries, whatever the tensor sizes). G-RST mixing
+    (`alpha` ≠ 1) needs every first-pass gradient: `skips=False`, nothing skipped."""
     rank = ranking_forward() if ranked else 0.0
-    return second_pass(gamma) + rank + skipped_weight_grads(1.0 - beta)
+    return second_pass(gamma) + rank + (skipped_weight_grads(1.0 - beta) if skips else 0.0)
 
 
 def expected_sa_extra(config: Any) -> float:
@@ -64,5 +74,7 @@ def expected_sa_extra(config: Any) -> float:
     if config.algorithm == "looksam":
         return second_pass() / config.looksam_k
     if config.algorithm == "esam":
-        return esam_extra(config.esam_beta, config.esam_gamma, ranked=config.esam_gamma < 1.0)
+        ranked, skips = esam_selects(config.esam_gamma), config.alpha == 1.0
+        gamma = config.esam_gamma if ranked else 1.0
+        return esam_extra(config.esam_beta, gamma, ranked, skips)
     return get_algorithm(config.algorithm).extra_passes

@@ -6,11 +6,13 @@ and the coins already drawn into p_t. The coin is still X_t = U_t < p_t with U f
 stream (`coins.uniforms`), so two policies (or a policy and a schedule) of the same seed share
 every U_t: common random numbers survive.
 
-Signal lag. X_t is decided from the signal of step t − SIGNAL_LAG (steps t < SIGNAL_LAG see none).
-With a lag of 1 the host would have to wait, before launching step t, for step t − 1 to finish on
-the GPU (the queue drains every step); with 2 one step is always in flight, and reading the older
-value costs no stall. The lag is the same on every device, so the draws are a pure function of
-(recorded signals, seed): `Policy.replay` recomputes them from the draws table.
+Signal lag. X_t is decided from the signal of step t − lag (steps t < lag see none). The default,
+SIGNAL_LAG = 2, costs no host-device sync: with a lag of 1 the host would have to wait, before
+launching step t, for step t − 1 to finish on the GPU (the queue drains every step); with 2 one
+step is always in flight, and reading the older value costs no stall. Lag 0 (`signal_lag: 0` in the
+cell) is the published rule: X_t from step t's own first-pass gradient, one scalar read per step.
+The lag is recorded with the cell, so the draws are a pure function of (recorded signals, seed,
+lag): `Policy.replay` recomputes them from the draws table.
 
     >>> from rstsweep.schedules import parse
     >>> parse("budget(0.3)").spec, parse("aesam").spec, parse("aesam(l1=-1, l2=1)").spec
@@ -49,7 +51,7 @@ class PolicyParam(Param):
 
 class Controller:
     """The per-run state machine of a policy: `probability(t, signal)` gives p_t, then `record`
-    is told the coin X_t. `signal` is ‖g‖² of step t − SIGNAL_LAG (NaN for the first steps)."""
+    is told the coin X_t. `signal` is ‖g‖² of step t − lag (NaN for the first `lag` steps)."""
 
     def probability(self, t: int, signal: float) -> float:  # pragma: no cover - interface
         raise NotImplementedError
@@ -169,15 +171,19 @@ class Policy(Curve):
             f"{self.spec} is a policy: its coins depend on the run's signal (use replay)"
         )
 
-    def replay(self, signals: Sequence[float] | np.ndarray, seed: int) -> np.ndarray:
+    def replay(
+        self, signals: Sequence[float] | np.ndarray, seed: int, lag: int = SIGNAL_LAG
+    ) -> np.ndarray:
         """The coins X_0..X_{T-1} this policy draws given the per-step signals ‖g_t‖² (T = their
-        count): exactly what the trainer draws, so a run can be checked from its draws table."""
-        return self.trace(signals, seed)[1]
+        count) and the cell's `signal_lag`: exactly what the trainer draws, so a run can be
+        checked from its draws table."""
+        return self.trace(signals, seed, lag)[1]
 
     def trace(
-        self, signals: Sequence[float] | np.ndarray, seed: int
+        self, signals: Sequence[float] | np.ndarray, seed: int, lag: int = SIGNAL_LAG
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(p_0..p_{T-1}, X_0..X_{T-1}) for the per-step signals, X_t = U_t < p_t."""
+        """(p_0..p_{T-1}, X_0..X_{T-1}) for the per-step signals, X_t = U_t < p_t, X_t decided
+        from the signal of step t − lag."""
         signals = np.asarray(signals, dtype=np.float64)
         T = int(signals.size)
         u = uniforms(T, seed)
@@ -185,7 +191,7 @@ class Policy(Curve):
         p = np.zeros(T)
         x = np.zeros(T, dtype=bool)
         for t in range(T):
-            s = float(signals[t - SIGNAL_LAG]) if t >= SIGNAL_LAG else math.nan
+            s = float(signals[t - lag]) if t >= lag else math.nan
             p[t] = ctl.probability(t, s)
             x[t] = bool(u[t] < p[t])
             ctl.record(t, bool(x[t]))
@@ -215,14 +221,29 @@ def _validated(kind: PolicyKind, params: Mapping[str, Any]) -> dict[str, float]:
 
 
 class EmaStats:
-    """Exponential moving mean and variance of ‖g‖², AE-SAM's (Jiang et al., ICLR 2023, Sec. 3.1):
-    μ_t = δ·μ_{t-1} + (1 − δ)·s_t and σ²_t = δ·σ²_{t-1} + δ(1 − δ)·(s_t − μ_{t-1})², from
-    μ = σ² = 0."""
+    """Exponential moving mean and variance of ‖g‖² as AE-SAM defines them (Jiang et al., ICLR
+    2023, Sec. 3.1): μ_t = δ·μ_{t−1} + (1 − δ)·s_t, then σ²_t = δ·σ²_{t−1} + (1 − δ)·(s_t − μ_t)²
+    (the deviation from the *updated* mean), from μ = σ² = 0 without bias correction.
+
+    Under i.i.d. s these make the rule calibrated: s_t − μ_t = δ·(s_t − μ_{t−1}), so
+    E[(s_t − μ_t)²] = δ²·Var(s)·2/(1 + δ) and s_t ≥ μ_t + c·σ_t ⇔ (s_t − μ_{t−1})/sd ≥ c with sd
+    the standard deviation of s_t − μ_{t−1}: P(SAM) ≈ P(N(0, 1) ≥ c) once the mean has warmed up
+    (about 1/(1 − δ) steps; before, μ and σ start low and lean to SAM)."""
 
     def __init__(self, delta: float) -> None:
         self.delta = delta
         self.mean = 0.0
         self.var = 0.0
+
+    def update(self, s: float) -> None:
+        d = self.delta
+        self.mean = d * self.mean + (1.0 - d) * s
+        self.var = d * self.var + (1.0 - d) * (s - self.mean) ** 2
+
+
+class LegacyEmaStats(EmaStats):
+    """The budget controller's standardisation of ‖g‖² (kept as it was, so budget cells compute
+    what they did): σ²_t = δ·σ²_{t−1} + δ(1 − δ)·(s_t − μ_{t−1})², then the mean."""
 
     def update(self, s: float) -> None:
         d = self.delta
@@ -236,26 +257,31 @@ def _normal_sf(x: np.ndarray) -> np.ndarray:
     return np.asarray(flat, dtype=float).reshape(np.shape(x))
 
 
+def aesam_c(tau: Any, l1: float, l2: float) -> Any:
+    """AE-SAM's threshold coefficient at training progress τ = t/T (Jiang et al., ICLR 2023,
+    Sec. 3.1): c = τ·λ1 + (1 − τ)·λ2, from λ2 at the start to λ1 at the end. With λ1 < λ2 the
+    bar falls, so SAM steps are rare early and frequent late."""
+    return tau * l1 + (1.0 - tau) * l2
+
+
 class AESAMController(Controller):
     """AE-SAM (Jiang, Yang, Zhang, Kwok, "An Adaptive Policy to Employ Sharpness-Aware
-    Minimization", ICLR 2023, arXiv:2304.14647): a SAM step iff s ≥ μ_t + c_t·σ_t, μ_t and σ²_t
-    the exponential moving mean and variance of s = ‖g‖² (`EmaStats`, forgetting rate δ), c_t
-    moving linearly from λ1 at the start to λ2 at the end: c_t = λ1 + (λ2 − λ1)·t/T. p_t ∈ {0, 1},
-    so U_t < p_t is exactly the threshold rule (no coin is wasted, CRN is trivially kept).
+    Minimization", ICLR 2023, arXiv:2304.14647, Sec. 3.1): a SAM step iff s_t ≥ μ_t + c_t·σ_t, s
+    = ‖g‖² of the first pass, μ_t and σ²_t its moving mean and variance (`EmaStats`, forgetting
+    rate δ, updated with s_t before the comparison), c_t = (t/T)·λ1 + (1 − t/T)·λ2 (`aesam_c`).
+    p_t ∈ {0, 1}, so U_t < p_t is exactly the threshold rule (no coin is wasted, CRN is kept).
 
-    What could not be checked against the paper's own text here (only its abstract and summaries
-    were reachable), so these are choices: the defaults δ = 0.9, λ1 = −1, λ2 = 1 (≈ 84 % SAM steps
-    early, ≈ 16 % late, ½ overall under the normal model); the variance update form above; μ, σ²
-    starting at 0; the statistics updated with s before it is compared. Departure by design: s is
-    the signal of step t − SIGNAL_LAG (the paper uses step t's own gradient), and the first
-    SIGNAL_LAG steps, which have none, are SAM steps."""
+    Defaults δ = 0.9, λ1 = −1, λ2 = 1 (½ SAM steps overall under the paper's normal model: ≈ 16 %
+    at the start, ≈ 84 % at the end). Departure by default: s is the signal of step t − lag with
+    lag = 2 (`signal_lag`; 0 is the published rule), and steps before the first signal are SAM
+    steps. See docs/fidelity.md for what could not be checked against the paper's text."""
 
     def __init__(self, T: int, l1: float, l2: float, delta: float) -> None:
         self.T, self.l1, self.l2 = T, l1, l2
         self.stats = EmaStats(delta)
 
     def threshold_c(self, t: int) -> float:
-        return self.l1 + (self.l2 - self.l1) * t / self.T
+        return float(aesam_c(t / self.T, self.l1, self.l2))
 
     def probability(self, t: int, signal: float) -> float:
         if not math.isfinite(signal):
@@ -268,18 +294,19 @@ class AESAMController(Controller):
 class BudgetController(Controller):
     """Spend a target share d of SAM steps where ‖g‖² is high, and track d over the run.
 
-    z = (s − μ)/σ standardises the lagged ‖g‖² with AE-SAM's moving statistics (δ = 0.9); the
-    weight w = exp(β·z − β²/2) has mean 1 when z ~ N(0, 1), so d·w spends d on average but more
-    on high-norm steps. The deficit D_t = d·t − (SAM steps taken before t) feeds back:
+    z = (s − μ)/σ standardises the lagged ‖g‖² with moving statistics (`LegacyEmaStats`, δ =
+    0.9); the weight w = exp(β·z − β²/2) has mean 1 when z ~ N(0, 1), so d·w spends d on average
+    but more on high-norm steps. The deficit D_t = d·t − (SAM steps taken before t) feeds back:
     p_t = clip(d·w + κ·D_t, 0, 1). D is mean-reverting at rate κ, so its spread stays near
     √(d(1−d)/(2κ)) steps and the realized share (d·T − D_T)/T tracks d within O(1/T), tighter
-    than the binomial √(d(1−d)/T) of a constant schedule. κ is at least 20/T, so short runs close
-    their deficit within a twentieth of training (a falling ‖g‖² makes z, and so w, lean low)."""
+    than the binomial √(d(1−d)/T) of a constant schedule. κ is at least 20/T, so short runs
+    close their deficit within a twentieth of training (a falling ‖g‖² makes z, and so w, lean
+    low)."""
 
     def __init__(self, T: int, d: float, beta: float, kappa: float) -> None:
         self.d, self.beta = d, beta
         self.kappa = max(kappa, 20.0 / max(T, 1))
-        self.stats = EmaStats(0.9)
+        self.stats: EmaStats = LegacyEmaStats(0.9)
         self.taken = 0
 
     def probability(self, t: int, signal: float) -> float:
@@ -306,8 +333,8 @@ def _register_builtins() -> None:
                 PolicyParam("delta", 0.0, 0.999, 0.9),
             ),
             AESAMController,
-            lambda tau, l1, l2, delta: _normal_sf(l1 + (l2 - l1) * tau),
-            "SAM iff ‖g‖² ≥ μ + c·σ, c = l1 + (l2 − l1)·τ",
+            lambda tau, l1, l2, delta: _normal_sf(aesam_c(tau, l1, l2)),
+            "SAM iff ‖g‖² ≥ μ + c·σ, c = τ·l1 + (1 − τ)·l2",
             "Jiang et al., ICLR 2023",
         )
     )

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 
-from rstsweep.core.catalog import cell_steps, steps_per_epoch
+from rstsweep.core.catalog import cell_steps, model_variant, steps_per_epoch
 from rstsweep.core.format import format_count, format_duration
 from rstsweep.core.passes import expected_sa_extra
 from rstsweep.schedules import parse
@@ -138,6 +138,9 @@ class SweepPlan:
         more = f", ... {len(first) - 8} more" if len(first) > 8 else ""
         return f"launch order, longest cell first{unit}: {', '.join(shown)}{more}"
 
+    # (model, dataset) -> the network it builds there (`core.catalog.model_variant`)
+    layouts: dict[tuple[str, str], str] = field(default_factory=dict)
+
     def total(self) -> GroupPlan:
         out = GroupPlan("total", pending_time_s=0.0)
         for g in self.groups:
@@ -237,6 +240,7 @@ def make_plan(
         unknown_steps=unknown,
         packing={key: fit for key, fit in packing(trials).items() if key in keys},
         pending=pending,
+        layouts={(c.model, c.dataset): model_variant(c.model, c.dataset) for c in configs},
     )
 
 
@@ -288,6 +292,8 @@ def print_plan(plan: SweepPlan, store_dir: Path | None) -> None:
         f"[bold]{plan.sweep}[/] · profile [bold]{plan.profile}[/] · "
         f"{', '.join(plan.models)} × {', '.join(plan.datasets)} × {seeds}"
     )
+    for (model, dataset), layout in sorted(plan.layouts.items()):
+        console.print(f"  {model} × {dataset}: {layout}", highlight=False)
     table = Table(show_edge=False)
     for name in ("group", "cells", "done", "pending", "E[Δη]", "passes", "est. time"):
         table.add_column(name, justify="left" if name == "group" else "right")

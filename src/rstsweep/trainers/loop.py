@@ -47,6 +47,7 @@ from rstsweep.trainers.checkpoint import (
     remove_stale_temporaries,
     restore_run,
 )
+from rstsweep.trainers.draws import PolicyDraws, ScheduleDraws
 from rstsweep.trainers.manifest import collect_manifest
 from rstsweep.trainers.memory import peak_memory_bytes
 from rstsweep.trainers.progress import progress_bar
@@ -141,6 +142,12 @@ def train(
     return train_result(run, status, error, group.world)
 
 
+def _decider(coins: ScheduleDraws | PolicyDraws, t: int) -> Callable[[torch.Tensor], bool]:
+    """X_t from step t's own first-pass signal (a policy with `signal_lag: 0`)."""
+    assert isinstance(coins, PolicyDraws)
+    return lambda signal: coins.decide_now(t, signal)
+
+
 def run_epoch(run: Run, on_step: Callable[[], None] | None = None) -> tuple[float, float]:
     """Train one epoch; returns (mean train loss, train error), read once at the end."""
     ctx, coins, accounting = run.ctx, run.coins, run.accounting
@@ -153,9 +160,9 @@ def run_epoch(run: Run, on_step: Callable[[], None] | None = None) -> tuple[floa
         if t - first >= run.steps_per_epoch:
             raise RuntimeError("train_batches yielded more batches than steps_per_epoch")
         x = to_memory_format(x, run.runtime)
-        sa = coins.decide(t)  # the coin X_t
+        decided = coins.decide(t)  # the coin X_t; None: from this step's own signal (lag 0)
         run.timer.start()
-        train_step(ctx, x, y, sa)
+        sa = train_step(ctx, x, y, _decider(coins, t) if decided is None else decided)
         run.timer.stop(sa, accounting)
         coins.observe(t, ctx.signal)
         seen += y.shape[0]

@@ -2,10 +2,14 @@
 
 Every model takes `in_channels` (1 for Fashion-MNIST, 3 for CIFAR/ImageNet) and accepts both 28×28
 and 32×32 inputs: the heads pool adaptively, so only ViT needs `image_size` (its position table).
+Which layout a model gets for a data set is the catalogue's (`core.catalog.model_variant`): the
+CIFAR layouts below for small images; on ImageNet, `resnet18` is torchvision's ImageNet ResNet-18
+and `vit-s16` is ViT-S/16 (patch 16), and VGG16-BN and WideResNet are refused.
 
 - `fastcnn`: a small airbench-style net (conv-BN-GELU blocks with max-pooling, widths w/2w/4w) for
   CPU demos; default w = 16 trains Fashion-MNIST to ~90 % in about a minute on 2 cores.
-- `resnet18`: the CIFAR variant (3×3 stem, no max-pool), ~11.2 M parameters for 10 classes.
+- `resnet18`: the CIFAR variant (3×3 stem, no max-pool), ~11.2 M parameters for 10 classes; on
+  ImageNet torchvision's (7×7 stride-2 stem + max-pool, 11.7 M for 1000 classes).
 - `wrn-D-K`: WideResNet-D-K (Zagoruyko & Komodakis), pre-activation, no dropout; `width`
   overrides K.
 - `vgg16-bn`: the CIFAR variant (13 convs with BN, one linear classifier).
@@ -19,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from rstsweep.core.catalog import MODEL_NAMES, WRN_RE
+from rstsweep.core.catalog import LARGE, MODEL_NAMES, WRN_RE, input_kind, model_variant
 from rstsweep.errors import RstError
 
 FASTCNN_WIDTH = 16
@@ -218,12 +222,14 @@ class SmallViT(nn.Module):
         return self.head(self.norm(self.encoder(tokens))[:, 0])
 
 
-def _vit(in_channels: int, num_classes: int, width: int | None, image_size: int) -> SmallViT:
+def _vit(
+    in_channels: int, num_classes: int, width: int | None, image_size: int, patch: int = 4
+) -> SmallViT:
     dim = width if width is not None else 384
     heads = max(1, dim // 64)
     if dim % heads:
         raise RstError(f"model: vit-s16: width {dim} must be divisible by its {heads} heads")
-    return SmallViT(in_channels, num_classes, image_size, dim=dim, heads=heads)
+    return SmallViT(in_channels, num_classes, image_size, patch=patch, dim=dim, heads=heads)
 
 
 # --------------------------------------------------------------------------- torchvision ResNets
@@ -243,15 +249,26 @@ def build_model(
     num_classes: int,
     width: int | None = None,
     image_size: int = 32,
+    dataset: str | None = None,
 ) -> nn.Module:
-    """Build model `name` for `in_channels`×`image_size`² inputs and `num_classes` outputs.
+    """Build model `name` for `in_channels`×`image_size`² inputs and `num_classes` outputs, in the
+    layout the catalogue gives it for `dataset` (None: the small-image layouts).
 
-    `width` overrides the width knob where there is one (fastcnn w, resnet18 base width, WRN k,
-    ViT embedding dim); VGG and the torchvision ResNets ignore it. Unknown names raise RstError.
+    `width` overrides the width knob where there is one (fastcnn w, CIFAR resnet18 base width, WRN
+    k, ViT embedding dim); VGG and the torchvision ResNets ignore it. Unknown names and refused
+    (model, dataset) pairs raise RstError.
     """
     key = name.strip().lower()
+    large = dataset is not None and input_kind(dataset) == LARGE
+    if large:
+        try:
+            model_variant(key, dataset)  # refuses VGG16-BN and WideResNet on ImageNet
+        except ValueError as exc:
+            raise RstError(str(exc), field="model") from None
     if key == "fastcnn":
         return FastCNN(in_channels, num_classes, width or FASTCNN_WIDTH)
+    if key == "resnet18" and large:
+        return _torchvision_resnet(key, in_channels, num_classes)
     if key == "resnet18":
         return CifarResNet18(in_channels, num_classes, width or 64)
     if WRN_RE.match(key):
@@ -259,7 +276,7 @@ def build_model(
     if key == "vgg16-bn":
         return VGG16BN(in_channels, num_classes)
     if key == "vit-s16":
-        return _vit(in_channels, num_classes, width, image_size)
+        return _vit(in_channels, num_classes, width, image_size, patch=16 if large else 4)
     if key in ("resnet50", "resnet101"):
         return _torchvision_resnet(key, in_channels, num_classes)
     known = ", ".join(MODEL_NAMES)

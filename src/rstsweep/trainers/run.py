@@ -103,6 +103,7 @@ def build_run(
         data.num_classes,
         width=config.width,
         image_size=data.image_size,
+        dataset=config.dataset,
     ).to(runtime.device)
     if runtime.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -120,7 +121,7 @@ def build_run(
     timer = StepTimer(runtime.device)
     optimizer.on_first_pass_end = timer.mark_first_pass  # first-pass time of SA steps
     warmup = min(config.warmup_epochs * per_epoch, total) if config.warmup_sgd else 0
-    coins = draw_source(schedule, total, config.seed, runtime.device, warmup)
+    coins = draw_source(schedule, total, config.seed, runtime.device, warmup, config.signal_lag)
     ctx = StepContext(
         model=model,
         optimizer=optimizer,

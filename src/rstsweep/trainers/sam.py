@@ -176,6 +176,7 @@ class SAM(torch.optim.Optimizer):
         self._add_l2(self._params_with_grad())  # at θ+ε: the L2 term's gradient where it is taken
         torch._foreach_copy_(params, [self.state[p]["old_p"] for p in params])
         if self._keeps_g():
+            params = self._mixed(params)  # ESAM: also the tensors it did not perturb
             grads, g = [p.grad for p in params], [self.state[p]["g"] for p in params]
             self._sa_gradient(params, g, grads)  # grads <- the variant's SA gradient u, in place
             if self.alpha != 1.0:  # GNR: (1−α)·g + α·u, or (1−α)·g/‖g‖ + α·u
@@ -230,6 +231,11 @@ class SAM(torch.optim.Optimizer):
 
     def _sa_gradient(self, params: list[Tensor], g: list[Tensor], gs: list[Tensor]) -> None:
         """Turn gs = ∇L(θ+ε) into the variant's SA gradient u, in place (SAM: u = g_s)."""
+
+    def _mixed(self, perturbed: list[Tensor]) -> list[Tensor]:
+        """The tensors whose update is formed from g and g_s (every one that has a stored g;
+        SAM perturbs all of them)."""
+        return perturbed
 
     def _perturb(self, params: list[Tensor], grads: list[Tensor]) -> None:
         """θ += ε, ε = ρ·T²h/‖T h‖ with h = g⊙m, T = |θ| + eta (adaptive) or I; ρ is per group.

@@ -17,7 +17,10 @@ scaling: `precision.py`; a step whose gradients overflow is skipped with θ unch
 Epoch sums stay on the device: nothing here syncs with the host (except fp16's overflow checks).
 
 With `wants_signal` (closed-loop policies) the step also leaves `ctx.signal`, a device tensor
-[‖g‖², loss] of the first pass (unscaled, before clipping), for the policy's next decisions.
+[‖g‖², loss] of the first pass (unscaled, before clipping), for the policy's next decisions. A
+policy deciding from the step's own signal (`signal_lag: 0`) passes a callable as the coin
+(`decided_step`): the first pass runs as a base step's (every weight gradient), then the callable
+reads the signal and the step goes on as the kind it picked.
 """
 
 from __future__ import annotations
@@ -94,10 +97,13 @@ class FirstPass:
     finite: bool  # its gradients are finite (always, except under fp16 loss scaling)
 
 
-def train_step(ctx: StepContext, x: Tensor, y: Tensor, sa: bool) -> None:
-    """One RST step at the current θ: base (coin X_t = 0) or sharpness-aware (X_t = 1)."""
+def train_step(ctx: StepContext, x: Tensor, y: Tensor, sa: bool | Callable[[Tensor], bool]) -> bool:
+    """One RST step at the current θ: base (coin X_t = 0) or sharpness-aware (X_t = 1); `sa` is
+    X_t, or a callable deciding it from this step's first-pass signal. Returns X_t."""
     ctx.optimizer.zero_grad(set_to_none=True)
-    if not sa:
+    if callable(sa):
+        first, sa = decided_step(ctx, x, y, sa)
+    elif not sa:
         first = base_step(ctx, x, y)
     elif ctx.optimizer.needs_second_pass():
         first = two_pass_step(ctx, x, y)
@@ -105,11 +111,12 @@ def train_step(ctx: StepContext, x: Tensor, y: Tensor, sa: bool) -> None:
         first = reuse_step(ctx, x, y)
     ctx.scheduler.step()
     ctx.add_to_epoch_sums(first, y)
+    return sa
 
 
-def base_step(ctx: StepContext, x: Tensor, y: Tensor) -> FirstPass:
+def base_step(ctx: StepContext, x: Tensor, y: Tensor, first: FirstPass | None = None) -> FirstPass:
     """X_t = 0: one forward-backward and the base optimizer's step."""
-    first = first_pass(ctx, ctx.passes.base, x, y)
+    first = first or first_pass(ctx, ctx.passes.base, x, y)
     if not first.finite:
         return _skip(ctx, first, undo=lambda: None)
     ctx.optimizer.base_step()
@@ -117,13 +124,16 @@ def base_step(ctx: StepContext, x: Tensor, y: Tensor) -> FirstPass:
     return first
 
 
-def two_pass_step(ctx: StepContext, x: Tensor, y: Tensor) -> FirstPass:
+def two_pass_step(
+    ctx: StepContext, x: Tensor, y: Tensor, first: FirstPass | None = None
+) -> FirstPass:
     """X_t = 1: SAM's two passes (Foret et al. 2021), the optimizer's variant of ε and update."""
     opt, model, scaling = ctx.optimizer, (ctx.net or ctx.model), ctx.loss_scaling
-    opt.before_first_pass()  # e.g. ESAM: tensors not perturbed skip their weight gradient
-    # Gradient g at θ. Under data parallelism it stays local (each worker perturbs with its own,
-    # as in Foret et al.'s m-sharpness): the first pass runs under DDP's `no_sync`.
-    first = first_pass(ctx, ctx.passes.sa, x, y, sa=True, local=True)
+    if first is None:
+        opt.before_first_pass()  # e.g. ESAM: tensors not perturbed skip their weight gradient
+        # Gradient g at θ. Under data parallelism it stays local (each worker perturbs with its
+        # own, as in Foret et al.'s m-sharpness): the first pass runs under DDP's `no_sync`.
+        first = first_pass(ctx, ctx.passes.sa, x, y, sa=True, local=True)
     if not first.finite:
         return _skip(ctx, first, undo=opt.abandon_first_pass)
     # Climb to θ+ε.
@@ -144,15 +154,31 @@ def two_pass_step(ctx: StepContext, x: Tensor, y: Tensor) -> FirstPass:
     return first
 
 
-def reuse_step(ctx: StepContext, x: Tensor, y: Tensor) -> FirstPass:
+def reuse_step(ctx: StepContext, x: Tensor, y: Tensor, first: FirstPass | None = None) -> FirstPass:
     """X_t = 1 without a second pass: LookSAM's g plus the stored sharpness direction g_v."""
-    ctx.optimizer.before_first_pass()
-    first = first_pass(ctx, ctx.passes.sa, x, y, sa=True)
+    if first is None:
+        ctx.optimizer.before_first_pass()
+        first = first_pass(ctx, ctx.passes.sa, x, y, sa=True)
     if not first.finite:
         return _skip(ctx, first, undo=ctx.optimizer.abandon_first_pass)
     ctx.optimizer.reuse_step()
     ctx.loss_scaling.stepped()
     return first
+
+
+def decided_step(
+    ctx: StepContext, x: Tensor, y: Tensor, decide: Callable[[Tensor], bool]
+) -> tuple[FirstPass, bool]:
+    """X_t from this step's own first pass (a policy with `signal_lag: 0`; one process): the
+    first pass runs as a base step's, every weight gradient kept, then the signal picks the kind."""
+    assert ctx.wants_signal, "a deciding step needs wants_signal"
+    first = first_pass(ctx, ctx.passes.base, x, y, sa=True)  # sa: ESAM's per-sample losses
+    assert ctx.signal is not None
+    if not decide(ctx.signal):
+        return base_step(ctx, x, y, first), False
+    if ctx.optimizer.needs_second_pass():
+        return two_pass_step(ctx, x, y, first), True
+    return reuse_step(ctx, x, y, first), True
 
 
 def first_pass(

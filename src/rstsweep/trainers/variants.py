@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from rstsweep.core.passes import ranking_forward, skipped_weight_grads
+from rstsweep.core.passes import esam_selects, ranking_forward, skipped_weight_grads
 from rstsweep.trainers.sam import EPS, SAM, global_norm, orthogonal
 
 
@@ -95,14 +95,19 @@ class LookSAM(SAM):
 
     @torch.no_grad()
     def reuse_step(self, zero_grad: bool = False) -> None:
-        """One-pass SA step on the current gradient g: g + α·α_l·(‖g‖/‖g_v‖)·g_v, clip, base step"""
+        """One-pass SA step on the current gradient g, mixed as a full step is:
+        (1−α)·g + α·u = g + α·α_l·(‖g‖/‖g_v‖)·g_v with u = g + α_l·(‖g‖/‖g_v‖)·g_v, or
+        (1−α)·g/‖g‖ + α·u under `norm_perturbations`; then clip, base step."""
         if self.needs_second_pass() or self._perturbed:
             raise RuntimeError("LookSAM.reuse_step called when a full SAM step is due")
         self._add_l2(self._params_with_grad())
         params = [p for p in self._params_with_grad() if "g_v" in self.state[p]]
         grads = [p.grad for p in params]
         g_v = [self.state[p]["g_v"] for p in params]
-        coef = self.alpha * self.looksam_alpha * global_norm(grads) / (global_norm(g_v) + EPS)
+        norm_g = global_norm(grads)
+        coef = self.alpha * self.looksam_alpha * norm_g / (global_norm(g_v) + EPS)
+        if self.alpha != 1.0 and self.norm_perturbations:  # g·(α + (1−α)/‖g‖) first
+            torch._foreach_mul_(grads, self.alpha + (1.0 - self.alpha) / (norm_g + EPS))
         torch._foreach_addcmul_(grads, g_v, [coef] * len(g_v))  # in place, no temporary
         self.sa_steps += 1
         self._base_update(zero_grad)
@@ -139,10 +144,16 @@ class ESAM(SAM):
     The draws come from a CPU generator seeded with `choice_seed` (the choice is needed on the host
     to set requires_grad; no device sync), saved in state_dict.
 
+    G-RST mixing (`alpha` ≠ 1) forms (1−α)·g + α·g_s on every tensor, so it needs the first-pass
+    gradient of every tensor: the first pass then skips no weight gradient (nor counts a saving),
+    and the unchosen tensors' g is kept beside the chosen ones' (they are still not perturbed).
+
     Sharpness-Sensitive Data Selection: after `first_step`, a no-grad forward at θ+ε ranks the
     samples by l(θ+ε) − l(θ) and the second pass runs on the ⌊γ·B⌋ (at least 1) with the largest
     increase, γ = `sample_fraction` (the reference keeps those strictly above the ⌊γ·B⌋-th largest
-    increase, one sample fewer without ties). With ⌊γ·B⌋ ≥ B nothing is ranked.
+    increase, one sample fewer without ties). From γ = 0.99, as in the reference, and wherever
+    ⌊γ·B⌋ ≥ B, every sample is kept and nothing is ranked (the reference still runs the ranking
+    forward there, and lets it update BatchNorm's running statistics).
     """
 
     wants_sample_losses = True
@@ -165,13 +176,14 @@ class ESAM(SAM):
         self._choice_generator = torch.Generator().manual_seed(choice_seed)
         self.chosen: list[bool] | None = None  # for the next SA step; None: every tensor
         self._frozen: list[Tensor] = []  # requires_grad turned off by before_first_pass
+        self._unperturbed: list[Tensor] = []  # G-RST: unchosen tensors whose g is kept
 
     def _rho(self, group: dict[str, Any]) -> float:
         return group["rho"] / self.beta
 
     def before_first_pass(self) -> None:
         params = self._all_params()
-        if self.chosen is None or self._frozen:
+        if self.chosen is None or self._frozen or self.alpha != 1.0:  # G-RST needs every g
             return
         skipped = 0
         for p, chosen in zip(params, self.chosen, strict=True):
@@ -186,9 +198,32 @@ class ESAM(SAM):
             p.requires_grad_(True)
         self._frozen = []
 
+    @torch.no_grad()
     def first_step(self, zero_grad: bool = False) -> None:
         self.abandon_first_pass()  # the second pass computes every gradient
+        if self.chosen is not None and self.alpha != 1.0:
+            # G-RST: keep the unchosen tensors' g (with the L2 term, as first_step adds it to
+            # the chosen), then hide their gradient so that only the chosen ones are perturbed
+            unchosen = [
+                p
+                for p, c in zip(self._all_params(), self.chosen, strict=True)
+                if not c and p.grad is not None
+            ]
+            if unchosen:
+                self._add_l2(unchosen)
+                self._stash("g", unchosen, [p.grad for p in unchosen])
+            for p in unchosen:
+                p.grad = None
+            self._unperturbed = unchosen
         super().first_step(zero_grad)
+
+    def _mixed(self, perturbed: list[Tensor]) -> list[Tensor]:
+        unperturbed, self._unperturbed = self._unperturbed, []
+        return perturbed + unperturbed
+
+    def undo_first_step(self) -> None:
+        self._unperturbed = []
+        super().undo_first_step()
 
     def second_step(self, zero_grad: bool = False) -> None:
         super().second_step(zero_grad)
@@ -206,7 +241,7 @@ class ESAM(SAM):
         loss_before: Tensor,
     ) -> tuple[Tensor, Tensor]:
         k = max(1, int(self.sample_fraction * x.shape[0]))
-        if k >= x.shape[0]:
+        if k >= x.shape[0] or not esam_selects(self.sample_fraction):
             self._second_fraction = 1.0
             return x, y
         loss_after = sample_losses(x, y)
