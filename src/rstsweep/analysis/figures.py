@@ -5,6 +5,7 @@ backend; no torch, no ray).
     figure1 … figure3   error and cost vs Δη (`figures_delta`)
     figure4, figure5    trigonometric coin draws, the p × γ map (`figures_schedule`)
     pareto              test error vs realized extra compute, every case (`figures_pareto`)
+    paired              each case minus SGD and SAM of the same seed, 95 % intervals
 A figure finds its sweeps by the sweeps.yaml tag recorded with the cells (`figure: "Fig. 1"`, …).
 A missing sweep skips its figure with a one-line note; a partly finished one is drawn from the
 done cells and its title says "k of n cells".
@@ -21,6 +22,7 @@ import matplotlib
 from matplotlib.figure import Figure
 
 from rstsweep.analysis.figures_delta import figure1, figure2, figure3
+from rstsweep.analysis.figures_paired import figure_paired
 from rstsweep.analysis.figures_pareto import figure_pareto
 from rstsweep.analysis.figures_schedule import figure4, figure5
 from rstsweep.analysis.plotting import FORMATS, STYLE, Note
@@ -34,6 +36,7 @@ FIGURES: dict[str, Callable[[Results, Note], Figure | None]] = {
     "figure4": figure4,
     "figure5": figure5,
     "pareto": figure_pareto,
+    "paired": figure_paired,
 }
 
 

@@ -7,7 +7,9 @@
     sweep_<name>                   every other sweep (constant, piecewise-1, p-gamma, a demo, …)
     best_at_budget                 the best case within each compute budget (≥ 2 families)
     paper_vs_here                  the paper's reported numbers (data/paper_numbers.csv) beside ours
-    ordering                       our own check of the paper's ordering SGD > RST > SAM
+    ordering                       our own check of the paper's ordering SGD > RST > SAM (paired)
+Every case table shows each case's paired difference to SAM and SGD (same setting, matched by
+seed) with its 95 % interval and the seeds a paired t-test would need (`paired`).
 Every table is a `table.Table` that renders itself; CSV carries the raw numbers (one column per
 mean and std) for scripts.
 """
@@ -23,6 +25,7 @@ import pandas as pd
 
 from rstsweep.analysis.case_tables import case_table, schedules_table
 from rstsweep.analysis.ordering import ordering_table
+from rstsweep.analysis.paired import paired_frame
 from rstsweep.analysis.paper import paper_vs_here
 from rstsweep.analysis.pareto import best_at_budget
 from rstsweep.analysis.results import TRIG_FAMILIES, Results, load
@@ -109,10 +112,11 @@ def print_or_write_tables(
 def build_tables(res: Results) -> list[Table]:
     """Every table the store can fill, in the order the paper has them, then ours."""
     tables = []
+    paired = paired_frame(res.trials, res.cases)  # every case vs SAM and SGD, matched by seed
     ends = res.unique_cases(res.cases[res.cases["role"].isin(["sgd", "sam"])])
     if len(ends):  # shared endpoints: their group is noise
         title = "Table 1: SGD and SAM"
-        tables.append(case_table("table1_baselines", title, ends.assign(group=None)))
+        tables.append(case_table("table1_baselines", title, ends.assign(group=None), paired=paired))
     tables.append(schedules_table(_steps(res)))
     used: set[str] = set()
     for spec in SPECS:
@@ -123,14 +127,15 @@ def build_tables(res: Results) -> list[Table]:
         if cases.empty:
             continue
         used.update(sweeps)
-        tables.append(case_table(spec.name, spec.title, cases, _progress(res, sweeps)))
+        tables.append(case_table(spec.name, spec.title, cases, _progress(res, sweeps), paired))
     for sweep in res.sweeps:
         cases = res.sweep_cases([sweep])
         if sweep in used or cases.empty:
             continue
         title = f"Sweep {sweep}"
-        tables.append(case_table(f"sweep_{_slug(sweep)}", title, cases, _progress(res, [sweep])))
-    extras = [best_at_budget(res), paper_vs_here(res), ordering_table(res)]
+        notes = _progress(res, [sweep])
+        tables.append(case_table(f"sweep_{_slug(sweep)}", title, cases, notes, paired))
+    extras = [best_at_budget(res), paper_vs_here(res), ordering_table(res, paired)]
     return tables + [t for t in extras if t is not None]
 
 
