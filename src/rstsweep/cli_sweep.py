@@ -222,16 +222,27 @@ def plan(
         bool, typer.Option("--no-probe", help="Do not time unmeasured settings (a few steps each).")
     ] = False,
     set_: SetOption = None,
+    cost: Annotated[
+        str,
+        typer.Option(
+            "--cost",
+            help="How an SA step's extra time is estimated: flops (the FLOP model's passes × "
+            "measured step times) or time (step atoms the probe measured on this device).",
+        ),
+    ] = "flops",
 ) -> None:
     """Show a sweep's cells by group, expected forward-backward passes and estimated time."""
     from rstsweep.core.fields import parse_assignments
+    from rstsweep.core.passes import COSTS
     from rstsweep.sweeper.plan import plan_sweep, print_plan
     from rstsweep.sweeper.probe import Resources
 
     overrides = parse_assignments(set_ or [])
     resources = Resources(cpus_per_trial, gpus_per_trial, slots)
+    if cost not in COSTS:
+        raise RstError(f"--cost: {cost!r} is not one of {', '.join(COSTS)}")
     plan_ = plan_sweep(
-        file, sweep, profile, store, overrides, probe=not no_probe, resources=resources
+        file, sweep, profile, store, overrides, probe=not no_probe, resources=resources, cost=cost
     )
     print_plan(plan_, store)
 

@@ -25,6 +25,7 @@ from rstsweep.analysis.figures_delta import figure1, figure2, figure3
 from rstsweep.analysis.figures_paired import figure_paired
 from rstsweep.analysis.figures_pareto import figure_pareto
 from rstsweep.analysis.figures_schedule import figure4, figure5
+from rstsweep.analysis.pareto import check_cost
 from rstsweep.analysis.plotting import FORMATS, STYLE, Note
 from rstsweep.analysis.results import Results, load
 from rstsweep.errors import RstError
@@ -50,20 +51,23 @@ def make_figures(
     fmt: str = "png",
     note: Note | None = None,
     results: Results | None = None,
+    cost: str = "flops",
 ) -> list[Path]:
     """Render every figure the store can feed into `out_dir` (created); returns the paths written.
 
-    `note` receives one line per skipped or partial figure (default: printed to stderr).
+    `note` receives one line per skipped or partial figure (default: printed to stderr);
+    `cost` is the Pareto view's cost axis (flops or time, `pareto.check_cost`).
     """
     if fmt not in FORMATS:
         raise RstError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
     note = note or _stderr_note
+    check_cost(cost)
     res = results if results is not None else load(store)
     out = Path(out_dir)
     paths = []
     with matplotlib.rc_context(STYLE):
         for name, draw in FIGURES.items():
-            fig = draw(res, note)
+            fig = figure_pareto(res, note, cost) if draw is figure_pareto else draw(res, note)
             if fig is None:
                 continue
             out.mkdir(parents=True, exist_ok=True)

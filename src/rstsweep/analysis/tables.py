@@ -27,7 +27,7 @@ from rstsweep.analysis.case_tables import case_table, schedules_table
 from rstsweep.analysis.ordering import ordering_table
 from rstsweep.analysis.paired import paired_frame
 from rstsweep.analysis.paper import paper_vs_here
-from rstsweep.analysis.pareto import best_at_budget
+from rstsweep.analysis.pareto import best_at_budget, check_cost
 from rstsweep.analysis.results import TRIG_FAMILIES, Results, load
 from rstsweep.analysis.table import EXTENSIONS, FORMATS, Table
 from rstsweep.core.format import format_share
@@ -77,21 +77,29 @@ SPECS = (
 
 
 def make_tables(
-    store: str | os.PathLike[str], fmt: str = "md", results: Results | None = None
+    store: str | os.PathLike[str],
+    fmt: str = "md",
+    results: Results | None = None,
+    cost: str = "flops",
 ) -> dict[str, str]:
-    """Every table the store can fill, rendered in `fmt` (md, csv or latex)."""
+    """Every table the store can fill, rendered in `fmt` (md, csv or latex); `cost` is the
+    best-at-budget table's cost (flops or time)."""
     if fmt not in FORMATS:
         raise RstError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
+    check_cost(cost)
     res = results if results is not None else load(store)
-    return {table.name: table.render(fmt) for table in build_tables(res)}
+    return {table.name: table.render(fmt) for table in build_tables(res, cost)}
 
 
 def print_or_write_tables(
-    store: str | os.PathLike[str], fmt: str = "md", out_dir: str | os.PathLike[str] | None = None
+    store: str | os.PathLike[str],
+    fmt: str = "md",
+    out_dir: str | os.PathLike[str] | None = None,
+    cost: str = "flops",
 ) -> list[Path]:
     """The CLI's `tables`: print every table to stdout, or with `out_dir` write one file per
     table (`<name>.md|csv|tex`) and print their paths. Returns the paths written."""
-    tables = make_tables(store, fmt)
+    tables = make_tables(store, fmt, cost=cost)
     if out_dir is None:
         for name, text in tables.items():
             if fmt != "md":
@@ -109,7 +117,7 @@ def print_or_write_tables(
     return paths
 
 
-def build_tables(res: Results) -> list[Table]:
+def build_tables(res: Results, cost: str = "flops") -> list[Table]:
     """Every table the store can fill, in the order the paper has them, then ours."""
     tables = []
     paired = paired_frame(res.trials, res.cases)  # every case vs SAM and SGD, matched by seed
@@ -135,7 +143,7 @@ def build_tables(res: Results) -> list[Table]:
         title = f"Sweep {sweep}"
         notes = _progress(res, [sweep])
         tables.append(case_table(f"sweep_{_slug(sweep)}", title, cases, notes, paired))
-    extras = [best_at_budget(res), paper_vs_here(res), ordering_table(res, paired)]
+    extras = [best_at_budget(res, cost), paper_vs_here(res), ordering_table(res, paired)]
     return tables + [t for t in extras if t is not None]
 
 

@@ -116,6 +116,8 @@ class SweepPlan:
     resources: Any = None  # sweeper.probe.Resources: device-hours and wall time
     # (model, dataset, batch) -> (peak bytes, GPU bytes, trials per GPU), for this sweep's cells
     packing: dict[tuple[str, str, int], tuple[float, float, int]] = field(default_factory=dict)
+    cost: str = "flops"  # how an SA step's extra time is estimated (core.passes.COSTS)
+    atom_cells: int = 0  # pending cells whose SA step was timed from measured step atoms
 
     def total(self) -> GroupPlan:
         out = GroupPlan("total", pending_time_s=0.0)
@@ -152,16 +154,27 @@ def step_costs(trials: pd.DataFrame) -> dict[tuple[str, str, int], tuple[float, 
 
 
 def make_plan(
-    cells: list[Cell], sweep: str, profile: str, store: Store | None, device: str | None = None
+    cells: list[Cell],
+    sweep: str,
+    profile: str,
+    store: Store | None,
+    device: str | None = None,
+    cost: str = "flops",
 ) -> SweepPlan:
     """Aggregate the cells of a sweep by group: counts, Σ steps, expected passes, estimated time
-    (from measured step costs, else from the store's step-cost probes on `device`)."""
-    from rstsweep.sweeper.probe import cached_costs, setting
+    (from measured step costs, else from the store's step-cost probes on `device`). `cost`
+    "time": an SA step's extra time comes from the step atoms probed on `device`
+    (`core.passes.sa_extra_time`) where the store has them, else (and with "flops") from the
+    FLOP model's extra passes scaled by the measured SA − base step time."""
+    from rstsweep.core.passes import sa_extra_time
+    from rstsweep.sweeper.probe import cached_atoms, cached_costs, setting
 
     done = store.done_ids() if store else set()
     trials = store.read("trials") if store else pd.DataFrame()
     costs = step_costs(trials)
     probes = cached_costs(store) if store and device else {}
+    atoms = cached_atoms(store) if store and device and cost == "time" else {}
+    atom_cells = 0
     groups: dict[str, GroupPlan] = {}
     unknown = 0
     for cell in cells:
@@ -188,6 +201,9 @@ def make_plan(
         else:
             sgd, sa = cost
             sa_time = sgd + sa_step_cost(cfg) * (sa - sgd)
+            measured = atoms.get(setting(cfg, device)) if device else None
+            if measured is not None:  # the measured cost model: atoms of this device/setting
+                sa_time, atom_cells = sgd * (1.0 + sa_extra_time(cfg, measured)), atom_cells + 1
             g.pending_time_s += steps * ((1 - extra) * sgd + extra * sa_time)
     configs = [c.config for c in cells]
     keys = {(c.model, c.dataset, c.batch_size) for c in configs}
@@ -200,6 +216,8 @@ def make_plan(
         seeds=len({c.seed for c in configs}),
         unknown_steps=unknown,
         packing={key: fit for key, fit in packing(trials).items() if key in keys},
+        cost=cost,
+        atom_cells=atom_cells,
     )
 
 
@@ -212,6 +230,7 @@ def plan_sweep(
     *,
     probe: bool = False,
     resources: Any = None,
+    cost: str = "flops",
 ) -> SweepPlan:
     """Load, expand (with `--set` overrides) and plan: the `plan` command's entry point. `probe`:
     time the pending settings that have no measurement (sweeper.probe; cached in the store)."""
@@ -226,7 +245,7 @@ def plan_sweep(
         lines = report_lines(report)
     else:
         device = target_device(resources.gpus_per_trial) if store is not None else None
-    plan = make_plan(cells, sweep, profile, store, device=device)
+    plan = make_plan(cells, sweep, profile, store, device=device, cost=cost)
     plan.probe_lines, plan.resources = lines, resources
     return plan
 
@@ -308,3 +327,18 @@ def print_plan(plan: SweepPlan, store_dir: Path | None) -> None:
         )
     for line in plan.probe_lines:
         console.print(line, soft_wrap=True)
+    console.print(cost_line(plan), soft_wrap=True)
+
+
+def cost_line(plan: SweepPlan) -> str:
+    """Which cost model the plan's time estimate used (--cost flops|time)."""
+    if plan.cost == "flops":
+        return (
+            "cost: flops — an SA step's extra time = the FLOP model's extra passes × the "
+            "measured SA − base step time (--cost time: measured step atoms)"
+        )
+    pending = plan.total().pending
+    return (
+        f"cost: time — an SA step's extra time from step atoms measured on this device for "
+        f"{plan.atom_cells} of {pending} pending cells (the others: the FLOP model)"
+    )
