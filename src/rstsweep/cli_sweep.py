@@ -183,6 +183,14 @@ def search(
     cpus_per_trial: Annotated[float, typer.Option(help="CPUs per trial.")] = 1.0,
     max_concurrent: Annotated[int | None, typer.Option(help="At most this many trials.")] = None,
     num_cpus: Annotated[float | None, typer.Option(help="Local Ray: CPUs to use.")] = None,
+    cost: Annotated[
+        str,
+        typer.Option(
+            "--cost",
+            help="What --budget is in: flops (the FLOP model's extra passes, Δη) or time "
+            "(extra time the cells' branch timers measured, base step = 1).",
+        ),
+    ] = "flops",
 ) -> None:
     """Search the lowest test error at realized extra compute <= BUDGET (Ray Tune + Optuna TPE)."""
     from rstsweep.sweeper.search import SearchOptions, search_command
@@ -198,6 +206,7 @@ def search(
         rho=rho,
         alpha=alpha,
         asha=asha,
+        cost=cost,
         seed=seed,
         cpus_per_trial=cpus_per_trial,
         max_concurrent=max_concurrent,

@@ -78,8 +78,11 @@ def run_suggestion(
     train_fn: TrainFn | None = None,
     threads: int | None = None,
     work_root: str | None = None,
+    cost: str = "flops",
 ) -> None:
-    """Tune trainable: evaluate one suggestion over the base cells (see the module docstring)."""
+    """Tune trainable: evaluate one suggestion over the base cells (see the module docstring).
+    `cost` "time": the budget is in measured extra time (`extra_time_measured`; the FLOP model's
+    where the cell timed no base step)."""
     updates = suggestion_updates(family, params)
     label = case_label(updates)
     train = train_fn or default_train
@@ -101,6 +104,9 @@ def run_suggestion(
             work = _work_dir(work_root, cid)
             result = train(_with_threads(config, threads), work, resume=True, on_epoch=_ignore)
             error, extra = float(result.test_error), float(result.realized_extra)
+            measured = getattr(result, "extra_time_measured", None)
+            if cost == "time" and measured is not None:
+                extra = float(measured)
             report[FINAL_KEY] = result_to_payload(result)
             shutil.rmtree(work, ignore_errors=True)
         errors.append(error)
