@@ -113,3 +113,37 @@ def test_probe_times_the_atoms_of_a_real_cell(algorithm):
         (0.5, True) if algorithm == "esam" else (1.0, False)
     )
     assert np.isfinite(sa_extra_time(config, atoms))
+
+
+def test_plan_estimates_sa_time_from_probed_atoms_with_cost_time(tmp_path):
+    from rstsweep.store.files import utc_now
+    from rstsweep.sweeper.plan import cell_steps, cost_line, expected_extra, make_plan
+
+    cell = make_cell("constant(0.5)")
+    cfg = cell.config
+    store = Store(tmp_path)
+    store.write_probes(
+        [
+            {
+                "model": cfg.model,
+                "dataset": cfg.dataset,
+                "algorithm": cfg.algorithm,
+                "batch_size": cfg.batch_size,
+                "width": cfg.width,
+                "device": "cpu",
+                "sgd_step_s": 0.10,
+                "sa_step_s": 0.30,  # the FLOP model scales this: SAM's extra 1 pass = 0.20 s
+                "steps": 5,
+                "probed_at": utc_now(),
+                **atom_columns(vars(ATOMS)),
+            }
+        ]
+    )
+    steps, share = cell_steps(cfg), expected_extra(cfg, cell_steps(cfg))
+    flops = make_plan([cell], "constant", "t", store, device="cpu", cost="flops")
+    timed = make_plan([cell], "constant", "t", store, device="cpu", cost="time")
+    assert flops.total().pending_time_s == pytest.approx(steps * (0.10 + share * 0.20))
+    extra = sa_extra_time(cfg, ATOMS)  # 0.84 base steps for SAM
+    assert timed.total().pending_time_s == pytest.approx(steps * 0.10 * (1 + share * extra))
+    assert timed.atom_cells == 1 and "1 of 1 pending cells" in cost_line(timed)
+    assert cost_line(flops).startswith("cost: flops")

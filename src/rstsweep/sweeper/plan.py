@@ -173,7 +173,8 @@ def make_plan(
     trials = store.read("trials") if store else pd.DataFrame()
     costs = step_costs(trials)
     probes = cached_costs(store) if store and device else {}
-    atoms = cached_atoms(store) if store and device and cost == "time" else {}
+    cost_model = cost  # `cost` below is each cell's measured (base, SA) step time
+    atoms = cached_atoms(store) if store and device and cost_model == "time" else {}
     atom_cells = 0
     groups: dict[str, GroupPlan] = {}
     unknown = 0
@@ -216,7 +217,7 @@ def make_plan(
         seeds=len({c.seed for c in configs}),
         unknown_steps=unknown,
         packing={key: fit for key, fit in packing(trials).items() if key in keys},
-        cost=cost,
+        cost=cost_model,
         atom_cells=atom_cells,
     )
 
