@@ -15,6 +15,10 @@
    `realized_extra` (extra pass units counted by the cost model of `rstsweep.core.passes`); goal
    ratio 1.00 ± 0.05. And ESAM's first forward-backward (up to `first_step`, where its unchosen
    tensors skip their weight gradients) against SAM's, with the cost model's prediction.
+   The measured cost model: the step atoms of each configuration timed by the probe
+   (`trainers.probe.measure_atoms`, on a fresh cell of the same setting) composed by
+   `core.passes.sa_extra_time` into a predicted extra time, against the measured extra
+   (`time_predicted_over_measured`, goal 1.00 ± 0.05), with the load average of the machine.
 5. Closed-loop policy epoch / open-loop epoch taking the same coins: `budget(0.5)` (first-pass
    ‖g‖² computed every step, copied to the host without blocking, read SIGNAL_LAG steps later,
    controller in Python) vs `constant(0.5)` replaying the coins the policy drew, so both run the
@@ -255,6 +259,7 @@ def bench_passes(args: argparse.Namespace, data: DataBundle) -> dict:
             "measured_extra": measured,
             "measured_over_realized": measured / realized,
         }
+    out["time_model"] = predicted_vs_measured(args, data, out)
     sam_first, esam_first = statistics.median(marks["sam"]), statistics.median(marks["esam"])
     out["first_pass"] = {
         "sam_s": sam_first,
@@ -264,6 +269,34 @@ def bench_passes(args: argparse.Namespace, data: DataBundle) -> dict:
         # (1 − β)/3 in expectation
         "predicted": 1.0 - 0.5 / 3.0,
     }
+    return out
+
+
+def predicted_vs_measured(args: argparse.Namespace, data: DataBundle, measured: dict) -> dict:
+    """The probe's atoms (fresh cells of each configuration, same batch) composed into the
+    predicted extra time of an SA step, against the measured extra of `bench_passes`."""
+    import os
+
+    from rstsweep.core.passes import sa_extra_time
+    from rstsweep.trainers.probe import measure_atoms
+
+    x, y = next(iter(train_batches(data, args.batch_size, "basic", seed=0, epoch=0)))
+    out: dict = {"load_average_before": os.getloadavg()[0]}
+    for name in ("sam", "looksam", "esam"):
+        config = config_for(args, **PASS_CONFIGS[name])
+        cell = build_run(config, data=data)
+        cell.ctx.reset_epoch_sums()
+        atoms = measure_atoms(cell.ctx, x, y, config, steps=args.atom_rounds, warmup=2)
+        predicted = sa_extra_time(config, atoms)
+        real = measured[name]["measured_extra"]
+        out[name] = {
+            "atoms": {k: v for k, v in vars(atoms).items() if v is not None},
+            "time_predicted": predicted,
+            "time_measured": real,
+            "time_predicted_over_measured": predicted / real,
+            "flops_model": measured[name]["realized_extra"],
+        }
+    out["load_average_after"] = os.getloadavg()[0]
     return out
 
 
@@ -344,6 +377,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epoch-steps", type=int, default=40, help="steps per epoch, part 3")
     parser.add_argument("--epoch-reps", type=int, default=4)
     parser.add_argument("--only", choices=["passes", "policy"], help="run one part alone")
+    parser.add_argument("--atom-rounds", type=int, default=30, help="probe rounds per atom")
     args = parser.parse_args(argv)
 
     probe = config_for(args)
@@ -412,8 +446,16 @@ def _passes_line(p: dict) -> str:
         for k, v in ((k, p[k]) for k in ("sam", "looksam", "esam"))
     )
     first = p["first_pass"]
+    tm = p["time_model"]
+    timed = " ".join(
+        f"{k} {tm[k]['time_predicted']:.3f}/{tm[k]['time_measured']:.3f}="
+        f"{tm[k]['time_predicted_over_measured']:.3f}"
+        for k in ("sam", "looksam", "esam")
+    )
     return (
-        f"measured/realized extra: {ratios} (goal 1.00±0.05)"
+        f"time model predicted/measured extra: {timed} (goal 1.00±0.05; load average "
+        f"{tm['load_average_before']:.1f}-{tm['load_average_after']:.1f})"
+        f" | FLOP model, measured/realized extra: {ratios} (goal 1.00±0.05)"
         f" | ESAM/SAM first pass {first['esam_over_sam']:.3f} (model {first['predicted']:.3f})"
     )
 

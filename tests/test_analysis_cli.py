@@ -38,7 +38,7 @@ def test_figures_prints_the_paths_it_wrote(store, tmp_path):
     proc = _cli("figures", "--store", str(store), "--out", "figs", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     paths = [Path(line) for line in proc.stdout.splitlines()]
-    assert [p.name for p in paths] == ["figure1.png", "figure3.png", "figure5.png"]
+    assert [p.name for p in paths] == ["figure1.png", "figure3.png", "figure5.png", "paired.png"]
     assert all((tmp_path / p).read_bytes().startswith(b"\x89PNG") for p in paths)
     assert "note: figure 2 skipped" in proc.stderr
     assert "note: figure 5: sweep p-gamma is partial" in proc.stderr

@@ -31,8 +31,10 @@ def store(tmp_path_factory) -> Path:
 def test_every_figure_renders_and_partial_sweep_is_noted(store, tmp_path):
     notes: list[str] = []
     paths = make_figures(store, tmp_path / "figs", "png", note=notes.append)
-    # constant, piecewise, linear and trigonometric families: the Pareto view is drawn too
-    assert [p.name for p in paths] == [f"figure{i}.png" for i in range(1, 6)] + ["pareto.png"]
+    # constant, piecewise, linear and trigonometric families: the Pareto view is drawn too; two
+    # seeds: the paired differences too
+    want = [f"figure{i}.png" for i in range(1, 6)] + ["pareto.png", "paired.png"]
+    assert [p.name for p in paths] == want
     for path in paths:
         data = path.read_bytes()
         assert data.startswith(PNG) and len(data) > 20_000, path
@@ -64,7 +66,8 @@ def test_missing_sweeps_are_skipped_with_one_line_notes(tmp_path):
     )
     notes: list[str] = []
     paths = make_figures(store, tmp_path / "out", note=notes.append)
-    assert [p.name for p in paths] == ["figure1.png", "figure3.png"]
+    # three seeds: the paired differences are drawn too
+    assert [p.name for p in paths] == ["figure1.png", "figure3.png", "paired.png"]
     assert notes == [
         "figure 2 skipped: no sweep tagged 'Fig. 2' in store",
         "figure 4 skipped: no sweep tagged 'Fig. 4' in store",

@@ -2,7 +2,9 @@
 and one table per other sweep, plus Table 2 (the scheduling functions).
 
 Test error in % (mean ± std over seeds; no ± for one seed), Δη expected and realized, train time,
-extra wall time relative to the SGD cell of the same setting and seed, number of seeds.
+extra wall time relative to the SGD cell of the same setting and seed, number of seeds; with the
+paired differences (`paired`) each case's difference to SAM and to SGD of the same setting, matched
+by seed, with its 95 % interval and the seeds a paired t-test would need.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from rstsweep.analysis.paired import BOOTSTRAP_FROM, MAX_SEEDS, REFERENCES
 from rstsweep.analysis.render import Column, Table, fixed, mean_std, raw
 from rstsweep.analysis.results import (
     DATASET_ORDER,
@@ -17,7 +20,13 @@ from rstsweep.analysis.results import (
     display_dataset,
     display_model,
 )
-from rstsweep.core.format import format_seeds, format_time_mean_std
+from rstsweep.core.format import (
+    RESOLVED_MARK,
+    format_paired,
+    format_seeds,
+    format_seeds_needed,
+    format_time_mean_std,
+)
 from rstsweep.schedules.listing import schedule_rows
 
 _ROLE_ORDER = {"sgd": 0, "rst": 1, "sam": 2}
@@ -53,10 +62,11 @@ def method_name(cases: pd.DataFrame) -> pd.Series:
     return cases["algorithm"].astype(str).str.upper() + suffix
 
 
-def case_frame(cases: pd.DataFrame) -> pd.DataFrame:
-    """The raw-number rows of some aggregated cases, in paper order."""
+def case_frame(cases: pd.DataFrame, paired: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The raw-number rows of some aggregated cases, in paper order; with `paired`
+    (`paired.paired_frame`) the differences to SAM and SGD in points (`vs_sam_pct_mean`, ...)."""
     cases = sort_cases(cases)
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "model": cases["model"],
             "dataset": cases["dataset"],
@@ -80,7 +90,47 @@ def case_frame(cases: pd.DataFrame) -> pd.DataFrame:
             "train_subset": cases["train_subset"],
             "label_noise": cases["label_noise"],
         }
-    ).reset_index(drop=True)
+    )
+    if paired is not None:
+        frame = pd.concat(
+            [frame, paired_columns(paired.reindex(cases["case_id"]), frame.index)], axis=1
+        )
+    return frame.reset_index(drop=True)
+
+
+def paired_columns(paired: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
+    """The raw paired numbers of the tables' CSV: differences in points, n, p, seeds needed."""
+    out = {}
+    for ref in REFERENCES:
+        for field in ("mean", "lo", "hi"):
+            out[f"vs_{ref}_pct_{field}"] = paired[f"vs_{ref}_{field}"].to_numpy(float) * 100
+        for field in ("n", "p", "seeds_needed", "resolved"):
+            out[f"vs_{ref}_{field}"] = paired[f"vs_{ref}_{field}"].to_numpy()
+    return pd.DataFrame(out, index=index)
+
+
+def _paired_text(ref: str):
+    cols = [f"vs_{ref}_pct_{k}" for k in ("mean", "lo", "hi")]
+    return lambda f: [format_paired(*v) for v in f[cols].astype(float).itertuples(index=False)]
+
+
+def _needed_text(f: pd.DataFrame) -> list[str]:
+    pairs = zip(f["vs_sam_seeds_needed"], f["vs_sgd_seeds_needed"], strict=True)
+    return [" / ".join(format_seeds_needed(n, MAX_SEEDS) for n in pair) for pair in pairs]
+
+
+PAIRED_NOTE = (
+    "vs SAM, vs SGD: paired difference in test error (points) to the SAM / SGD cell of the same "
+    "setting and seed (same data order, initialisation and coins), mean [95 % interval: Student t "
+    f"over seeds, percentile bootstrap from {BOOTSTRAP_FROM} seeds]; {RESOLVED_MARK} the interval "
+    "excludes zero. Seeds needed: for a paired t-test to resolve the observed mean difference at "
+    "80 % power (two-sided α = 0.05), from the observed sd of the differences."
+)
+PAIRED_COLUMNS = (
+    Column("vs SAM (pp)", _paired_text("sam")),
+    Column("vs SGD (pp)", _paired_text("sgd")),
+    Column("seeds needed (SAM / SGD)", _needed_text),
+)
 
 
 def setting_text(frame: pd.DataFrame) -> pd.Series:
@@ -112,15 +162,28 @@ CASE_COLUMNS = (
     Column("Δη", fixed("expected_extra", 3)),
     Column("Δη realized", mean_std("realized_extra_mean", "realized_extra_std", 3)),
     Column("test error (%)", mean_std("test_error_pct_mean", "test_error_pct_std", 2)),
+    *PAIRED_COLUMNS,
     Column("train time", _times),
     Column("extra time vs SGD (%)", mean_std("extra_time_pct_mean", "extra_time_pct_std", 1)),
     Column("seeds", _seeds),
 )
 
 
-def case_table(name: str, title: str, cases: pd.DataFrame, notes: list[str] | None = None):
-    """A Table of aggregated cases."""
-    return Table(name, title, case_frame(cases), CASE_COLUMNS, tuple(notes or ()))
+def case_table(
+    name: str,
+    title: str,
+    cases: pd.DataFrame,
+    notes: list[str] | None = None,
+    paired: pd.DataFrame | None = None,
+) -> Table:
+    """A Table of aggregated cases; with `paired` (`paired.paired_frame` over the store) the
+    paired differences to SAM and SGD and the seeds needed."""
+    notes = list(notes or ())
+    if paired is None:
+        columns = tuple(c for c in CASE_COLUMNS if c not in PAIRED_COLUMNS)
+        return Table(name, title, case_frame(cases), columns, tuple(notes))
+    frame = case_frame(cases, paired)
+    return Table(name, title, frame, CASE_COLUMNS, (*notes, PAIRED_NOTE))
 
 
 def schedules_table(steps: int) -> Table:

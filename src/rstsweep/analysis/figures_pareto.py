@@ -27,6 +27,7 @@ from rstsweep.analysis.plotting import (
     std,
 )
 from rstsweep.analysis.results import Results, ordered
+from rstsweep.core.passes import COST_NAMES
 
 _MARKERS = ("o", "^", "v", "P", "X", "*", "<", ">", "h", "p", "d")
 _COLORS = ("tab:gray", "tab:cyan", "gold", "navy", "maroon", "teal")
@@ -44,29 +45,29 @@ def family_styles(families: list[str]) -> dict[str, dict[str, str]]:
     return styles
 
 
-def figure_pareto(res: Results, note: Note) -> Figure | None:
+def figure_pareto(res: Results, note: Note, cost: str = "flops") -> Figure | None:
     if not has_pareto_view(res):
         return None
-    points = pareto_points(res)
+    points = pareto_points(res, cost)
     fams = ordered(points["marker"], ("SGD", "SAM", *FAMILY_COLORS))
     styles = family_styles(fams)
     fig, panels = panel_grid(points, width=6.0, height=4.6)
     for ax, model, dataset in panels:
         rows = points[(points["model"] == model) & (points["dataset"] == dataset)]
-        _pareto_panel(ax, pick_setting(rows), styles, model, dataset)
-    title = "Test error vs realized extra compute: every case, Pareto front labelled"
+        _pareto_panel(ax, pick_setting(rows), styles, model, dataset, cost)
+    title = f"Test error vs realized extra compute ({cost}): every case, Pareto front labelled"
     fig.suptitle(progress_title(res, res.sweeps, "pareto", title, note))
     return fig
 
 
-def _pareto_panel(ax, rows: pd.DataFrame, styles: dict, model: str, dataset: str) -> None:
-    label_panel(ax, model, dataset, "realized extra compute (extra passes per step; SAM = 1)")
+def _pareto_panel(ax, rows: pd.DataFrame, styles: dict, model: str, dataset: str, cost: str):
+    label_panel(ax, model, dataset, f"realized {COST_NAMES[cost]}")
     for family in ordered(rows["marker"], tuple(styles)):
         f = rows[rows["marker"] == family]
         ax.errorbar(
-            f["realized_extra_mean"],
+            f["cost_mean"],
             pct(f["test_error_mean"]),
-            xerr=std(f["realized_extra_std"]),
+            xerr=std(f["cost_std"]),
             yerr=100 * std(f["test_error_std"]),
             fmt=styles[family]["marker"],
             color=styles[family]["color"],
@@ -75,8 +76,8 @@ def _pareto_panel(ax, rows: pd.DataFrame, styles: dict, model: str, dataset: str
             alpha=0.8,
             label=f"{family} ({len(f)})",
         )
-    front = rows[rows["on_front"]].sort_values("realized_extra_mean")
-    x, y = front["realized_extra_mean"].to_numpy(), pct(front["test_error_mean"])
+    front = rows[rows["on_front"]].sort_values("cost_mean")
+    x, y = front["cost_mean"].to_numpy(), pct(front["test_error_mean"])
     ax.step(x, y, where="post", color="black", lw=1.0, alpha=0.7, label="Pareto front")
     for i, (xi, yi, text) in enumerate(zip(x, y, front["point"], strict=True)):
         ax.annotate(

@@ -6,7 +6,10 @@ case has both a lower-or-equal realized extra compute (`realized_extra`, extra p
 relative to SGD) and a lower-or-equal mean test error, one of them strictly. Every schedule family,
 policy and algorithm competes on one axis: the question the paper's fixed schedules leave open is
 which way of spending SAM steps is best for a given compute budget. Drawn and tabulated whenever
-the store holds at least two schedule families.
+the store holds at least two schedule families. The cost axis is the user's choice (`cost`):
+"flops", the FLOP model's extra passes per step (`extra_passes_model`, the paper's Δη for
+SAM/SGD mixing; = `realized_extra`), or "time", the extra time the cells' own branch timers
+measured, in base-step units (`extra_time_measured`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from rstsweep.analysis.case_tables import method_name, setting_text, sort_cases
 from rstsweep.analysis.render import Column, Table, mean_std, raw
 from rstsweep.analysis.results import Results, display_dataset, display_model
 from rstsweep.core.format import MISSING, format_mean_std
+from rstsweep.core.passes import COST_COLUMNS, COST_NAMES, COSTS
+from rstsweep.errors import RstError
 
 BUDGETS = (0.1, 0.25, 0.5, 0.75)
 _TOL = 1e-9  # a realized 0.25 counts as within a 0.25 budget despite float noise
@@ -59,16 +64,28 @@ def marker_family(cases: pd.DataFrame) -> pd.Series:
     return cases["family"].where(cases["role"] == "rst", cases["role"].str.upper())
 
 
-def pareto_points(res: Results) -> pd.DataFrame:
-    """Every finished case (deduplicated across sweeps) with realized extra compute and test
-    error, its label, marker family and `on_front` (per model × dataset × setting)."""
-    cases = res.unique_cases().dropna(subset=["test_error_mean", "realized_extra_mean"])
+def check_cost(cost: str) -> str:
+    """`cost` if it is one of flops, time; else a one-line user error naming --cost."""
+    if cost not in COSTS:
+        raise RstError(f"--cost: {cost!r} is not one of {', '.join(COSTS)}")
+    return cost
+
+
+def pareto_points(res: Results, cost: str = "flops") -> pd.DataFrame:
+    """Every finished case (deduplicated across sweeps) with its extra cost (`cost_mean`,
+    `cost_std`: the `cost` chosen) and test error, its label, marker family and `on_front` (per
+    model × dataset × setting)."""
+    column = COST_COLUMNS[check_cost(cost)]
+    cases = res.unique_cases().assign(
+        cost_mean=lambda c: c[f"{column}_mean"], cost_std=lambda c: c[f"{column}_std"]
+    )
+    cases = cases.dropna(subset=["test_error_mean", "cost_mean"])
     if cases.empty:
         return cases.assign(point=[], marker=[], on_front=[])
     cases = sort_cases(cases).assign(point=point_label, marker=marker_family)
     front = pd.Series(False, index=cases.index)
     for _, g in cases.groupby(["model", "dataset", "setting"], sort=False):
-        mask = pareto_mask(g["realized_extra_mean"], g["test_error_mean"])
+        mask = pareto_mask(g["cost_mean"], g["test_error_mean"])
         front[g.index] = mask
     return cases.assign(on_front=front).reset_index(drop=True)
 
@@ -76,27 +93,29 @@ def pareto_points(res: Results) -> pd.DataFrame:
 # ----------------------------------------------------------------------------- best at budget
 
 
-def best_at_budget_frame(res: Results, budgets: tuple[float, ...] = BUDGETS) -> pd.DataFrame:
+def best_at_budget_frame(
+    res: Results, budgets: tuple[float, ...] = BUDGETS, cost: str = "flops"
+) -> pd.DataFrame:
     """Per model × dataset × setting and budget d: the case of lowest mean test error among those
-    whose mean realized extra compute is ≤ d, beside SAM's error and the share of SAM's extra
-    compute it saves (1 − its realized extra / SAM's). No row where no case fits the budget."""
-    points = pareto_points(res)
+    whose mean extra cost (`cost`: flops or time) is ≤ d, beside SAM's error and the share of
+    SAM's extra cost it saves (1 − its extra / SAM's). No row where no case fits the budget."""
+    points = pareto_points(res, cost)
     rows = []
     for _, g in points.groupby(["model", "dataset", "setting"], sort=False):
         sam = g[g["role"] == "sam"]
         sam_row = sam.iloc[0] if len(sam) else None
         for budget in budgets:
-            fits = g[g["realized_extra_mean"] <= budget + _TOL]
+            fits = g[g["cost_mean"] <= budget + _TOL]
             if fits.empty:
                 continue
             best = fits.loc[fits["test_error_mean"].idxmin()]
-            rows.append(_budget_row(best, sam_row, budget))
+            rows.append({**_budget_row(best, sam_row, budget), "cost": cost})
     return pd.DataFrame(rows)
 
 
 def _budget_row(best: pd.Series, sam: pd.Series | None, budget: float) -> dict:
-    sam_extra = np.nan if sam is None else float(sam["realized_extra_mean"])
-    saving = 1 - best["realized_extra_mean"] / sam_extra if sam_extra else np.nan
+    sam_extra = np.nan if sam is None else float(sam["cost_mean"])
+    saving = 1 - best["cost_mean"] / sam_extra if sam_extra else np.nan
     return {
         "model": best["model"],
         "dataset": best["dataset"],
@@ -109,11 +128,14 @@ def _budget_row(best: pd.Series, sam: pd.Series | None, budget: float) -> dict:
         "family": best["marker"],
         "realized_extra_mean": best["realized_extra_mean"],
         "realized_extra_std": best["realized_extra_std"],
+        "extra_cost_mean": best["cost_mean"],  # what the budget is in: flops or time
+        "extra_cost_std": best["cost_std"],
         "test_error_pct_mean": best["test_error_mean"] * 100,
         "test_error_pct_std": best["test_error_std"] * 100,
         "sam_test_error_pct_mean": np.nan if sam is None else sam["test_error_mean"] * 100,
         "sam_test_error_pct_std": np.nan if sam is None else sam["test_error_std"] * 100,
-        "sam_realized_extra_mean": sam_extra,
+        "sam_realized_extra_mean": np.nan if sam is None else sam["realized_extra_mean"],
+        "sam_extra_cost_mean": sam_extra,
         "saving_vs_sam_pct": 100 * saving,
         "n_seeds": int(best["n_seeds"]),
     }
@@ -131,7 +153,7 @@ BUDGET_COLUMNS = (
     Column("budget (extra compute ≤)", lambda f: [f"{b:g}" for b in f["budget"]]),
     Column("best case", raw("case")),
     Column("family", raw("family")),
-    Column("extra compute realized", mean_std("realized_extra_mean", "realized_extra_std", 3)),
+    Column("extra compute realized", mean_std("extra_cost_mean", "extra_cost_std", 3)),
     Column("test error (%)", mean_std("test_error_pct_mean", "test_error_pct_std", 2)),
     Column("SAM (%)", mean_std("sam_test_error_pct_mean", "sam_test_error_pct_std", 2)),
     Column("compute saved vs SAM", _saving),
@@ -139,14 +161,14 @@ BUDGET_COLUMNS = (
 )
 
 
-def best_at_budget(res: Results) -> Table | None:
+def best_at_budget(res: Results, cost: str = "flops") -> Table | None:
     """The "best at budget" table, or None when the store holds fewer than two families."""
     if not has_pareto_view(res):
         return None
-    frame = best_at_budget_frame(res)
+    frame = best_at_budget_frame(res, cost=cost)
     title = "Best at budget: lowest test error within a realized extra compute budget"
     notes = (
-        "extra compute: realized extra forward-backward passes per step over SGD's one (mean "
-        "over seeds; SGD 0, SAM 1); compute saved vs SAM = 1 − extra compute / SAM's",
+        f"cost: {cost}: extra compute = {COST_NAMES[cost]}, mean over seeds (SGD 0); compute "
+        "saved vs SAM = 1 − extra compute / SAM's (choose with --cost flops|time)",
     )
     return Table("best_at_budget", title, frame, BUDGET_COLUMNS, notes)

@@ -20,7 +20,7 @@ import pandas as pd
 
 from rstsweep.analysis.tags import TAG_COLUMNS, fill_missing_tags
 from rstsweep.core.config import identity_of
-from rstsweep.store.rows import unpack_signal
+from rstsweep.store.rows import cost_columns, unpack_signal
 from rstsweep.store.schema import TABLES
 from rstsweep.store.store import Store, read_table
 
@@ -141,6 +141,7 @@ def prepare_trials(trials: pd.DataFrame) -> pd.DataFrame:
     for col in ("batch_size", "profile"):
         if col not in trials.columns:
             trials[col] = None
+    trials = cost_columns(trials)  # FLOP-model and measured-time extra on every row
     fallback = _key_strings(trials, ["algorithm", "schedule", "alpha", "rho", *SETTING])
     trials["case_id"] = [
         _case_id(cj, fb) for cj, fb in zip(trials["config_json"], fallback, strict=True)
@@ -151,7 +152,8 @@ def prepare_trials(trials: pd.DataFrame) -> pd.DataFrame:
     trials["ok"] = ok
     trials["diverged"] = (~ok).astype(int)
     # Diverged cells count as "done" but must not move a mean: their metrics become NaN.
-    for col in ("test_error", "train_time_s", "realized_extra", "test_loss"):
+    costs = ("realized_extra", "extra_passes_model", "extra_time_measured")
+    for col in ("test_error", "train_time_s", "test_loss", *costs):
         trials[col] = trials[col].astype(float).where(ok)
     sgd = trials[ok & (trials["role"] == "sgd")]
     sgd_time = sgd.groupby(["setting", "seed"])["train_time_s"].mean().rename("sgd_time_s")
@@ -200,6 +202,10 @@ AGG_SPEC = {
     "closed_form_extra": ("closed_form_extra", "mean"),
     "realized_extra_mean": ("realized_extra", "mean"),
     "realized_extra_std": ("realized_extra", "std"),
+    "extra_passes_model_mean": ("extra_passes_model", "mean"),
+    "extra_passes_model_std": ("extra_passes_model", "std"),
+    "extra_time_measured_mean": ("extra_time_measured", "mean"),
+    "extra_time_measured_std": ("extra_time_measured", "std"),
     "test_error_mean": ("test_error", "mean"),
     "test_error_std": ("test_error", "std"),
     "train_time_s_mean": ("train_time_s", "mean"),

@@ -7,7 +7,9 @@
     sweep_<name>                   every other sweep (constant, piecewise-1, p-gamma, a demo, …)
     best_at_budget                 the best case within each compute budget (≥ 2 families)
     paper_vs_here                  the paper's reported numbers (data/paper_numbers.csv) beside ours
-    ordering                       our own check of the paper's ordering SGD > RST > SAM
+    ordering                       our own check of the paper's ordering SGD > RST > SAM (paired)
+Every case table shows each case's paired difference to SAM and SGD (same setting, matched by
+seed) with its 95 % interval and the seeds a paired t-test would need (`paired`).
 Every table is a `render.Table` that renders itself; CSV carries the raw numbers (one column per
 mean and std) for scripts.
 """
@@ -23,8 +25,9 @@ import pandas as pd
 
 from rstsweep.analysis.case_tables import case_table, schedules_table
 from rstsweep.analysis.ordering import ordering_table
+from rstsweep.analysis.paired import paired_frame
 from rstsweep.analysis.paper import paper_vs_here
-from rstsweep.analysis.pareto import best_at_budget
+from rstsweep.analysis.pareto import best_at_budget, check_cost
 from rstsweep.analysis.render import EXTENSIONS, FORMATS, Table
 from rstsweep.analysis.results import TRIG_FAMILIES, Results, load
 from rstsweep.core.format import format_share
@@ -74,21 +77,29 @@ SPECS = (
 
 
 def make_tables(
-    store: str | os.PathLike[str], fmt: str = "md", results: Results | None = None
+    store: str | os.PathLike[str],
+    fmt: str = "md",
+    results: Results | None = None,
+    cost: str = "flops",
 ) -> dict[str, str]:
-    """Every table the store can fill, rendered in `fmt` (md, csv or latex)."""
+    """Every table the store can fill, rendered in `fmt` (md, csv or latex); `cost` is the
+    best-at-budget table's cost (flops or time)."""
     if fmt not in FORMATS:
         raise RstError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
+    check_cost(cost)
     res = results if results is not None else load(store)
-    return {table.name: table.render(fmt) for table in build_tables(res)}
+    return {table.name: table.render(fmt) for table in build_tables(res, cost)}
 
 
 def print_or_write_tables(
-    store: str | os.PathLike[str], fmt: str = "md", out_dir: str | os.PathLike[str] | None = None
+    store: str | os.PathLike[str],
+    fmt: str = "md",
+    out_dir: str | os.PathLike[str] | None = None,
+    cost: str = "flops",
 ) -> list[Path]:
     """The CLI's `tables`: print every table to stdout, or with `out_dir` write one file per
     table (`<name>.md|csv|tex`) and print their paths. Returns the paths written."""
-    tables = make_tables(store, fmt)
+    tables = make_tables(store, fmt, cost=cost)
     if out_dir is None:
         for name, text in tables.items():
             if fmt != "md":
@@ -106,13 +117,14 @@ def print_or_write_tables(
     return paths
 
 
-def build_tables(res: Results) -> list[Table]:
+def build_tables(res: Results, cost: str = "flops") -> list[Table]:
     """Every table the store can fill, in the order the paper has them, then ours."""
     tables = []
+    paired = paired_frame(res.trials, res.cases)  # every case vs SAM and SGD, matched by seed
     ends = res.unique_cases(res.cases[res.cases["role"].isin(["sgd", "sam"])])
     if len(ends):  # shared endpoints: their group is noise
         title = "Table 1: SGD and SAM"
-        tables.append(case_table("table1_baselines", title, ends.assign(group=None)))
+        tables.append(case_table("table1_baselines", title, ends.assign(group=None), paired=paired))
     tables.append(schedules_table(_steps(res)))
     used: set[str] = set()
     for spec in SPECS:
@@ -123,14 +135,15 @@ def build_tables(res: Results) -> list[Table]:
         if cases.empty:
             continue
         used.update(sweeps)
-        tables.append(case_table(spec.name, spec.title, cases, _progress(res, sweeps)))
+        tables.append(case_table(spec.name, spec.title, cases, _progress(res, sweeps), paired))
     for sweep in res.sweeps:
         cases = res.sweep_cases([sweep])
         if sweep in used or cases.empty:
             continue
         title = f"Sweep {sweep}"
-        tables.append(case_table(f"sweep_{_slug(sweep)}", title, cases, _progress(res, [sweep])))
-    extras = [best_at_budget(res), paper_vs_here(res), ordering_table(res)]
+        notes = _progress(res, [sweep])
+        tables.append(case_table(f"sweep_{_slug(sweep)}", title, cases, notes, paired))
+    extras = [best_at_budget(res, cost), paper_vs_here(res), ordering_table(res, paired)]
     return tables + [t for t in extras if t is not None]
 
 

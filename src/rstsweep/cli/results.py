@@ -28,13 +28,22 @@ def figures(
         "figures"
     ),
     fmt: Annotated[str, typer.Option("--format", help="png, pdf or svg.")] = "png",
+    cost: Annotated[
+        str,
+        typer.Option(
+            "--cost",
+            help="The cost axis of the Pareto view and best-at-budget: flops (the FLOP model's "
+            "extra passes, Δη) or time (extra time the cells' branch timers measured).",
+        ),
+    ] = "flops",
 ) -> None:
     """Draw the paper's Figures 1-5 from the store, and the test error vs compute Pareto view when
     it holds two or more schedule families; print the paths written (notes on stderr)."""
     from rstsweep.analysis.figures import make_figures
     from rstsweep.store.store import open_store
 
-    for path in make_figures(open_store(store, must_exist=True, read_only=True), out, fmt):
+    the_store = open_store(store, must_exist=True, read_only=True)
+    for path in make_figures(the_store, out, fmt, cost=cost):
         print(path)
 
 
@@ -45,13 +54,21 @@ def tables(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Write one file per table here.")
     ] = None,
+    cost: Annotated[
+        str,
+        typer.Option(
+            "--cost",
+            help="The cost axis of the Pareto view and best-at-budget: flops (the FLOP model's "
+            "extra passes, Δη) or time (extra time the cells' branch timers measured).",
+        ),
+    ] = "flops",
 ) -> None:
     """Print the paper's tables, ours vs the paper's numbers and, with two or more schedule
     families, the best case at each compute budget; with --out, write files."""
     from rstsweep.analysis.tables import print_or_write_tables
     from rstsweep.store.store import open_store
 
-    print_or_write_tables(open_store(store, must_exist=True, read_only=True), fmt, out)
+    print_or_write_tables(open_store(store, must_exist=True, read_only=True), fmt, out, cost)
 
 
 @app.command()

@@ -185,6 +185,14 @@ def search(
     tracker: Trackers = None,
     set_: SetOption = None,
     force: Force = False,
+    cost: Annotated[
+        str,
+        typer.Option(
+            "--cost",
+            help="What --budget is in: flops (the FLOP model's extra passes, Δη) or time "
+            "(extra time the cells' branch timers measured, base step = 1).",
+        ),
+    ] = "flops",
 ) -> None:
     """Search the lowest test error at realized extra compute <= BUDGET (Ray Tune + Optuna TPE)."""
     from rstsweep.core.fields import parse_assignments
@@ -218,6 +226,7 @@ def search(
         rho=rho,
         alpha=alpha,
         asha=asha,
+        cost=cost,
         seed=seed,
     )
     sys.exit(search_command(options))
@@ -237,20 +246,31 @@ def plan(
     ] = None,
     no_probe: NoProbe = False,
     set_: SetOption = None,
+    cost: Annotated[
+        str,
+        typer.Option(
+            "--cost",
+            help="How an SA step's extra time is estimated: flops (the FLOP model's passes × "
+            "measured step times) or time (step atoms the probe measured on this device).",
+        ),
+    ] = "flops",
 ) -> None:
     """Show a sweep's cells by group, expected forward-backward passes and estimated time."""
     from rstsweep.core.fields import parse_assignments
+    from rstsweep.core.passes import COSTS
     from rstsweep.sweeper.options import RunOptions
     from rstsweep.sweeper.plan import plan_sweep, print_plan
     from rstsweep.sweeper.resources import detect_gpus
 
     overrides = parse_assignments(set_ or [])
+    if cost not in COSTS:
+        raise RstError(f"--cost: {cost!r} is not one of {', '.join(COSTS)}")
     asked = RunOptions(
         cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, max_concurrent=slots
     )
     placement = asked.with_gpus(detect_gpus(), warn=False).placement  # as `run` here would
     plan_ = plan_sweep(
-        file, sweep, profile, store, overrides, probe=not no_probe, placement=placement
+        file, sweep, profile, store, overrides, probe=not no_probe, placement=placement, cost=cost
     )
     print_plan(plan_, store)
 

@@ -74,3 +74,26 @@ def format_share(done: int, total: int, noun: str = "cells") -> str:
 def format_seeds(n_seeds: int, n_diverged: int = 0) -> str:
     """Seeds a mean is over, with the diverged ones left out of it: '3', '2 (+1 div.)'."""
     return f"{int(n_seeds)}" + (f" (+{int(n_diverged)} div.)" if n_diverged > 0 else "")
+
+
+RESOLVED_MARK = "*"  # after a paired difference whose 95 % interval excludes zero
+
+
+def format_paired(mean: float | None, lo: float | None, hi: float | None, digits: int = 2) -> str:
+    """A paired difference with its interval: '+0.42 [+0.10, +0.74]*' (the mark when the
+    interval excludes zero), the mean alone without an interval (one seed), '—' without a value."""
+    if _missing(mean):
+        return MISSING
+    text = f"{float(mean):+.{digits}f}"
+    if _missing(lo) or _missing(hi):
+        return text
+    mark = RESOLVED_MARK if float(lo) > 0 or float(hi) < 0 else ""
+    return f"{text} [{float(lo):+.{digits}f}, {float(hi):+.{digits}f}]{mark}"
+
+
+def format_seeds_needed(n: float | None, cap: int) -> str:
+    """Seeds a paired test needs: '7', '>cap' (infinite: no difference in sight), '—' (not
+    computable: fewer than two seeds)."""
+    if _missing(n):
+        return MISSING
+    return f"{int(n)}" if math.isfinite(float(n)) else f">{cap}"

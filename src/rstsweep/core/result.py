@@ -97,3 +97,19 @@ class TrainResult:
         if self.extra_passes is None:
             return self.sa_fraction
         return self.extra_passes / self.steps if self.steps else 0.0
+
+    @property
+    def extra_passes_model(self) -> float:
+        """`realized_extra` under its explicit name: the FLOP model's extra passes per step."""
+        return self.realized_extra
+
+    @property
+    def extra_time_measured(self) -> float | None:
+        """Measured extra time per step in base-step units, from the cell's own branch timers:
+        ΣX_t/T · (SA step / base step − 1); None without both branches timed (a cell with SA at
+        every step: readers take the base step of the SGD cell of the same setting and seed)."""
+        if self.sa_steps == 0:
+            return 0.0
+        if not self.sgd_step_s or self.sa_step_s is None:
+            return None
+        return self.sa_fraction * (self.sa_step_s / self.sgd_step_s - 1.0)

@@ -14,7 +14,9 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from rstsweep.core.passes import ATOM_COLUMNS, StepAtoms
 from rstsweep.core.result import MANIFEST_KEYS, TrainResult
 from rstsweep.schedules import parse
 from rstsweep.store.files import utc_now
@@ -75,6 +77,8 @@ def trial_row(
         "expected_extra": result.expected_extra,
         "closed_form_extra": result.closed_form_extra,
         "realized_extra": result.realized_extra,
+        "extra_passes_model": result.realized_extra,
+        "extra_time_measured": _opt_float(getattr(result, "extra_time_measured", None)),
         "sa_fraction": result.sa_fraction,
         "first_pass_s": _opt_float(result.first_pass_s),
         "train_time_s": result.train_time_s,
@@ -174,3 +178,42 @@ def failure_row(cell: Cell, error: str) -> dict[str, Any]:
         "error": error,
         "failed_at": utc_now(),
     }
+
+
+def cost_columns(trials: pd.DataFrame) -> pd.DataFrame:
+    """`extra_passes_model` and `extra_time_measured` on every trials row, also on rows written
+    before they were stored (filled from `realized_extra` and from the step times, as the trainer
+    computes them) and on cells without a timed base step (SA at every step): their base step is
+    that of the SGD cell (algorithm sgd) of the same model, dataset, batch size and seed."""
+    trials = trials.copy()
+    for col in ("extra_passes_model", "extra_time_measured", "sa_fraction"):
+        if col not in trials.columns:
+            trials[col] = np.nan
+    passes = trials["extra_passes_model"].astype(float)
+    trials["extra_passes_model"] = passes.fillna(trials["realized_extra"].astype(float))
+    share = trials["sa_fraction"].astype(float).fillna(trials["realized_extra"].astype(float))
+    key = ["model", "dataset", "batch_size", "seed"]
+    sgd = trials[trials["algorithm"] == "sgd"].groupby(key, dropna=False)["sgd_step_s"].mean()
+    base = trials["sgd_step_s"].astype(float)
+    if len(sgd):
+        fallback = trials.join(sgd.rename("_sgd_base"), on=key)["_sgd_base"].astype(float)
+        base = base.fillna(fallback)
+    timed = share * (trials["sa_step_s"].astype(float) / base - 1.0)
+    timed = timed.where(share > 0, 0.0)
+    trials["extra_time_measured"] = trials["extra_time_measured"].astype(float).fillna(timed)
+    return trials
+
+
+def atom_columns(atoms: dict[str, Any] | None) -> dict[str, Any]:
+    """A probe's measured step atoms (`StepAtoms` as a dict) under their probes columns."""
+    atoms = atoms or {}
+    return {column: atoms.get(name) for name, column in ATOM_COLUMNS.items()}
+
+
+def atoms_of(row: Any) -> StepAtoms | None:
+    """The StepAtoms of a probes row (None for probes written before atoms were measured)."""
+    values = {name: getattr(row, column, None) for name, column in ATOM_COLUMNS.items()}
+    values = {k: None if v is None or v != v else float(v) for k, v in values.items()}
+    if any(values[k] is None for k in ("base_step", "fb", "vector")):
+        return None
+    return StepAtoms(**{k: v for k, v in values.items() if v is not None})

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from rstsweep.core.passes import ATOM_COLUMNS
+
 TRIALS = pa.schema(
     [
         ("cell_id", pa.string()),
@@ -85,6 +87,13 @@ TRIALS = pa.schema(
         # (`extra_from_coins`, a read-time column, not stored).
         ("sa_fraction", pa.float64()),
         ("first_pass_s", pa.float64()),
+        # added with the measured cost model (additive): the FLOP model's extra passes per step
+        # under its explicit name (= realized_extra, which stays for old readers) and the extra
+        # time the cell's own branch timers measured, in base-step units (null: no base step
+        # timed in the cell). Rows written before have neither: readers fill both
+        # (`rows.cost_columns`: from realized_extra, and from the step times).
+        ("extra_passes_model", pa.float64()),
+        ("extra_time_measured", pa.float64()),
     ]
 )
 
@@ -156,6 +165,9 @@ PROBES = pa.schema(
         ("peak_memory_bytes", pa.int64()),  # CUDA: max allocated; CPU: peak RSS
         ("steps", pa.int64()),  # timed steps per branch
         ("probed_at", pa.timestamp("s", tz="UTC")),
+        # added with the measured cost model (additive; null in older probes): the atoms of a
+        # step in seconds (core.passes.StepAtoms, trainers.probe.measure_atoms)
+        *((column, pa.float64()) for column in ATOM_COLUMNS.values()),
     ]
 )
 

@@ -28,6 +28,7 @@ import pandas as pd
 from rstsweep.core.catalog import DATASET_SHAPES, cell_steps
 from rstsweep.core.format import format_duration
 from rstsweep.store.files import utc_now
+from rstsweep.store.rows import atom_columns, atoms_of
 from rstsweep.sweeper.options import Placement
 from rstsweep.sweeper.resources import concurrent_here, detect_gpus
 
@@ -81,6 +82,24 @@ def cached_costs(store: Any) -> dict[tuple, tuple[float, float | None]]:
         key = (*key[:3], int(key[3]), None if _missing(key[4]) else int(key[4]), key[5])
         sa = None if _missing(row.sa_step_s) else float(row.sa_step_s)
         out[key] = (float(row.sgd_step_s), sa)
+    return out
+
+
+def cached_atoms(store: Any) -> dict[tuple, Any]:
+    """{setting: core.passes.StepAtoms} from the store's probes table (latest probe with atoms
+    wins; probes written before atoms were measured have none)."""
+    if store is None:
+        return {}
+    frame = store.read("probes")
+    if frame.empty:
+        return {}
+    out = {}
+    for row in frame.sort_values("probed_at", kind="stable").itertuples(index=False):
+        atoms = atoms_of(row)
+        if atoms is not None:
+            key = tuple(getattr(row, k) for k in KEY)
+            key = (*key[:3], int(key[3]), None if _missing(key[4]) else int(key[4]), key[5])
+            out[key] = atoms
     return out
 
 
@@ -141,6 +160,7 @@ def _row(key: tuple, result: dict, steps: int) -> dict[str, Any]:
         "peak_memory_bytes": result.get("peak_memory_bytes"),
         "steps": steps,
         "probed_at": utc_now(),
+        **atom_columns(result.get("atoms")),  # the step atoms of the measured cost model
     }
 
 

@@ -22,10 +22,11 @@ import pandas as pd
 
 from rstsweep.core.catalog import cell_steps, model_variant, steps_per_epoch
 from rstsweep.core.format import format_count, format_duration
-from rstsweep.core.passes import expected_sa_extra
+from rstsweep.core.passes import expected_sa_extra, sa_extra_time
 from rstsweep.schedules import parse
 from rstsweep.store.store import Store
 from rstsweep.sweeper.estimates import (
+    cached_atoms,
     cached_costs,
     probe_for,
     report_lines,
@@ -140,6 +141,8 @@ class SweepPlan:
 
     # (model, dataset) -> the network it builds there (`core.catalog.model_variant`)
     layouts: dict[tuple[str, str], str] = field(default_factory=dict)
+    cost: str = "flops"  # how an SA step's extra time is estimated (core.passes.COSTS)
+    atom_cells: int = 0  # pending cells whose SA step was timed from measured step atoms
 
     def total(self) -> GroupPlan:
         out = GroupPlan("total", pending_time_s=0.0)
@@ -192,14 +195,25 @@ def _comparable_costs(pending: Mapping[str, CellEstimate]) -> dict[str, float]:
 
 
 def make_plan(
-    cells: list[Cell], sweep: str, profile: str, store: Store | None, device: str | None = None
+    cells: list[Cell],
+    sweep: str,
+    profile: str,
+    store: Store | None,
+    device: str | None = None,
+    cost: str = "flops",
 ) -> SweepPlan:
     """Aggregate the cells of a sweep by group: counts, Σ steps, expected passes, estimated time
-    (from measured step costs, else from the store's step-cost probes on `device`)."""
+    (from measured step costs, else from the store's step-cost probes on `device`). `cost`
+    "time": an SA step's extra time comes from the step atoms probed on `device`
+    (`core.passes.sa_extra_time`) where the store has them, else (and with "flops") from the
+    FLOP model's extra passes scaled by the measured SA − base step time."""
     done = store.done_ids() if store else set()
     trials = store.read("trials") if store else pd.DataFrame()
     costs = step_costs(trials)
     probes = cached_costs(store) if store and device else {}
+    cost_model = cost  # `cost` below is each cell's measured (base, SA) step time
+    atoms = cached_atoms(store) if store and device and cost_model == "time" else {}
+    atom_cells = 0
     groups: dict[str, GroupPlan] = {}
     pending: dict[str, CellEstimate] = {}
     unknown = 0
@@ -223,6 +237,11 @@ def make_plan(
             base, sa = probes[setting(cfg, device)]
             cost, g.probed = (base, sa if sa is not None else 2 * base), g.probed + 1
         seconds = None if cost is None or steps is None else cell_seconds(cfg, steps, extra, cost)
+        measured = atoms.get(setting(cfg, device)) if device and seconds is not None else None
+        if cost is not None and steps is not None and measured is not None:
+            # the measured cost model: the step atoms of this device and setting
+            seconds = steps * cost[0] * (1.0 + extra * sa_extra_time(cfg, measured))
+            atom_cells += 1
         pending[cell.cell_id] = CellEstimate(cell.group, seconds, passes)
         if seconds is None or g.pending_time_s is None:
             g.pending_time_s = None
@@ -241,6 +260,8 @@ def make_plan(
         packing={key: fit for key, fit in packing(trials).items() if key in keys},
         pending=pending,
         layouts={(c.model, c.dataset): model_variant(c.model, c.dataset) for c in configs},
+        cost=cost_model,
+        atom_cells=atom_cells,
     )
 
 
@@ -253,6 +274,7 @@ def plan_sweep(
     *,
     probe: bool = False,
     placement: Placement | None = None,
+    cost: str = "flops",
 ) -> SweepPlan:
     """Load, expand (with `--set` overrides) and plan: the `plan` command's entry point. `probe`:
     time the pending settings that have no measurement (sweeper.estimates; cached in the store)."""
@@ -265,7 +287,7 @@ def plan_sweep(
         lines = report_lines(report)
     else:
         device = target_device(placement.gpus) if store is not None else None
-    plan = make_plan(cells, sweep, profile, store, device=device)
+    plan = make_plan(cells, sweep, profile, store, device=device, cost=cost)
     plan.probe_lines, plan.placement = lines, placement
     return plan
 
@@ -350,3 +372,18 @@ def print_plan(plan: SweepPlan, store_dir: Path | None) -> None:
         console.print(order, soft_wrap=True)
     for line in plan.probe_lines:
         console.print(line, soft_wrap=True)
+    console.print(cost_line(plan), soft_wrap=True)
+
+
+def cost_line(plan: SweepPlan) -> str:
+    """Which cost model the plan's time estimate used (--cost flops|time)."""
+    if plan.cost == "flops":
+        return (
+            "cost: flops — an SA step's extra time = the FLOP model's extra passes × the "
+            "measured SA − base step time (--cost time: measured step atoms)"
+        )
+    pending = plan.total().pending
+    return (
+        f"cost: time — an SA step's extra time from step atoms measured on this device for "
+        f"{plan.atom_cells} of {pending} pending cells (the others: the FLOP model)"
+    )

@@ -5,7 +5,11 @@
 growth, compilation), then `steps` steps timed as one block between two device synchronisations
 (no sync inside the block, so the GPU's queue stays full, as in training), and the peak memory of
 the whole measurement. `measure_steps(config, steps)` builds the cell of a CellConfig on
-synthetic data of its dataset's shape (no dataset needed) and times its real `train_step`.
+synthetic data of its dataset's shape (no dataset needed) and times its real `train_step`, then
+the atoms of a step (`measure_atoms`: the base step as the unit, a forward-backward on the whole
+batch and on the fraction the algorithm's second pass takes, the no-grad ranking forward, a first
+pass with a β-draw of tensors frozen, the SAM-family vector work) from which
+`rstsweep.core.passes.sa_extra_time` predicts a sharpness-aware step's extra time.
 
 Module level is torch only (CellConfig and the cell builder are imported inside
 `measure_steps`), so the GPU benchmark runs where pydantic is not installed.
@@ -14,18 +18,23 @@ Module level is torch only (CellConfig and the cell builder are imported inside
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import torch
+import torch.nn.functional as F
 
 from rstsweep.core.catalog import DATASET_SHAPES
+from rstsweep.core.passes import StepAtoms
 from rstsweep.trainers.memory import device_memory_bytes, peak_memory_bytes, reset_peak_memory
 
 if TYPE_CHECKING:
     from rstsweep.core.config import CellConfig
+    from rstsweep.trainers.step import StepContext
 
 
 def synchronize(device: torch.device) -> None:
@@ -62,6 +71,115 @@ def time_branches(
         "peak_memory_bytes": peak_memory_bytes(device),
         "device_memory_bytes": device_memory_bytes(device),
     }
+
+
+def time_call(fn: Callable[[], object], device: torch.device, steps: int, warmup: int) -> float:
+    """Mean seconds of `fn()` over `steps` calls after `warmup` untimed ones (synced blocks)."""
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    begin = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    synchronize(device)
+    return (time.perf_counter() - begin) / steps
+
+
+def measure_atoms(
+    ctx: StepContext, x: torch.Tensor, y: torch.Tensor, config: Any, steps: int, warmup: int = 2
+) -> StepAtoms:
+    """Time the atoms of a step of `config`'s cell (`ctx`, its own device and setting) on the
+    batch (x, y): `warmup` untimed calls each, then `steps` rounds that time every atom once, in
+    alternating order (load drift on a shared machine hits all alike); each atom is the median
+    over the rounds. Changes the cell's weights and optimizer state: a probe's throwaway cell."""
+    device = x.device
+    units = _atom_units(ctx, x, y, config)
+    for unit in units:
+        for _ in range(warmup):
+            for _, fn in unit:
+                fn()
+    samples: dict[str, list[float]] = {name: [] for unit in units for name, _ in unit}
+    for r in range(steps):
+        for unit in units if r % 2 == 0 else units[::-1]:
+            for name, fn in unit:  # in order: the vector work needs the pass before it
+                samples[name].append(time_call(fn, device, 1, 0))
+    med = {name: statistics.median(values) for name, values in samples.items()}
+    atoms: dict[str, Any] = {k: med[k] for k in ("base_step", "fb", "rank_forward")}
+    atoms["vector"] = med["two_pass"] - med["opt_base"] if "two_pass" in med else 0.0
+    if "reuse" in med:
+        atoms["reuse_vector"] = med["reuse"] - med["opt_base"]
+    if "fb_fraction" in med:
+        atoms["fraction"], atoms["fb_fraction"] = (
+            _second_fraction(config, x.shape[0]),
+            med["fb_fraction"],
+        )
+    if "frozen_first_pass" in med:
+        atoms["beta"], atoms["frozen_first_pass"] = config.esam_beta, med["frozen_first_pass"]
+    return StepAtoms(**atoms)
+
+
+def _second_fraction(config: Any, batch: int) -> float:
+    """The share of the batch the second pass takes (ESAM's ⌊γ·B⌋, at least 1; else 1)."""
+    if config.algorithm != "esam":
+        return 1.0
+    return max(1, int(config.esam_gamma * batch)) / batch
+
+
+def _atom_units(ctx: StepContext, x: torch.Tensor, y: torch.Tensor, config: Any) -> list:
+    """The timed atoms as units of (name, call) run in order within a round."""
+    from rstsweep.trainers.step import train_step
+    from rstsweep.trainers.variants import LookSAM
+
+    opt, model = ctx.optimizer, ctx.net or ctx.model
+
+    def fb(xb: torch.Tensor, yb: torch.Tensor) -> None:
+        opt.zero_grad(set_to_none=True)
+        with ctx.runtime.autocast():
+            out = ctx.passes.sa(model, xb)
+            loss = F.cross_entropy(out, yb, label_smoothing=ctx.label_smoothing)
+        loss.backward()
+
+    def two_pass() -> None:  # the optimizer work of a two-pass SA step, on the pass's gradients
+        opt.first_step(zero_grad=False)
+        opt.second_step(zero_grad=False)
+
+    def reuse() -> None:
+        opt.sa_steps = 1  # a reuse step is due (LookSAM's count); g_v comes from two_pass
+        opt.reuse_step(zero_grad=False)
+
+    passes: list = [("fb", lambda: fb(x, y))]
+    if config.algorithm != "sgd":
+        passes += [("two_pass", two_pass), ("opt_base", lambda: opt.base_step(zero_grad=False))]
+        if isinstance(opt, LookSAM) and opt.k > 1:
+            passes.append(("reuse", reuse))
+    units = [
+        [("base_step", lambda: train_step(ctx, x, y, False))],
+        passes,
+        [("rank_forward", lambda: ctx.sample_losses(x, y))],
+    ]
+    k = round(_second_fraction(config, x.shape[0]) * x.shape[0])
+    if k < x.shape[0]:
+        units.append([("fb_fraction", lambda: fb(x[:k], y[:k]))])
+    if config.algorithm == "esam":
+        frozen = lambda: _frozen_pass(model, config.esam_beta, fb, x, y)  # noqa: E731
+        units.append([("frozen_first_pass", frozen)])
+    return units
+
+
+def _frozen_pass(model: torch.nn.Module, beta: float, fb: Callable, x, y) -> None:
+    """One first pass with each parameter tensor frozen with probability 1 − β (ESAM's draw)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    keep = torch.rand(len(params)) < beta
+    if not keep.any():
+        keep[0] = True
+    frozen = [p for p, k in zip(params, keep.tolist(), strict=True) if not k]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        fb(x, y)
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
 
 
 def synthetic_batch(
@@ -105,8 +223,10 @@ def measure_steps(config: CellConfig, steps: int = 5, warmup: int = 2) -> dict[s
     measured = time_branches(
         lambda sa: train_step(run.ctx, x, y, sa), device, steps, warmup, branches
     )
+    atoms = measure_atoms(run.ctx, x, y, config, steps, warmup)
     return {
         **measured,
+        "atoms": asdict(atoms),
         "model": config.model,
         "dataset": config.dataset,
         "algorithm": config.algorithm,

@@ -26,8 +26,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from rstsweep.core.passes import COST_COLUMNS, COSTS
 from rstsweep.errors import RstError
 from rstsweep.schedules import get_family, is_policy, parse, registered_policies
+from rstsweep.store.rows import cost_columns
 from rstsweep.sweeper.live import EventLog
 from rstsweep.sweeper.options import RunOptions
 from rstsweep.sweeps import expand
@@ -67,6 +69,11 @@ class SearchOptions:
     @property
     def store(self) -> str | Path:
         return self.run.store
+
+    # what the budget is in: the FLOP model's extra passes ("flops", Δη) or the extra time the
+    # cells' branch timers measured in base-step units ("time"); `realized_extra` of a case and
+    # of a trial report holds the chosen one
+    cost: str = "flops"
 
 
 @dataclass
@@ -179,7 +186,7 @@ def prior_cases(store: Any, o: SearchOptions, space: Space, n_bases: int) -> lis
         & (cells["group"] == space.family)
         & (cells["profile"] == o.profile)
     ]
-    trials = store.read("trials")
+    trials = cost_columns(store.read("trials"))
     trials = trials[trials["cell_id"].isin(set(mine["cell_id"]))]
     out = []
     for (spec, rho, alpha), rows in trials.groupby(["schedule", "rho", "alpha"], dropna=False):
@@ -187,7 +194,7 @@ def prior_cases(store: Any, o: SearchOptions, space: Space, n_bases: int) -> lis
         if point is None or len(rows) < n_bases:
             continue
         errors = rows["test_error"].astype(float).fillna(1.0)
-        extra = float(rows["realized_extra"].mean())
+        extra = float(rows[COST_COLUMNS[o.cost]].mean())
         out.append(
             {
                 "point": point,
@@ -198,6 +205,7 @@ def prior_cases(store: Any, o: SearchOptions, space: Space, n_bases: int) -> lis
                 "test_error_std": float(errors.std(ddof=0)),
                 "realized_extra": extra,
                 "seeds": len(rows),
+                "cost": o.cost,
                 "objective": objective(float(errors.mean()), extra, o.budget),
             }
         )
@@ -228,6 +236,8 @@ def run_search(o: SearchOptions, train_fn: Any = None) -> SearchSummary:
     t0 = time.time()
     if not (isinstance(o.budget, (int, float)) and 0.0 <= o.budget <= 1.0):
         raise RstError(f"search: --budget {o.budget} is not in [0, 1]")
+    if o.cost not in COSTS:
+        raise RstError(f"search: --cost {o.cost!r} is not one of {', '.join(COSTS)}")
     if o.trials < 1:
         raise RstError(f"search: --trials {o.trials} must be >= 1")
     run = o.run
@@ -261,9 +271,10 @@ def _tune(o, space, bases, prior, todo, store, train_fn) -> set[str]:
     from rstsweep.sweeper.search.objective import run_suggestion
     from rstsweep.sweeper.trackers import TrackerHub
 
-    trials = store.read("trials")
+    trials = cost_columns(store.read("trials"))
+    column = COST_COLUMNS[o.cost]
     known = {
-        r.cell_id: (float(r.test_error), float(r.realized_extra))
+        r.cell_id: (float(r.test_error), float(getattr(r, column)))
         for r in trials[trials["family"] == space.family].itertuples()
     }
     r = o.run
@@ -280,6 +291,7 @@ def _tune(o, space, bases, prior, todo, store, train_fn) -> set[str]:
             bases=bases,
             family=space.family,
             budget=o.budget,
+            cost=o.cost,
             known=known,
             sweep=r.sweep + SUFFIX,
             train_fn=train_fn,
@@ -350,7 +362,7 @@ def search_command(o: SearchOptions) -> int:
     """`rstsweep search`: run, then print the cases by objective and the best within budget."""
     summary = run_search(o)
     print(
-        f"search {o.sweep} ({o.profile}), {summary.family}, Δη ≤ {o.budget:g}: "
+        f"search {o.sweep} ({o.profile}), {summary.family}, extra {o.cost} ≤ {o.budget:g}: "
         f"{summary.prior} case(s) from the store, {summary.ran} new suggestion(s), "
         f"{summary.cells_written} cell(s) written ({summary.wall_s:.1f} s)"
     )
@@ -367,5 +379,6 @@ def _case_text(case: dict) -> str:
     std = 100 * case["test_error_std"]
     return (
         f"{case['label']} ρ={case['rho']:g} α={case['alpha']:g}: error {err:.2f} ± {std:.2f} %"
-        f" over {case['seeds']} cell(s), realized Δη {case['realized_extra']:.3f}"
+        f" over {case['seeds']} cell(s), realized extra ({case.get('cost', 'flops')}) "
+        f"{case['realized_extra']:.3f}"
     )

@@ -79,8 +79,11 @@ def run_suggestion(
     train_fn: TrainFn | None = None,
     threads: int | None = None,
     work_root: str | None = None,
+    cost: str = "flops",
 ) -> None:
-    """Tune trainable: evaluate one suggestion over the base cells (see the module docstring)."""
+    """Tune trainable: evaluate one suggestion over the base cells (see the module docstring).
+    `cost` "time": the budget is in measured extra time (`extra_time_measured`; the FLOP model's
+    where the cell timed no base step)."""
     hide_gpus_unless_given()
     updates = suggestion_updates(family, params)
     label = case_label(updates)
@@ -104,6 +107,9 @@ def run_suggestion(
             work = work_dir(work_root, cid)
             result = train(with_threads(config, threads), work, resume=True, on_epoch=_ignore)
             error, extra = float(result.test_error), float(result.realized_extra)
+            measured = getattr(result, "extra_time_measured", None)
+            if cost == "time" and measured is not None:
+                extra = float(measured)
             report[FINAL_KEY] = result_to_payload(result)
             shutil.rmtree(work, ignore_errors=True)
         errors.append(error)
