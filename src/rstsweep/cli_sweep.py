@@ -20,7 +20,8 @@ from rstsweep.cli_app import (
     _opt,
     app,
 )
-from rstsweep.errors import RstError
+from rstsweep.core.extras import missing_modules, require_extra
+from rstsweep.core.shipped import describe_sweeps_file, resolve_sweeps_file
 
 
 @app.command()
@@ -83,6 +84,8 @@ def run(
     from rstsweep.core.fields import parse_assignments
 
     overrides = parse_assignments(set_ or [])  # unknown keys: before the driver is even imported
+    file = resolve_sweeps_file(file)
+    require_extra("run", "rstsweep run")
     from rstsweep.sweeper.driver import run_command
     from rstsweep.sweeper.options import RunOptions
     from rstsweep.sweeper.trackers import parse_trackers
@@ -143,6 +146,7 @@ def slurm(
     set_: SetOption = None,
 ) -> None:
     """Write an sbatch script running the sweep on a SLURM allocation through Ray (requeue-safe)."""
+    file = resolve_sweeps_file(file)
     from rstsweep.core.fields import parse_assignments
     from rstsweep.sweeper.options import RunOptions
     from rstsweep.sweeper.slurm import SlurmJob, slurm_command
@@ -185,6 +189,8 @@ def search(
     num_cpus: Annotated[float | None, typer.Option(help="Local Ray: CPUs to use.")] = None,
 ) -> None:
     """Search the lowest test error at realized extra compute <= BUDGET (Ray Tune + Optuna TPE)."""
+    file = resolve_sweeps_file(file)
+    require_extra("run", "rstsweep search")
     from rstsweep.sweeper.search import SearchOptions, search_command
 
     options = SearchOptions(
@@ -229,6 +235,12 @@ def plan(
     from rstsweep.sweeper.probe import Resources
 
     overrides = parse_assignments(set_ or [])
+    file = resolve_sweeps_file(file)
+    print(describe_sweeps_file(file))
+    if not no_probe and "torch" in missing_modules("run"):  # probes time steps with torch
+        note = "note: no step-cost probes without torch: pip install 'rstsweep[run]'"
+        print(note, file=sys.stderr)
+        no_probe = True
     resources = Resources(cpus_per_trial, gpus_per_trial, slots)
     plan_ = plan_sweep(
         file, sweep, profile, store, overrides, probe=not no_probe, resources=resources
@@ -243,7 +255,10 @@ def status(
     ] = None,
     store: StoreDir = DEFAULT_STORE,
     file: Annotated[
-        Path | None, typer.Option("--file", "-f", help="Sweeps YAML (default: ./sweeps.yaml).")
+        Path | None,
+        typer.Option(
+            "--file", "-f", help="Sweeps YAML (default: ./sweeps.yaml, else the packaged one)."
+        ),
     ] = None,
     profile: Annotated[
         str | None, typer.Option("--profile", "-p", help="Profile (default: the recorded one).")
@@ -255,8 +270,6 @@ def status(
     """Done / running / failed / pending cells per sweep and group, realized compute, failures."""
     from rstsweep.sweeper.status import collect_status, print_status
 
-    if file is not None and not file.exists():
-        raise RstError(f"{file}: sweeps file not found")
-    found = file or (DEFAULT_FILE if DEFAULT_FILE.exists() else None)
+    found = resolve_sweeps_file(file)
     status_of = collect_status(store, sweep, found, profile, world_size)
     print_status(status_of, detail=sweep is not None)

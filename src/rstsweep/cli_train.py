@@ -82,6 +82,9 @@ def train_cmd(
     if resume and out is None:
         raise RstError("--resume: needs --out DIR (the directory holding checkpoint.pt)")
 
+    from rstsweep.core.extras import require_extra
+
+    require_extra("run", "rstsweep train")
     from rstsweep.trainers.summary import run_cli
 
     code = run_cli(config, out=out, resume=resume, as_json=json_)

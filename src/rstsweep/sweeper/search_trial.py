@@ -21,6 +21,7 @@ from typing import Any
 from ray import tune
 
 from rstsweep.core.config import CellConfig
+from rstsweep.plugins import load_plugins
 from rstsweep.sweeper.trial import (
     FINAL_KEY,
     TrainFn,
@@ -80,6 +81,7 @@ def run_suggestion(
     work_root: str | None = None,
 ) -> None:
     """Tune trainable: evaluate one suggestion over the base cells (see the module docstring)."""
+    load_plugins()  # a user's schedule family, algorithm, ... registered on this worker too
     updates = suggestion_updates(family, params)
     label = case_label(updates)
     train = train_fn or default_train

@@ -1,0 +1,222 @@
+"""The Ray Tune trial: run one sweep cell inside a Ray worker, resumable from its last epoch.
+
+`run_cell` is the Tune function trainable (Ray Tune 2.60 API only: `tune.report`,
+`tune.get_checkpoint`, `tune.Checkpoint`; nothing from `ray.train`, which raises inside Tune
+trials). It looks its cell config up by the `cell_id` Tune hands it, restores the trainer's
+`checkpoint.pt` from Tune's last checkpoint when Tune retries a crashed trial, reports every epoch
+with that epoch's trainer checkpoint attached, and reports the final `TrainResult` as plain data
+under `FINAL_KEY`. The driver (not the trial) writes the store, so workers need no access to it.
+
+Imported only in Ray workers and by the driver after Ray is up (module-level `ray` import).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ray import tune
+
+from rstsweep.core.atomic import atomic_write_text
+from rstsweep.core.names import CHECKPOINT_NAME
+from rstsweep.core.result import EpochRecord, TrainResult
+from rstsweep.plugins import load_plugins
+from rstsweep.store.rows import pack_draws, pack_signal, unpack_draws, unpack_signal
+from rstsweep.sweeper.resources import memory_share
+
+FINAL_KEY = "rst_result"
+EPOCH_MARKER = "epoch"  # beside a checkpoint.pt: the epoch it ends at
+
+TrainFn = Callable[..., TrainResult]
+
+
+def default_train(config: Any, out_dir: Path, resume: bool, on_epoch: Callable) -> TrainResult:
+    """The real trainer (imported here: torch loads in the worker, not the driver); a cell with
+    world_size > 1 runs data-parallel over the trial's placement group (`sweeper.multi`)."""
+    if getattr(config, "world_size", 1) > 1:
+        from rstsweep.sweeper.multi import train_multi
+
+        return train_multi(config, out_dir, resume, on_epoch)
+    from rstsweep.trainers.loop import train
+
+    return train(config, out_dir=out_dir, resume=resume, on_epoch=on_epoch)
+
+
+def run_cell(
+    params: dict[str, Any],
+    configs: dict[str, Any],
+    train_fn: TrainFn | None = None,
+    threads: int | None = None,
+    work_root: str | None = None,
+    crash_marker: str | None = None,
+) -> None:
+    """Tune trainable for the cell `params["cell_id"]` (configs come via `tune.with_parameters`)."""
+    load_plugins()  # a user's schedule family, algorithm, ... registered on this worker too
+    cell_id = params["cell_id"]
+    config = _with_threads(configs[cell_id], threads)
+    work = _work_dir(work_root, cell_id)
+    start_epoch = _restore(work)
+    placement = _placement()
+    reporter = _EpochReporter(work, getattr(config, "epochs", None), crash_marker, placement)
+    train = train_fn or default_train
+    result = train(config, work, resume=start_epoch > 0, on_epoch=reporter)
+    tune.report({FINAL_KEY: result_to_payload(result), "start_epoch": start_epoch, **placement})
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def _with_threads(config: Any, threads: int | None) -> Any:
+    # torch threads = the CPUs Ray reserved for the trial; GPU memory cap = the trial's share of
+    # its GPU when several trials are packed on one (both runtime-only: cell_id unchanged); a
+    # config that already sets them wins.
+    if not hasattr(config, "model_copy"):
+        return config
+    update: dict[str, Any] = {}
+    if threads and getattr(config, "threads", 0) is None:
+        update["threads"] = threads
+    share = memory_share(_assigned_gpus())
+    if share is not None and getattr(config, "memory_fraction", 0) is None:
+        update["memory_fraction"] = share
+    return config.model_copy(update=update) if update else config
+
+
+def _assigned_gpus() -> float:
+    """The GPUs Ray reserved for this trial (fractional when packed)."""
+    import ray
+
+    if not ray.is_initialized():  # not in a Ray worker (asking would start a local Ray)
+        return 0.0
+    return float(ray.get_runtime_context().get_assigned_resources().get("GPU", 0.0))
+
+
+def _work_dir(work_root: str | None, cell_id: str) -> Path:
+    """The cell's trainer directory, stable across runs: a driver killed mid-cell leaves the
+    trainer's last epoch checkpoint here and the next run resumes from it. Snapshots a killed
+    reporter left behind are removed; the trainer clears its own temporary files."""
+    for root in (work_root, os.path.join(tempfile.gettempdir(), "rstsweep-work")):
+        if not root:
+            continue
+        work = Path(root) / cell_id
+        with contextlib.suppress(OSError):
+            work.mkdir(parents=True, exist_ok=True)
+            for stale in work.glob(".ckpt-*"):
+                shutil.rmtree(stale, ignore_errors=True)
+            return work
+    raise OSError(f"cannot create a work directory for cell {cell_id}")
+
+
+def _restore(work: Path) -> int:
+    """Put the checkpoint to resume from in `work`; return the epoch it ends at (0: none).
+    Tune's last checkpoint (a retry of a crashed trial) wins over one left by an earlier run."""
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            shutil.copy2(Path(directory) / CHECKPOINT_NAME, work / CHECKPOINT_NAME)
+            return _read_epoch(Path(directory) / EPOCH_MARKER)
+    if (work / CHECKPOINT_NAME).exists():  # an earlier run was killed while this cell ran
+        return _read_epoch(work / EPOCH_MARKER)
+    return 0
+
+
+def _read_epoch(marker: Path) -> int:
+    """The epoch a checkpoint ends at, as its marker says (informational: the trainer's own
+    checkpoint holds the true position; a missing or torn marker reads as 1)."""
+    try:
+        return int(marker.read_text())
+    except (OSError, ValueError):
+        return 1
+
+
+def _placement() -> dict[str, Any]:
+    """Where this trial runs (node, GPU ids Ray assigned, pid): reported for the event log."""
+    import ray
+
+    context = ray.get_runtime_context()
+    return {
+        "node_id": context.get_node_id(),
+        "gpu_ids": [str(g) for g in context.get_accelerator_ids().get("GPU", [])],
+        "pid": os.getpid(),
+    }
+
+
+class _EpochReporter:
+    """`on_epoch` callback: report the epoch's metrics with the trainer's checkpoint attached."""
+
+    def __init__(
+        self, work: Path, epochs: int | None, crash_marker: str | None, placement: dict
+    ) -> None:
+        self.work, self.epochs, self.crash_marker = work, epochs, crash_marker
+        self.placement = placement
+        self._last_stat: tuple[int, int] | None = None
+
+    def __call__(self, record: EpochRecord) -> None:
+        metrics = {"epoch": record.epoch, "epochs": self.epochs, **asdict(record), **self.placement}
+        checkpoint_dir = self._snapshot(record.epoch)
+        try:
+            checkpoint = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+            tune.report(metrics, checkpoint=checkpoint)  # persists the checkpoint before returning
+        finally:
+            if checkpoint_dir:
+                shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        self._maybe_crash(record.epoch)
+
+    def _snapshot(self, epoch: int) -> str | None:
+        """Hard-link the current checkpoint.pt into a fresh directory (the trainer replaces the file
+        atomically, so the link keeps this epoch's bytes); None if no new checkpoint was written
+        (a diverged epoch is not checkpointed)."""
+        source = self.work / CHECKPOINT_NAME
+        try:
+            stat = source.stat()
+        except FileNotFoundError:
+            return None
+        key = (stat.st_ino, stat.st_mtime_ns)
+        if key == self._last_stat:
+            return None
+        self._last_stat = key
+        directory = Path(tempfile.mkdtemp(prefix=".ckpt-", dir=self.work))
+        try:
+            os.link(source, directory / CHECKPOINT_NAME)
+        except OSError:
+            shutil.copy2(source, directory / CHECKPOINT_NAME)
+        (directory / EPOCH_MARKER).write_text(str(epoch))
+        # the same marker beside the work checkpoint, for a later run's resume
+        atomic_write_text(self.work / EPOCH_MARKER, str(epoch))
+        return str(directory)
+
+    def _maybe_crash(self, epoch: int) -> None:
+        if not self.crash_marker or epoch != 1:
+            return
+        try:
+            fd = os.open(self.crash_marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return
+        os.write(fd, f"{os.getpid()} {time.time()}\n".encode())
+        os.close(fd)
+        os._exit(17)  # die like a killed process: no exception, no cleanup, no report
+
+
+def result_to_payload(result: TrainResult) -> dict[str, Any]:
+    """A TrainResult as plain picklable data (epochs as dicts, draws bit-packed)."""
+    payload = {f.name: getattr(result, f.name) for f in fields(result)}
+    draws = np.asarray(result.draws, dtype=bool)
+    payload["epochs"] = [asdict(e) for e in result.epochs]
+    payload["draws"] = {"steps": int(draws.size), "bits": pack_draws(draws)}
+    payload["signals"] = pack_signal(result.signals)
+    return payload
+
+
+def payload_to_result(payload: dict[str, Any]) -> TrainResult:
+    """Inverse of `result_to_payload`."""
+    data = dict(payload)
+    draws = data.pop("draws")
+    data["draws"] = unpack_draws(draws["bits"], int(draws["steps"]))
+    data["signals"] = unpack_signal(data.get("signals"))
+    data["epochs"] = [EpochRecord(**e) for e in data["epochs"]]
+    return TrainResult(**data)
