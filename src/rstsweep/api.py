@@ -134,15 +134,16 @@ def run(
     """`rstsweep run`: train the sweep's cells not yet in `store` through Ray Tune. `options`
     are `RunOptions` fields (cpus_per_trial, max_concurrent, num_cpus, data_dir, probe, ...).
     Returns the command's exit code: 0 all done, 1 some cells failed or were interrupted."""
-    require_extra("run", "rstsweep.run()")
-    load_plugins()
-    from rstsweep.sweeper.driver import run_command
-    from rstsweep.sweeper.options import RunOptions
-    from rstsweep.sweeper.trackers import parse_trackers
+    from rstsweep.sweeper.options import RunOptions  # no ray: the options are checked first
 
     unknown = sorted(set(options) - set(RunOptions.__dataclass_fields__))
     if unknown:
         raise RstError(f"run(): unknown option {unknown[0]!r}")
+    require_extra("run", "rstsweep.run()")
+    load_plugins()
+    from rstsweep.sweeper.driver import run_command
+    from rstsweep.sweeper.trackers import parse_trackers
+
     options.setdefault("progress", False)  # a notebook is no terminal
     opts = RunOptions(
         sweep=sweep,

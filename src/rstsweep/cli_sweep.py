@@ -236,15 +236,17 @@ def plan(
 
     overrides = parse_assignments(set_ or [])
     file = resolve_sweeps_file(file)
-    print(describe_sweeps_file(file))
-    if not no_probe and "torch" in missing_modules("run"):  # probes time steps with torch
-        note = "note: no step-cost probes without torch: pip install 'rstsweep[run]'"
-        print(note, file=sys.stderr)
-        no_probe = True
+    no_torch = not no_probe and "torch" in missing_modules("run")  # probes time steps with torch
+    no_probe = no_probe or no_torch
     resources = Resources(cpus_per_trial, gpus_per_trial, slots)
     plan_ = plan_sweep(
         file, sweep, profile, store, overrides, probe=not no_probe, resources=resources
     )
+    # only once the plan exists: bad input is one line on stderr and nothing on stdout
+    if no_torch:
+        note = "note: no step-cost probes without torch: pip install 'rstsweep[run]'"
+        print(note, file=sys.stderr)
+    print(describe_sweeps_file(file))
     print_plan(plan_, store)
 
 

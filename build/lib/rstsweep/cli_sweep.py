@@ -238,7 +238,8 @@ def plan(
     file = resolve_sweeps_file(file)
     print(describe_sweeps_file(file))
     if not no_probe and "torch" in missing_modules("run"):  # probes time steps with torch
-        print("note: no step-cost probes without torch: pip install 'rstsweep[run]'", file=sys.stderr)
+        note = "note: no step-cost probes without torch: pip install 'rstsweep[run]'"
+        print(note, file=sys.stderr)
         no_probe = True
     resources = Resources(cpus_per_trial, gpus_per_trial, slots)
     plan_ = plan_sweep(

@@ -4,8 +4,9 @@ The store records them with the cells (`cells.figure`, `cells.table`, `cells.gro
 figures and tables select their sweeps by these columns, so a new sweep tagged `figure: "Fig. 1"`
 is drawn with no code change. Stores written before these columns existed (and trials rows whose
 cell was never recorded) read them as nulls: `fill_missing_tags` fills such rows from the tags of
-the sweeps.yaml shipped with rstsweep (package data `rstsweep/data/sweeps.yaml`), matched by sweep and group name; rows that
-carry tags keep their own. Reads YAML only: no sweeper import (analysis may not depend on it).
+the sweeps.yaml shipped with rstsweep (package data `rstsweep/data/sweeps.yaml`), matched by
+sweep and group name; rows that carry tags keep their own. Reads YAML only: no sweeper import
+(analysis may not depend on it).
 """
 
 from __future__ import annotations
