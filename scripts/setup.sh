@@ -38,7 +38,7 @@ stamp=.venv/.rstsweep-installed
 if [ ! -f "$stamp" ] || ! cmp -s pyproject.toml "$stamp"; then
     echo "setup: installing rstsweep and its dependencies into .venv (a few minutes the first time)"
     .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e '.[test]'
+    .venv/bin/python -m pip install -q -e '.[dev]'  # everything: run, trackers, sql, the test tools
     cp pyproject.toml "$stamp"
 fi
 echo "setup: ready ($(.venv/bin/python -c 'import torch, torchvision, ray; print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, ray {ray.__version__}")'))"

@@ -1,5 +1,5 @@
-"""The figures of a result store: Figures 1-5 of Zhao et al. and the Pareto view (matplotlib, Agg
-backend; no torch, no ray).
+"""The figures of a result store: Figures 1-5 of Zhao et al. and the Pareto view (matplotlib
+`Figure` objects, saved without pyplot or a backend choice; no torch, no ray).
 
 `make_figures(store, out_dir, fmt)` writes one file per figure the store can feed:
     figure1 … figure3   error and cost vs Δη (`figures_delta`)
@@ -41,7 +41,7 @@ FIGURES: dict[str, Callable[[Results, Note], Figure | None]] = {
 }
 
 
-def _stderr_note(message: str) -> None:
+def stderr_note(message: str) -> None:
     print(f"note: {message}", file=sys.stderr)
 
 
@@ -60,7 +60,7 @@ def make_figures(
     """
     if fmt not in FORMATS:
         raise RstError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
-    note = note or _stderr_note
+    note = note or stderr_note
     check_cost(cost)
     res = results if results is not None else load(store)
     out = Path(out_dir)

@@ -1,5 +1,6 @@
 """Shared plotting parts of the figures: style, panel layout, setting choice, error bars,
-SGD/SAM reference lines, "k of n cells" titles. matplotlib (Agg backend); no torch, no ray.
+SGD/SAM reference lines, "k of n cells" titles. matplotlib `Figure` objects only: no pyplot and no
+backend choice (a notebook keeps its own; `rstsweep figures` picks Agg); no torch, no ray.
 
 Panels: one column per dataset (CIFAR-10 left, CIFAR-100 right, then any other), one row per
 model. Error bars/bands are the std over seeds (none for a single seed).
@@ -8,10 +9,6 @@ model. Error bars/bands are the std over seeds (none for a single seed).
 from __future__ import annotations
 
 from collections.abc import Callable
-
-import matplotlib
-
-matplotlib.use("Agg")  # files only; never a GUI backend (tests, servers, Ray workers)
 
 import numpy as np
 import pandas as pd

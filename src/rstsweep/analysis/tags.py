@@ -4,21 +4,20 @@ The store records them with the cells (`cells.figure`, `cells.table`, `cells.gro
 figures and tables select their sweeps by these columns, so a new sweep tagged `figure: "Fig. 1"`
 is drawn with no code change. Stores written before these columns existed (and trials rows whose
 cell was never recorded) read them as nulls: `fill_missing_tags` fills such rows from the tags of
-the sweeps.yaml shipped with rstsweep (package data `rstsweep/data/sweeps.yaml` if installed
-there, else the source checkout's `sweeps.yaml`), matched by sweep and group name; rows that
-carry tags keep their own. The file is read by `rstsweep.sweeps` (torch- and ray-free), the one
-parser of sweeps.yaml.
+the sweeps.yaml shipped with rstsweep (package data `rstsweep/data/sweeps.yaml`), matched by
+sweep and group name; rows that carry tags keep their own. The file is read by `rstsweep.sweeps`
+(torch- and ray-free), the one parser of sweeps.yaml.
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import pandas as pd
 
+from rstsweep.core.shipped import packaged_sweeps_file
 from rstsweep.errors import RstError
 from rstsweep.sweeps import SweepsFile, load_sweeps
 
@@ -61,12 +60,9 @@ def sweep_tags(spec: SweepsFile) -> SweepTags:
 
 
 def shipped_sweeps_file() -> Path | None:
-    """The sweeps.yaml shipped with rstsweep (package data, else the source checkout's), or None."""
-    packaged = resources.files("rstsweep").joinpath("data/sweeps.yaml")
-    if packaged.is_file():
-        return Path(str(packaged))
-    checkout = Path(__file__).resolve().parents[3] / "sweeps.yaml"  # src/rstsweep/analysis/..
-    return checkout if checkout.is_file() else None
+    """The sweeps.yaml shipped with rstsweep (`core.shipped`), or None if it is missing."""
+    packaged = packaged_sweeps_file()
+    return packaged if packaged.is_file() else None
 
 
 @functools.cache

@@ -39,13 +39,18 @@ app = typer.Typer(
     name="rstsweep",
     help="Run, resume, inspect and analyse Randomized Sharpness-Aware Training (RST) sweeps.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # rstsweep --install-completion / --show-completion
     pretty_exceptions_enable=False,
 )
 
-SweepsFile = Annotated[Path, typer.Option("--file", "-f", help="The sweeps YAML file.")]
-SweepsFileOrNone = Annotated[
-    Path | None, typer.Option("--file", "-f", help="Sweeps YAML (default: ./sweeps.yaml).")
+SweepsFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--file",
+        "-f",
+        show_default=False,
+        help="The sweeps YAML file (default: ./sweeps.yaml if present, else the packaged one).",
+    ),
 ]
 StoreDir = Annotated[
     str,
@@ -95,7 +100,7 @@ NoProbe = Annotated[
     bool, typer.Option("--no-probe", help="No step-cost probe (do not time unmeasured settings).")
 ]
 
-DEFAULT_FILE = Path("sweeps.yaml")
+DEFAULT_FILE: Path | None = None  # core.shipped.resolve_sweeps_file picks the file
 DEFAULT_STORE = "results"
 DEFAULT_PROFILE = "paper"  # the paper's setting; `demo` and `ci` are the small CPU profiles
 
@@ -117,7 +122,9 @@ def _root(
 ) -> None:
     # An explicit callback keeps `rstsweep` a command group even while it has one command
     # (typer would otherwise run that command as the root and reject `rstsweep schedules`).
-    pass
+    from rstsweep.plugins import load_plugins
+
+    load_plugins()  # a user's schedule families etc. (entry points `rstsweep.plugins`)
 
 
 def opt(help_text: str) -> typer.models.OptionInfo:

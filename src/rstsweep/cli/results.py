@@ -39,6 +39,9 @@ def figures(
 ) -> None:
     """Draw the paper's Figures 1-5 from the store, and the test error vs compute Pareto view when
     it holds two or more schedule families; print the paths written (notes on stderr)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: never a GUI backend, whatever MPLBACKEND says
     from rstsweep.analysis.figures import make_figures
     from rstsweep.store.store import open_store
 

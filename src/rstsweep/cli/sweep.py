@@ -31,11 +31,12 @@ from rstsweep.cli.app import (
     StoreDir,
     SweepName,
     SweepsFile,
-    SweepsFileOrNone,
     Trackers,
     app,
     opt,
 )
+from rstsweep.core.extras import missing_modules, require_extra
+from rstsweep.core.shipped import describe_sweeps_file, resolve_sweeps_file
 from rstsweep.errors import RstError
 
 
@@ -80,6 +81,8 @@ def run(
     from rstsweep.core.fields import parse_assignments
 
     overrides = parse_assignments(set_ or [])  # unknown keys: before the driver is even imported
+    file = resolve_sweeps_file(file)
+    require_extra("run", "rstsweep run")
     from rstsweep.sweeper.driver import run_command
     from rstsweep.sweeper.options import RunOptions
     from rstsweep.sweeper.trackers import parse_trackers
@@ -138,6 +141,7 @@ def slurm(
     set_: SetOption = None,
 ) -> None:
     """Write an sbatch script running the sweep on a SLURM allocation through Ray (requeue-safe)."""
+    file = resolve_sweeps_file(file)
     from rstsweep.core.fields import parse_assignments
     from rstsweep.sweeper.options import RunOptions
     from rstsweep.sweeper.slurm import SlurmJob, slurm_command
@@ -195,6 +199,8 @@ def search(
     ] = "flops",
 ) -> None:
     """Search the lowest test error at realized extra compute <= BUDGET (Ray Tune + Optuna TPE)."""
+    file = resolve_sweeps_file(file)
+    require_extra("run", "rstsweep search")
     from rstsweep.core.fields import parse_assignments
     from rstsweep.sweeper.options import RunOptions
     from rstsweep.sweeper.search.command import SearchOptions, search_command
@@ -265,6 +271,9 @@ def plan(
     overrides = parse_assignments(set_ or [])
     if cost not in COSTS:
         raise RstError(f"--cost: {cost!r} is not one of {', '.join(COSTS)}")
+    file = resolve_sweeps_file(file)
+    no_torch = not no_probe and "torch" in missing_modules("run")  # probes time steps with torch
+    no_probe = no_probe or no_torch
     asked = RunOptions(
         cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, max_concurrent=slots
     )
@@ -272,6 +281,11 @@ def plan(
     plan_ = plan_sweep(
         file, sweep, profile, store, overrides, probe=not no_probe, placement=placement, cost=cost
     )
+    # only once the plan exists: bad input is one line on stderr and nothing on stdout
+    if no_torch:
+        note = "note: no step-cost probes without torch: pip install 'rstsweep[run]'"
+        print(note, file=sys.stderr)
+    print(describe_sweeps_file(file))
     print_plan(plan_, store)
 
 
@@ -281,7 +295,7 @@ def status(
         str | None, typer.Argument(help="One sweep (default: all in the store).")
     ] = None,
     store: StoreDir = DEFAULT_STORE,
-    file: SweepsFileOrNone = None,
+    file: SweepsFile = None,
     profile: ProfileOrNone = None,
     world_size: Annotated[
         int | None, typer.Option(min=1, help="As given to run (--world-size / --gpus-per-trial N).")
@@ -290,8 +304,6 @@ def status(
     """Done / running / failed / pending cells per sweep and group, realized compute, failures."""
     from rstsweep.sweeper.status import collect_status, print_status
 
-    if file is not None and not file.exists():
-        raise RstError(f"{file}: sweeps file not found")
-    found = file or (DEFAULT_FILE if DEFAULT_FILE.exists() else None)
+    found = resolve_sweeps_file(file)
     status_of = collect_status(store, sweep, found, profile, world_size)
     print_status(status_of, detail=sweep is not None)

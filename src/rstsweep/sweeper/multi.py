@@ -150,9 +150,11 @@ def train_multi(config: CellConfig, out_dir: Path, resume: bool, on_epoch: Calla
 
 
 def _peer(config_json: str, rank: int, world: int, address: str, port: int) -> None:
+    from rstsweep.plugins import load_plugins
     from rstsweep.sweeper.trial import hide_gpus_unless_given
     from rstsweep.trainers import distributed
 
+    load_plugins()  # before the config is validated: it may name a plugin's schedule family
     config = CellConfig.model_validate_json(config_json)
     hide_gpus_unless_given()  # a CPU worker must never land on another trial's GPU
     distributed.init_group(rank, world, address, port, distributed.wants_cuda(config))

@@ -46,8 +46,8 @@ METRICS = {
 def parse_trackers(names: Iterable[str] | None) -> tuple[str, ...]:
     """`--tracker` values -> tracker names (None: the default; `none`: no tracker). RstError for an
     unknown name or a tracker whose library is not installed."""
-    if names is None:
-        return DEFAULT_TRACKERS
+    if names is None:  # the default only where installed (`rstsweep[run]` alone has no tensorboard)
+        return tuple(n for n in DEFAULT_TRACKERS if importlib.util.find_spec(PACKAGES[n]))
     chosen = tuple(dict.fromkeys(n.strip().lower() for n in names))
     if "none" in chosen:
         if len(chosen) > 1:

@@ -28,6 +28,7 @@ from ray import tune
 from rstsweep.core.atomic import atomic_write_text
 from rstsweep.core.names import CHECKPOINT_NAME
 from rstsweep.core.result import EpochRecord, TrainResult
+from rstsweep.plugins import load_plugins
 from rstsweep.store.rows import pack_draws, pack_signal, unpack_draws, unpack_signal
 from rstsweep.sweeper.resources import memory_share
 
@@ -61,6 +62,7 @@ def run_cell(
 ) -> None:
     """Tune trainable for the cell `params["cell_id"]` (configs come via `tune.with_parameters`).
     `report_every_s`: at most one epoch report (with its checkpoint) this often; 0: every epoch."""
+    load_plugins()  # a user's schedule family, algorithm, ... registered on this worker too
     cell_id = params["cell_id"]
     hide_gpus_unless_given()
     config = with_threads(configs[cell_id], threads)

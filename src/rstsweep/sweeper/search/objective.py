@@ -21,6 +21,7 @@ from typing import Any
 from ray import tune
 
 from rstsweep.core.config import CellConfig
+from rstsweep.plugins import load_plugins
 from rstsweep.schedules import parse
 from rstsweep.sweeper.trial import (
     FINAL_KEY,
@@ -84,6 +85,7 @@ def run_suggestion(
     """Tune trainable: evaluate one suggestion over the base cells (see the module docstring).
     `cost` "time": the budget is in measured extra time (`extra_time_measured`; the FLOP model's
     where the cell timed no base step)."""
+    load_plugins()  # a user's schedule family, algorithm, ... registered on this worker too
     hide_gpus_unless_given()
     updates = suggestion_updates(family, params)
     label = case_label(updates)
