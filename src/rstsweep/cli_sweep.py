@@ -14,9 +14,11 @@ from rstsweep.cli_app import (
     DEFAULT_PROFILE,
     DEFAULT_STORE,
     Profile,
+    SeedsOption,
     SetOption,
     StoreDir,
     SweepsFile,
+    WhereOption,
     _opt,
     app,
 )
@@ -74,6 +76,8 @@ def run(
     force: Annotated[
         bool, typer.Option("--force", help="Run even while another run's heartbeat is live.")
     ] = False,
+    where: WhereOption = None,
+    seeds: SeedsOption = None,
 ) -> None:
     """Run the sweep's cells not yet in the store, through Ray Tune (re-running resumes).
 
@@ -83,6 +87,9 @@ def run(
     from rstsweep.core.fields import parse_assignments
 
     overrides = parse_assignments(set_ or [])  # unknown keys: before the driver is even imported
+    from rstsweep.sweeper.slices import parse_slice
+
+    chosen = parse_slice(where, seeds)
     from rstsweep.sweeper.driver import run_command
     from rstsweep.sweeper.options import RunOptions
     from rstsweep.sweeper.trackers import parse_trackers
@@ -108,6 +115,7 @@ def run(
         trackers=parse_trackers(tracker),
         probe=not no_probe,
         force=force,
+        slice=chosen,
     )
     code = run_command(options)
     if code:
@@ -222,16 +230,27 @@ def plan(
         bool, typer.Option("--no-probe", help="Do not time unmeasured settings (a few steps each).")
     ] = False,
     set_: SetOption = None,
+    where: WhereOption = None,
+    seeds: SeedsOption = None,
 ) -> None:
     """Show a sweep's cells by group, expected forward-backward passes and estimated time."""
     from rstsweep.core.fields import parse_assignments
     from rstsweep.sweeper.plan import plan_sweep, print_plan
     from rstsweep.sweeper.probe import Resources
+    from rstsweep.sweeper.slices import parse_slice
 
     overrides = parse_assignments(set_ or [])
+    chosen = parse_slice(where, seeds)
     resources = Resources(cpus_per_trial, gpus_per_trial, slots)
     plan_ = plan_sweep(
-        file, sweep, profile, store, overrides, probe=not no_probe, resources=resources
+        file,
+        sweep,
+        profile,
+        store,
+        overrides,
+        probe=not no_probe,
+        resources=resources,
+        chosen=chosen,
     )
     print_plan(plan_, store)
 
@@ -251,12 +270,29 @@ def status(
     world_size: Annotated[
         int | None, typer.Option(min=1, help="As given to run (--world-size / --gpus-per-trial N).")
     ] = None,
+    where: WhereOption = None,
+    seeds: SeedsOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    pending: Annotated[
+        bool,
+        typer.Option(
+            "--pending", help="List the cells not done: id, group, label, settings, last error."
+        ),
+    ] = False,
 ) -> None:
     """Done / running / failed / pending cells per sweep and group, realized compute, failures."""
+    from rstsweep.sweeper.records import print_json, print_pending, status_record
+    from rstsweep.sweeper.slices import parse_slice
     from rstsweep.sweeper.status import collect_status, print_status
 
+    chosen = parse_slice(where, seeds)
     if file is not None and not file.exists():
         raise RstError(f"{file}: sweeps file not found")
     found = file or (DEFAULT_FILE if DEFAULT_FILE.exists() else None)
-    status_of = collect_status(store, sweep, found, profile, world_size)
-    print_status(status_of, detail=sweep is not None)
+    status_of = collect_status(store, sweep, found, profile, world_size, chosen=chosen)
+    if as_json:
+        print_json(status_record(status_of))
+    elif pending:
+        print_pending(status_of)
+    else:
+        print_status(status_of, detail=sweep is not None)

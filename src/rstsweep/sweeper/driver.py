@@ -327,11 +327,12 @@ def run_command(options: RunOptions) -> int:
     user errors raise RstError (exit 2)."""
     from rstsweep.store.store import open_store
     from rstsweep.sweeper.guard import refuse_if_live, release
+    from rstsweep.sweeper.slices import select
     from rstsweep.sweeper.spec import expand
 
     o = options
     # YAML, sweep, profile and `--set` errors: before Ray starts
-    cells = expand(o.file, o.sweep, o.profile, o.overrides)
+    cells = select(expand(o.file, o.sweep, o.profile, o.overrides), o.slice)
     cells = with_absolute_data_dir(cells, o.data_dir)
     # --world-size N, or --gpus-per-trial N > 1 (N workers of one GPU each)
     world = o.world_size or world_size_for(o.gpus_per_trial)

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rstsweep.sweeper.slices import Slice
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -35,3 +37,4 @@ class RunOptions:
     probe: bool = True  # time unmeasured settings first, where worth it (sweeper.probe)
     log_every_s: float = 30.0  # without the live display: a summary log line this often
     force: bool = False  # run even while another run's heartbeat on the store is live
+    slice: Slice = field(default_factory=Slice)  # `--where` / `--seeds`: run only these cells

@@ -212,12 +212,15 @@ def plan_sweep(
     *,
     probe: bool = False,
     resources: Any = None,
+    chosen: Any = None,
 ) -> SweepPlan:
     """Load, expand (with `--set` overrides) and plan: the `plan` command's entry point. `probe`:
-    time the pending settings that have no measurement (sweeper.probe; cached in the store)."""
+    time the pending settings that have no measurement (sweeper.probe; cached in the store).
+    `chosen`: a `sweeper.slices.Slice` (`--where`, `--seeds`) of the cells."""
     from rstsweep.sweeper.probe import Resources, probe_for, report_lines, target_device
+    from rstsweep.sweeper.slices import Slice, select
 
-    cells = expand(load_sweeps(file), sweep, profile, overrides)
+    cells = select(expand(load_sweeps(file), sweep, profile, overrides), chosen or Slice())
     resources = resources or Resources()
     store = Store(store_dir, read_only=not probe) if store_dir is not None else None
     lines: list[str] = []

@@ -22,6 +22,7 @@ from rstsweep.errors import RstError
 from rstsweep.store.store import Store, open_store
 from rstsweep.sweeper.multi import with_world_size
 from rstsweep.sweeper.progress import STATES
+from rstsweep.sweeper.slices import Slice, select
 from rstsweep.sweeper.spec import expand, load_sweeps
 
 # The driver rewrites the heartbeat every few seconds; older than this it is a dead run's.
@@ -82,6 +83,9 @@ class SweepStatus:
     source: str  # "sweeps file" | "cells table"
     groups: list[GroupStatus]
     failures: pd.DataFrame  # cell_id, group, attempts, error, failed_at (cells not done)
+    # one row per cell: cell_id, group, label, state, settings (the fields that vary across the
+    # sweep's cells; empty when the cells come from the cells table), attempts, error
+    cells: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def total(self) -> GroupStatus:
         out = GroupStatus("total")
@@ -110,8 +114,10 @@ def _membership(
     profile: str | None,
     beat: dict | None,
     world_size: int | None = None,
+    chosen: Slice | None = None,
 ) -> tuple[pd.DataFrame, list[str], str]:
-    """(cell_id, group) rows of the sweep, the profiles they come from, and where they came from."""
+    """(cell_id, group, label, settings) rows of the sweep (of its slice `chosen`), the profiles
+    they come from, and where they came from."""
     cells = store.read("cells")
     recorded = cells[cells["sweep"] == sweep]
     if profile is None and beat and beat.get("sweep") == sweep and beat.get("profile"):
@@ -126,8 +132,18 @@ def _membership(
         use_file = sweep in load_sweeps(file).sweeps
     if profile is not None and use_file:
         expanded = with_world_size(expand(load_sweeps(file), sweep, profile), world_size)
-        rows = [(c.cell_id, c.group) for c in expanded]
-        return pd.DataFrame(rows, columns=["cell_id", "group"]), [profile], "sweeps file"
+        expanded = select(expanded, chosen or Slice())
+        varying = varying_fields(expanded)
+        rows = [
+            (c.cell_id, c.group, c.label, {k: getattr(c.config, k) for k in varying})
+            for c in expanded
+        ]
+        return pd.DataFrame(rows, columns=MEMBER_COLUMNS), [profile], "sweeps file"
+    if chosen:
+        raise RstError(
+            f"status --where/--seeds: sweep {sweep!r} needs its sweeps file and profile "
+            "(--file, --profile) to know its cells' fields"
+        )
     if recorded.empty:
         hint = "" if profile else " and --profile"
         raise RstError(
@@ -137,8 +153,30 @@ def _membership(
     if profile is not None and profile in set(recorded["profile"]):
         recorded = recorded[recorded["profile"] == profile]
     profiles = sorted(recorded["profile"].dropna().unique())
-    members = recorded.drop_duplicates("cell_id")[["cell_id", "group"]]
+    members = recorded.drop_duplicates("cell_id")[["cell_id", "group", "label"]].copy()
+    members["settings"] = [{} for _ in range(len(members))]
     return members.reset_index(drop=True), profiles, "cells table"
+
+
+MEMBER_COLUMNS = ["cell_id", "group", "label", "settings"]
+
+
+def varying_fields(cells: list[Any]) -> list[str]:
+    """The CellConfig fields whose value differs between `cells` (a cell's key settings)."""
+    if not cells:
+        return []
+    dumps = [c.config.model_dump() for c in cells]
+    return [k for k in dumps[0] if len({repr(d.get(k)) for d in dumps}) > 1]
+
+
+def cell_state(cell_id: str, done: Any, running: set[str], failed: set[str]) -> str:
+    """done (a trials row), running (a live heartbeat lists it), failed (a failure record), or
+    pending: the one classification of `status`, its --pending list and the report."""
+    if cell_id in done:
+        return "done"
+    if cell_id in running:
+        return "running"
+    return "failed" if cell_id in failed else "pending"
 
 
 def _classify(
@@ -147,21 +185,32 @@ def _classify(
     done = trials.set_index("cell_id")
     failed_ids = set(failures["cell_id"])
     groups: dict[str, GroupStatus] = {}
-    for cell_id, group in members.itertuples(index=False, name=None):
+    for cell_id, group in members[["cell_id", "group"]].itertuples(index=False, name=None):
         g = groups.setdefault(group, GroupStatus(group))
-        if cell_id in done.index:
-            g.counts["done"] += 1
+        state = cell_state(cell_id, done.index, running, failed_ids)
+        g.counts[state] += 1
+        if state == "done":
             row = done.loc[cell_id]
             g.steps += int(row["steps"])
             g.passes += _passes(row["steps"], row["realized_extra"])
             g.train_time_s += float(row["train_time_s"])
-        elif cell_id in running:
-            g.counts["running"] += 1
-        elif cell_id in failed_ids:
-            g.counts["failed"] += 1
-        else:
-            g.counts["pending"] += 1
     return list(groups.values())
+
+
+def _cell_rows(
+    members: pd.DataFrame, done: set[str], running: set[str], failures: pd.DataFrame
+) -> pd.DataFrame:
+    """One row per member cell: its state and, when failed, attempts and last error."""
+    last = failures.set_index("cell_id") if len(failures) else None
+    failed_ids, rows = set(failures["cell_id"]), []
+    for cell_id, group, label, settings in members.itertuples(index=False, name=None):
+        state = cell_state(cell_id, done, running, failed_ids)
+        failed = last is not None and cell_id in last.index
+        attempts = int(last.loc[cell_id, "attempts"]) if failed else 0
+        error = str(last.loc[cell_id, "error"]) if failed else ""
+        rows.append((cell_id, group, label, state, settings, attempts, error))
+    columns = ["cell_id", "group", "label", "state", "settings", "attempts", "error"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _open_failures(failures: pd.DataFrame, done: set[str]) -> pd.DataFrame:
@@ -185,8 +234,9 @@ def sweep_status(
     beat: dict | None = None,
     live: bool = False,
     world_size: int | None = None,
+    chosen: Slice | None = None,
 ) -> SweepStatus:
-    members, profiles, source = _membership(store, sweep, file, profile, beat, world_size)
+    members, profiles, source = _membership(store, sweep, file, profile, beat, world_size, chosen)
     trials = store.read("trials")
     running = set(beat.get("running", [])) if (live and beat) else set()
     failures = _open_failures(store.read("failures"), set(trials["cell_id"]))
@@ -194,7 +244,8 @@ def sweep_status(
     group_of = dict(zip(members["cell_id"], members["group"], strict=True))
     failures["group"] = failures["cell_id"].map(group_of)
     groups = _classify(members, trials, running, failures)
-    return SweepStatus(sweep, profiles, source, groups, failures.reset_index(drop=True))
+    cells = _cell_rows(members, set(trials["cell_id"]), running, failures)
+    return SweepStatus(sweep, profiles, source, groups, failures.reset_index(drop=True), cells)
 
 
 def collect_status(
@@ -203,9 +254,11 @@ def collect_status(
     file: Path | None = None,
     profile: str | None = None,
     world_size: int | None = None,
+    chosen: Slice | None = None,
 ) -> StoreStatus:
     """Everything `status` shows. Without a sweep: every sweep recorded in the cells table.
-    `world_size`: the cells as `run --world-size` ran them (data-parallel cells have own ids)."""
+    `world_size`: the cells as `run --world-size` ran them (data-parallel cells have own ids).
+    `chosen`: a slice (`--where`, `--seeds`) of the sweep's cells, which then come from `file`."""
     store = open_store(store_dir, must_exist=sweep is None, read_only=True)
     beat = store.read_heartbeat()
     live = heartbeat_live(beat)
@@ -215,6 +268,8 @@ def collect_status(
         names = list(dict.fromkeys(store.read("cells")["sweep"]))
         if live and beat and beat.get("sweep") and beat["sweep"] not in names:
             names.append(str(beat["sweep"]))
+    if chosen and sweep is None:
+        raise RstError("status --where/--seeds: name the sweep (rstsweep status SWEEP --where ...)")
     # The overview trusts the cells table only: an edited YAML must not break it.
     sweeps = [
         sweep_status(
@@ -225,6 +280,7 @@ def collect_status(
             beat=beat,
             live=live,
             world_size=world_size if sweep else None,
+            chosen=chosen if sweep else None,
         )
         for name in names
     ]
