@@ -74,7 +74,8 @@ def test_plan_cli_counts_only_the_slice(cli, sweeps_file, tmp_path) -> None:
     bad = cli("plan", "constant", "-f", sweeps_file, "-p", "demo", "--where", "nope=1")
     assert bad.exit_code == 2
     assert bad.stderr.strip().splitlines() == [
-        "rstsweep: error: --where nope: unknown key (not a cell field; `rstsweep fields` lists them)"
+        "rstsweep: error: --where nope: unknown key "
+        "(not a cell field; `rstsweep fields` lists them)"
     ]
 
 
