@@ -18,6 +18,7 @@ from rstsweep.cli_app import _fail, app
 from rstsweep import cli_train  # noqa: F401
 from rstsweep import cli_sweep  # noqa: F401
 from rstsweep import cli_store  # noqa: F401
+from rstsweep import cli_report  # noqa: F401
 # isort: on
 
 __all__ = ["app", "main"]

@@ -351,4 +351,7 @@ def run_command(options: RunOptions) -> int:
     print(f"{o.sweep} ({o.profile}): {summary.line()}")
     for cid, error in summary.failures.items():
         print(f"  failed {cid}: {error}")
+    from rstsweep.sweeper.report import report_after_run
+
+    report_after_run(o.store, o.file)  # <store>/report.html: a view, never the run's outcome
     return 1 if summary.failed or summary.pending else 0
