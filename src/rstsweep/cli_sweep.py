@@ -290,6 +290,10 @@ def status(
         raise RstError(f"{file}: sweeps file not found")
     found = file or (DEFAULT_FILE if DEFAULT_FILE.exists() else None)
     status_of = collect_status(store, sweep, found, profile, world_size, chosen=chosen)
+    if not status_of.live:  # a killed driver's MLflow runs: RUNNING no more
+        from rstsweep.sweeper.tracker_runs import end_stale_runs
+
+        end_stale_runs(status_of.store)
     if as_json:
         print_json(status_record(status_of))
     elif pending:
