@@ -4,6 +4,7 @@ tracker which cannot be reached neither blocks nor fails the caller."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -141,3 +142,139 @@ def test_an_unreachable_tracker_never_blocks_and_warns_once(tmp_path, monkeypatc
     # the other tracker still got everything
     scalars = tensorboard_scalars(tmp_path / "tensorboard/s/sgd/c1_c1")
     assert len(scalars["test/error"]) == 199
+
+
+def _hparams_sessions(run_dir):
+    """(hparams, session end status, {metric tag: value}) of a cell's HParams session, read back
+    with TensorBoard's own EventAccumulator and the HParams plugin's data protos."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import api_pb2, metadata
+
+    acc = EventAccumulator(str(run_dir / "hparams"))
+    acc.Reload()
+    content = acc.PluginTagToContent(metadata.PLUGIN_NAME)
+    start = metadata.parse_session_start_info_plugin_data(content[metadata.SESSION_START_INFO_TAG])
+    end = metadata.parse_session_end_info_plugin_data(content[metadata.SESSION_END_INFO_TAG])
+    hparams = {k: v.WhichOneof("kind") and getattr(v, v.WhichOneof("kind"))
+               for k, v in start.hparams.items()}  # fmt: skip
+    metrics = {tag: acc.Scalars(tag)[-1].value for tag in acc.Tags()["scalars"]}
+    return hparams, api_pb2.Status.Name(end.status), metrics
+
+
+def test_tensorboard_hparams_sessions_compare_cells(tmp_path):
+    hub = TrackerHub(["tensorboard"], tmp_path, "s")
+    for cid, group, label in (("c1", "constant", "a_c=0.5"), ("c2", "sgd", "SGD")):
+        hub.start(cid, cell_info(fake_cell(cid, group, label), "t"))
+        hub.epoch(cid, 1, epoch_metrics(epoch_result(1)))
+    hub.end("c1", "ok", {"test_error": 0.2, "realized_extra": 0.25})
+    hub.end("c2", "failed")
+    hub.close(timeout=60)
+    hparams, status, metrics = _hparams_sessions(tmp_path / "tensorboard/s/constant/a_c=0.5_c1")
+    assert hparams == {
+        "cell_id": "c1",
+        "sweep": "s",
+        "group": "constant",
+        "label": "a_c=0.5",
+        "model": "fastcnn",
+        "rho": pytest.approx(0.05),
+    }
+    assert status == "STATUS_SUCCESS"
+    assert metrics == {
+        "hparams/test_error": pytest.approx(0.2),
+        "hparams/realized_extra": pytest.approx(0.25),
+    }
+    hparams, status, metrics = _hparams_sessions(tmp_path / "tensorboard/s/sgd/SGD_c2")
+    assert hparams["group"] == "sgd" and status == "STATUS_FAILURE" and metrics == {}
+
+
+KILLED_DRIVER = """
+import sys, time
+from types import SimpleNamespace
+sys.path.insert(0, {tests!r})
+from test_trackers import epoch_result, fake_cell
+from rstsweep.sweeper.trackers import TrackerHub, cell_info, epoch_metrics
+hub = TrackerHub(["mlflow", "wandb"], {store!r}, "s")
+hub.start("c1", cell_info(fake_cell("c1", "constant", "a_c=0.5"), "t"))
+for epoch in (1, 2):
+    hub.epoch("c1", epoch, epoch_metrics(epoch_result(epoch)))
+while not hub._queue.empty():  # the worker thread took every event
+    time.sleep(0.05)
+time.sleep(3)
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.slow
+def test_killed_driver_runs_end_killed_and_the_resumed_cell_continues_its_run(
+    tmp_path, monkeypatch, cli, make_cell
+):
+    """A driver SIGKILLed mid-cell leaves its MLflow run RUNNING; `status` ends it as KILLED; the
+    next run's resumed cell continues that same MLflow run and the same W&B run (derived id)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from rstsweep.store.store import Store
+    from rstsweep.sweeper.tracker_runs import run_id
+
+    store = tmp_path / "st"
+    Store(store).record_cells([make_cell()], "t")  # a store for `status` to read
+    env = dict(
+        os.environ, WANDB_MODE="offline", WANDB_SILENT="true", MLFLOW_ALLOW_FILE_STORE="true"
+    )
+    for key in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "WANDB_DIR", "WANDB_PROJECT"):
+        env.pop(key, None)
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    script = KILLED_DRIVER.format(tests=str(Path(__file__).parent), store=str(store))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, env=env, start_new_session=True
+    )
+    try:
+        assert proc.stdout.readline().strip() == b"ready"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    uri = (store / "mlruns").as_uri()
+    (run,) = mlflow_runs(uri, "rstsweep-s").values()
+    assert run["status"] == "RUNNING"  # what a killed driver leaves
+
+    assert cli("status", "--store", store).exit_code == 0
+    (run,) = mlflow_runs(uri, "rstsweep-s").values()
+    assert run["status"] == "KILLED"
+
+    hub = TrackerHub(["mlflow", "wandb"], store, "s")  # the next `run` resumes the cell
+    hub.start("c1", cell_info(fake_cell("c1", "constant", "a_c=0.5"), "t"))
+    hub.epoch("c1", 3, epoch_metrics(epoch_result(3)))
+    hub.end("c1", "ok", {"test_error": 0.2, "realized_extra": 0.25})
+    hub.close(timeout=120)
+    (run,) = mlflow_runs(uri, "rstsweep-s").values()  # one run, not two
+    assert run["status"] == "FINISHED"
+    assert [s for s, _ in run["metrics"]["test/error"]] == [1, 2, 3]
+    assert run["tags"]["rstsweep.attempt"] == "0"
+    wandb_ids = {p.name.rsplit("-", 1)[-1] for p in store.glob("wandb/offline-run-*")}
+    assert wandb_ids == {run_id(store, "c1")}  # both sessions wrote the same W&B run
+
+
+def test_tensorboard_for_an_object_store_root_writes_locally(tmp_path, monkeypatch, capfd):
+    """s3:// roots: events go to RSTSWEEP_TRACKER_DIR (else the store's local scratch), and the
+    run says where; nothing is written to the object store."""
+    monkeypatch.setenv("RSTSWEEP_TRACKER_DIR", str(tmp_path / "tb"))
+    warnings: list[str] = []
+    feed(TrackerHub(["tensorboard"], "s3://bucket/results", "s", warn=warnings.append))
+    assert warnings == []
+    scalars = tensorboard_scalars(tmp_path / "tb/tensorboard/s/constant/a_c=0.5_c1")
+    assert [s for s, _ in scalars["test/error"]] == [1, 2, 3]
+    assert f"tensorboard events: {tmp_path / 'tb/tensorboard/s'}" in capfd.readouterr().err
+    monkeypatch.delenv("RSTSWEEP_TRACKER_DIR")
+    import tempfile
+
+    from rstsweep.sweeper.tracker_runs import tracker_dir
+
+    scratch = Path(tempfile.gettempdir()) / "rstsweep-scratch" / "s3___bucket_results"
+    assert tracker_dir("s3://bucket/results") == (scratch / "trackers", True)
+    assert tracker_dir(tmp_path / "st") == (tmp_path / "st", False)

@@ -20,6 +20,7 @@ from rstsweep.cli import train  # noqa: F401
 from rstsweep.cli import sweep  # noqa: F401
 from rstsweep.cli import results  # noqa: F401
 from rstsweep.cli import package  # noqa: F401
+from rstsweep.cli import report  # noqa: F401
 # isort: on
 
 __all__ = ["app", "main"]

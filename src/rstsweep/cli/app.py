@@ -143,6 +143,22 @@ SetOption = Annotated[
 ]
 
 
+WhereOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--where",
+        metavar="KEY=VALUE",
+        show_default=False,
+        help="Only cells with this field value, e.g. model=resnet18, group=piecewise-1 "
+        "(repeatable; a key given twice matches either value).",
+    ),
+]
+SeedsOption = Annotated[
+    str | None,
+    typer.Option("--seeds", metavar="0,1", show_default=False, help="Only these seeds."),
+]
+
+
 def fail(message: str, code: int) -> None:
     """Print `rstsweep: error: MESSAGE` on stderr and exit with `code`."""
     print(f"rstsweep: error: {message}", file=sys.stderr)

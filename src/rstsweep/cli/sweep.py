@@ -27,11 +27,13 @@ from rstsweep.cli.app import (
     Profile,
     ProfileOrNone,
     Scratch,
+    SeedsOption,
     SetOption,
     StoreDir,
     SweepName,
     SweepsFile,
     Trackers,
+    WhereOption,
     app,
     opt,
 )
@@ -72,6 +74,8 @@ def run(
     no_probe: NoProbe = False,
     set_: SetOption = None,
     force: Force = False,
+    where: WhereOption = None,
+    seeds: SeedsOption = None,
 ) -> None:
     """Run the sweep's cells not yet in the store, through Ray Tune (re-running resumes).
 
@@ -83,6 +87,9 @@ def run(
     overrides = parse_assignments(set_ or [])  # unknown keys: before the driver is even imported
     file = resolve_sweeps_file(file)
     require_extra("run", "rstsweep run")
+    from rstsweep.sweeper.slices import parse_slice
+
+    chosen = parse_slice(where, seeds)
     from rstsweep.sweeper.driver import run_command
     from rstsweep.sweeper.options import RunOptions
     from rstsweep.sweeper.trackers import parse_trackers
@@ -108,6 +115,7 @@ def run(
         trackers=parse_trackers(tracker),
         probe=not no_probe,
         force=force,
+        slice=chosen,
     )
     code = run_command(options)
     if code:
@@ -260,6 +268,8 @@ def plan(
             "measured step times) or time (step atoms the probe measured on this device).",
         ),
     ] = "flops",
+    where: WhereOption = None,
+    seeds: SeedsOption = None,
 ) -> None:
     """Show a sweep's cells by group, expected forward-backward passes and estimated time."""
     from rstsweep.core.fields import parse_assignments
@@ -267,8 +277,10 @@ def plan(
     from rstsweep.sweeper.options import RunOptions
     from rstsweep.sweeper.plan import plan_sweep, print_plan
     from rstsweep.sweeper.resources import detect_gpus
+    from rstsweep.sweeper.slices import parse_slice
 
     overrides = parse_assignments(set_ or [])
+    chosen = parse_slice(where, seeds)
     if cost not in COSTS:
         raise RstError(f"--cost: {cost!r} is not one of {', '.join(COSTS)}")
     file = resolve_sweeps_file(file)
@@ -279,7 +291,15 @@ def plan(
     )
     placement = asked.with_gpus(detect_gpus(), warn=False).placement  # as `run` here would
     plan_ = plan_sweep(
-        file, sweep, profile, store, overrides, probe=not no_probe, placement=placement, cost=cost
+        file,
+        sweep,
+        profile,
+        store,
+        overrides,
+        probe=not no_probe,
+        placement=placement,
+        cost=cost,
+        chosen=chosen,
     )
     # only once the plan exists: bad input is one line on stderr and nothing on stdout
     if no_torch:
@@ -300,10 +320,31 @@ def status(
     world_size: Annotated[
         int | None, typer.Option(min=1, help="As given to run (--world-size / --gpus-per-trial N).")
     ] = None,
+    where: WhereOption = None,
+    seeds: SeedsOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    pending: Annotated[
+        bool,
+        typer.Option(
+            "--pending", help="List the cells not done: id, group, label, settings, last error."
+        ),
+    ] = False,
 ) -> None:
     """Done / running / failed / pending cells per sweep and group, realized compute, failures."""
+    from rstsweep.sweeper.records import print_json, print_pending, status_record
+    from rstsweep.sweeper.slices import parse_slice
     from rstsweep.sweeper.status import collect_status, print_status
 
+    chosen = parse_slice(where, seeds)
     found = resolve_sweeps_file(file)
-    status_of = collect_status(store, sweep, found, profile, world_size)
-    print_status(status_of, detail=sweep is not None)
+    status_of = collect_status(store, sweep, found, profile, world_size, chosen=chosen)
+    if not status_of.live:  # a killed driver's MLflow runs: RUNNING no more
+        from rstsweep.sweeper.tracker_runs import end_stale_runs
+
+        end_stale_runs(status_of.store)
+    if as_json:
+        print_json(status_record(status_of))
+    elif pending:
+        print_pending(status_of)
+    else:
+        print_status(status_of, detail=sweep is not None)

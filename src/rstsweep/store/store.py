@@ -71,6 +71,13 @@ def open_store(
     return store
 
 
+def object_scratch_root(uri: str) -> Path:
+    """The local scratch directory of an object-store location (named after its URI; computed
+    without opening the object store)."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in uri)
+    return Path(tempfile.gettempdir()) / "rstsweep-scratch" / safe
+
+
 class Store:
     """A result store. Creating a Store touches nothing; the first write creates it.
 
@@ -99,8 +106,7 @@ class Store:
         multi-node cluster passes `--scratch` on a shared filesystem either way)."""
         if self.location.local:
             return Path(self.root) / ".scratch"
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.location.text)
-        return Path(tempfile.gettempdir()) / "rstsweep-scratch" / safe
+        return object_scratch_root(self.location.text)
 
     # -- writing
 

@@ -320,11 +320,12 @@ def run_command(options: RunOptions) -> int:
     user errors raise RstError (exit 2)."""
     from rstsweep.store.store import open_store
     from rstsweep.sweeper.guard import refuse_if_live, release
+    from rstsweep.sweeper.slices import select
     from rstsweep.sweeps import expand
 
     o = options
     # YAML, sweep, profile and `--set` errors: before Ray starts
-    cells = expand(o.file, o.sweep, o.profile, o.overrides)
+    cells = select(expand(o.file, o.sweep, o.profile, o.overrides), o.slice)
     cells = with_absolute_data_dir(cells, o.data_dir)
     cells, o = apply_world_size(cells, o)
     the_store = open_store(o.store, must_exist=False)
@@ -338,4 +339,7 @@ def run_command(options: RunOptions) -> int:
     print(f"{o.sweep} ({o.profile}): {summary.line()}")
     for cid, error in summary.failures.items():
         print(f"  failed {cid}: {error}")
+    from rstsweep.sweeper.report import report_after_run
+
+    report_after_run(o.store, o.file)  # <store>/report.html: a view, never the run's outcome
     return 1 if summary.failed or summary.pending else 0

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from rstsweep.sweeper.slices import Slice
+
 
 @dataclass(frozen=True)
 class Placement:
@@ -87,3 +89,5 @@ class RunOptions:
                 file=sys.stderr,
             )
         return replace(self, gpus_per_trial=float(gpus))
+
+    slice: Slice = field(default_factory=Slice)  # `--where` / `--seeds`: run only these cells

@@ -36,6 +36,7 @@ from rstsweep.sweeper.estimates import (
     target_device,
 )
 from rstsweep.sweeper.options import Placement
+from rstsweep.sweeper.slices import Slice, select
 from rstsweep.sweeps import Cell, expand, load_sweeps
 
 __all__ = ["cell_steps", "make_plan", "plan_sweep", "print_plan", "steps_per_epoch"]
@@ -275,10 +276,12 @@ def plan_sweep(
     probe: bool = False,
     placement: Placement | None = None,
     cost: str = "flops",
+    chosen: Slice | None = None,
 ) -> SweepPlan:
     """Load, expand (with `--set` overrides) and plan: the `plan` command's entry point. `probe`:
-    time the pending settings that have no measurement (sweeper.estimates; cached in the store)."""
-    cells = expand(load_sweeps(file), sweep, profile, overrides)
+    time the pending settings that have no measurement (sweeper.estimates; cached in the store).
+    `chosen`: a `sweeper.slices.Slice` (`--where`, `--seeds`) of the cells."""
+    cells = select(expand(load_sweeps(file), sweep, profile, overrides), chosen or Slice())
     placement = placement or Placement()
     store = Store(store_dir, read_only=not probe) if store_dir is not None else None
     lines: list[str] = []

@@ -1,9 +1,8 @@
 """`rstsweep status [SWEEP]`: where sweeps stand, from the store (and a live run's heartbeat).
 
-A cell is done when the store has its trials row, running when a live heartbeat lists it, failed
-when it has a failure record and is neither, pending otherwise. Sweep membership comes from the
-YAML expansion when the sweep and profile are known (so cells never started count as pending), else
-from the store's `cells` table. Reads Parquet and JSON only: no torch, no ray.
+Which cells a sweep has and each one's state (done, running, failed, pending) come from
+`membership.py`; here they are counted by group, summed (passes, steps, time) and rendered.
+Reads Parquet and JSON only: no torch, no ray.
 """
 
 from __future__ import annotations
@@ -22,8 +21,8 @@ from rstsweep.core.format import format_count, format_duration
 from rstsweep.errors import RstError
 from rstsweep.store.store import Store, open_store
 from rstsweep.sweeper.live import STATES
-from rstsweep.sweeper.multi import with_world_size
-from rstsweep.sweeps import expand, load_sweeps
+from rstsweep.sweeper.membership import cell_rows, cell_states, membership
+from rstsweep.sweeper.slices import Slice
 
 # The driver rewrites the heartbeat every few seconds; older than this it is a dead run's.
 STALE_S = 120.0
@@ -83,6 +82,9 @@ class SweepStatus:
     source: str  # "sweeps file" | "cells table"
     groups: list[GroupStatus]
     failures: pd.DataFrame  # cell_id, group, attempts, error, failed_at (cells not done)
+    # one row per cell: cell_id, group, label, state, settings (the fields that vary across the
+    # sweep's cells; empty when the cells come from the cells table), attempts, error
+    cells: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def total(self) -> GroupStatus:
         out = GroupStatus("total")
@@ -104,45 +106,6 @@ class StoreStatus:
     failures: pd.DataFrame
 
 
-def _membership(
-    cells: pd.DataFrame,
-    sweep: str,
-    file: Path | None,
-    profile: str | None,
-    beat: dict | None,
-    world_size: int | None = None,
-    store_root: object = "",
-) -> tuple[pd.DataFrame, list[str], str]:
-    """(cell_id, group) rows of the sweep, the profiles they come from, and where they came from.
-    `cells`: the store's cells table, read once by the caller."""
-    recorded = cells[cells["sweep"] == sweep]
-    if profile is None and beat and beat.get("sweep") == sweep and beat.get("profile"):
-        profile = str(beat["profile"])
-    if profile is None:
-        known = sorted(recorded["profile"].dropna().unique())
-        profile = known[0] if len(known) == 1 else None
-    # a recorded sweep the file does not declare (`<SWEEP>-search`, from `rstsweep search`) is
-    # known from the cells table alone
-    use_file = file is not None and file.exists()
-    if use_file and not recorded.empty:
-        use_file = sweep in load_sweeps(file).sweeps
-    if profile is not None and use_file:
-        expanded = with_world_size(expand(load_sweeps(file), sweep, profile), world_size)
-        rows = [(c.cell_id, c.group) for c in expanded]
-        return pd.DataFrame(rows, columns=["cell_id", "group"]), [profile], "sweeps file"
-    if recorded.empty:
-        hint = "" if profile else " and --profile"
-        raise RstError(
-            f"sweep {sweep!r}: no cells recorded in {store_root}; "
-            f"pass --file{hint} to list its cells"
-        )
-    if profile is not None and profile in set(recorded["profile"]):
-        recorded = recorded[recorded["profile"] == profile]
-    profiles = sorted(recorded["profile"].dropna().unique())
-    members = recorded.drop_duplicates("cell_id")[["cell_id", "group"]]
-    return members.reset_index(drop=True), profiles, "cells table"
-
-
 def _classify(
     members: pd.DataFrame, trials: pd.DataFrame, running: set[str], failures: pd.DataFrame
 ) -> list[GroupStatus]:
@@ -151,10 +114,8 @@ def _classify(
     done = trials[["cell_id", "steps", "realized_extra", "train_time_s"]]
     rows = members[["cell_id", "group"]].merge(done, on="cell_id", how="left", sort=False)
     is_done = rows["cell_id"].isin(set(trials["cell_id"]))
-    rows["state"] = np.select(
-        [is_done, rows["cell_id"].isin(running), rows["cell_id"].isin(set(failures["cell_id"]))],
-        ["done", "running", "failed"],
-        "pending",
+    rows["state"] = cell_states(
+        rows["cell_id"], set(trials["cell_id"]), running, set(failures["cell_id"])
     )
     steps = rows["steps"].astype(float).where(is_done, 0.0)
     extra = rows["realized_extra"].astype(float).where(is_done, 0.0)
@@ -214,18 +175,21 @@ def sweep_status(
     live: bool = False,
     world_size: int | None = None,
     tables: _Tables | None = None,
+    chosen: Slice | None = None,
 ) -> SweepStatus:
-    """One sweep's status; `tables`: the store's tables already read (else read here)."""
+    """One sweep's status (of its slice `chosen`); `tables`: the store's tables already read
+    (else read here)."""
     t = tables or _Tables.read(store)
-    members, profiles, source = _membership(
-        t.cells, sweep, file, profile, beat, world_size, store.root
+    members, profiles, source = membership(
+        t.cells, sweep, file, profile, beat, world_size, store.root, chosen
     )
     running = set(beat.get("running", [])) if (live and beat) else set()
     failures = t.failures[t.failures["cell_id"].isin(set(members["cell_id"]))].copy()
     group_of = dict(zip(members["cell_id"], members["group"], strict=True))
     failures["group"] = failures["cell_id"].map(group_of)
     groups = _classify(members, t.trials, running, failures)
-    return SweepStatus(sweep, profiles, source, groups, failures.reset_index(drop=True))
+    cells = cell_rows(members, set(t.trials["cell_id"]), running, failures)
+    return SweepStatus(sweep, profiles, source, groups, failures.reset_index(drop=True), cells)
 
 
 def collect_status(
@@ -234,10 +198,14 @@ def collect_status(
     file: Path | None = None,
     profile: str | None = None,
     world_size: int | None = None,
+    chosen: Slice | None = None,
 ) -> StoreStatus:
     """Everything `status` shows. Without a sweep: every sweep recorded in the cells table.
     `world_size`: the cells as `run --world-size` ran them (data-parallel cells have own ids).
+    `chosen`: a slice (`--where`, `--seeds`) of the sweep's cells, which then come from `file`.
     Reads each table once, however many sweeps the store holds."""
+    if chosen and sweep is None:
+        raise RstError("status --where/--seeds: name the sweep (rstsweep status SWEEP --where ...)")
     store = open_store(store_dir, must_exist=sweep is None, read_only=True)
     beat = store.read_heartbeat()
     live = heartbeat_live(beat)
@@ -259,6 +227,7 @@ def collect_status(
             live=live,
             world_size=world_size if sweep else None,
             tables=tables,
+            chosen=chosen if sweep else None,
         )
         for name in names
     ]

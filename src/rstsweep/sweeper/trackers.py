@@ -8,10 +8,14 @@ never blocking) for one worker thread; a tracker that raises, is slow or cannot 
 one warning and is dropped, and never delays or fails the sweep. Libraries are imported in that
 thread, only for the trackers asked for.
 
-Where runs go: TensorBoard event files under `<store>/tensorboard/<sweep>/<group>/<label>_<cell>`;
-MLflow to `MLFLOW_TRACKING_URI` (default: a file store `<store>/mlruns`), experiment
-`MLFLOW_EXPERIMENT_NAME` or `rstsweep-<sweep>`; W&B to project `WANDB_PROJECT` or
-`rstsweep-<sweep>` (`WANDB_MODE=offline` writes under `<store>/wandb/`). No ray, no torch.
+Where runs go: TensorBoard event files under `<dir>/tensorboard/<sweep>/<group>/<label>_<cell>`
+with the cell as an HParams session (`tracker_tensorboard`); MLflow to `MLFLOW_TRACKING_URI`
+(default: a file store `<dir>/mlruns`), experiment `MLFLOW_EXPERIMENT_NAME` or `rstsweep-<sweep>`;
+W&B to project `WANDB_PROJECT` or `rstsweep-<sweep>` (`WANDB_MODE=offline` writes under
+`<dir>/wandb/`). `<dir>` is the store's directory; for a store on object storage (s3://, gs://)
+it is local: `RSTSWEEP_TRACKER_DIR`, else the store's local scratch directory, and the run says
+where. A retried or resumed cell continues its tracker run, and a killed driver's MLflow runs end
+as KILLED on the next `run` or `status` (`tracker_runs`). No ray, no torch.
 """
 
 from __future__ import annotations
@@ -28,6 +32,13 @@ from pathlib import Path
 from typing import Any
 
 from rstsweep.errors import RstError
+from rstsweep.sweeper.tracker_runs import (
+    end_stale_mlflow_runs,
+    mlflow_uri,
+    open_mlflow_run,
+    run_id,
+    tracker_dir,
+)
 
 TRACKERS = ("tensorboard", "mlflow", "wandb")
 DEFAULT_TRACKERS = ("tensorboard",)
@@ -94,62 +105,37 @@ def run_name(info: dict[str, Any]) -> str:
     return f"{label}_{info['cell_id']}"
 
 
-class TensorBoardTracker:
-    """One event file directory per cell (`tensorboard --logdir <store>/tensorboard`)."""
-
-    def __init__(self, root: Path, sweep: str) -> None:
-        from tensorboard.compat.proto import event_pb2, summary_pb2
-        from tensorboard.summary.writer.event_file_writer import EventFileWriter
-
-        self._event, self._summary, self._writer_cls = event_pb2, summary_pb2, EventFileWriter
-        self.root = _local(root) / "tensorboard" / _safe(sweep)
-        self.writers: dict[str, Any] = {}
-
-    def start(self, cid: str, info: dict[str, Any]) -> None:
-        directory = self.root / _safe(info["group"]) / run_name(info)
-        self.writers[cid] = self._writer_cls(str(directory))
-
-    def epoch(self, cid: str, step: int, metrics: dict[str, float]) -> None:
-        values = [self._summary.Summary.Value(tag=k, simple_value=v) for k, v in metrics.items()]
-        event = self._event.Event(
-            wall_time=time.time(), step=step, summary=self._summary.Summary(value=values)
-        )
-        self.writers[cid].add_event(event)
-        self.writers[cid].flush()
-
-    def end(self, cid: str, status: str, summary: dict[str, float]) -> None:
-        self.writers.pop(cid).close()
-
-    def close(self) -> None:
-        for writer in self.writers.values():
-            writer.close()
-
-
 class MlflowTracker:
     """One MLflow run per cell, in one experiment per sweep (the tracking client, no fluent API:
     concurrent cells are concurrent runs)."""
 
-    def __init__(self, root: Path, sweep: str) -> None:
-        uri = os.environ.get("MLFLOW_TRACKING_URI")
-        if not uri:  # MLflow 3 refuses file stores unless told; a local default needs no server
-            uri = (_local(root) / "mlruns").absolute().as_uri()
-            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    def __init__(self, root: Any, sweep: str) -> None:
         from mlflow import MlflowClient
 
-        self.client = MlflowClient(tracking_uri=uri)
+        self.root = root
+        self.client = MlflowClient(tracking_uri=mlflow_uri(root))
         name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or f"rstsweep-{sweep}"
         found = self.client.get_experiment_by_name(name)
         self.experiment = found.experiment_id if found else self.client.create_experiment(name)
         self.runs: dict[str, str] = {}
+        # this run holds the store (sweeper.guard): RUNNING runs of it are a killed driver's
+        end_stale_mlflow_runs(self.client, root)
 
     def start(self, cid: str, info: dict[str, Any]) -> None:
-        tags = {k: str(info[k]) for k in ("cell_id", "sweep", "group", "label", "profile")}
-        run = self.client.create_run(self.experiment, run_name=run_name(info), tags=tags)
-        self.runs[cid] = run.info.run_id
-        from mlflow.entities import Param
+        """Continue the cell's unfinished run (a retry, a resume) or open its next attempt's."""
 
-        params = [Param(k, str(v)[:500]) for k, v in sorted(info["config"].items())]
-        self.client.log_batch(run.info.run_id, params=params)
+        def create(keys: dict[str, str]) -> str:
+            tags = {k: str(info[k]) for k in ("cell_id", "sweep", "group", "label", "profile")}
+            run = self.client.create_run(
+                self.experiment, run_name=run_name(info), tags={**tags, **keys}
+            )
+            from mlflow.entities import Param
+
+            params = [Param(k, str(v)[:500]) for k, v in sorted(info["config"].items())]
+            self.client.log_batch(run.info.run_id, params=params)
+            return run.info.run_id
+
+        self.runs[cid] = open_mlflow_run(self.client, self.experiment, self.root, cid, create)
 
     def epoch(self, cid: str, step: int, metrics: dict[str, float]) -> None:
         from mlflow.entities import Metric
@@ -164,25 +150,29 @@ class MlflowTracker:
         self.client.set_terminated(run_id, "FINISHED" if status != "failed" else "FAILED")
 
     def close(self) -> None:
-        for run_id in self.runs.values():
-            self.client.set_terminated(run_id, "KILLED")
+        for open_run in self.runs.values():
+            self.client.set_terminated(open_run, "KILLED")
 
 
 class WandbTracker:
     """One W&B run per cell (`reinit="create_new"`: concurrent cells are concurrent runs), grouped
     by sweep group."""
 
-    def __init__(self, root: Path, sweep: str) -> None:
+    def __init__(self, root: Any, sweep: str) -> None:
         import wandb
 
-        self.wandb = wandb
+        self.wandb, self.root = wandb, root
         self.project = os.environ.get("WANDB_PROJECT") or f"rstsweep-{sweep}"
-        self.dir = Path(os.environ["WANDB_DIR"]) if os.environ.get("WANDB_DIR") else _local(root)
+        default = tracker_dir(root)[0]
+        self.dir = Path(os.environ["WANDB_DIR"]) if os.environ.get("WANDB_DIR") else default
         self.dir.mkdir(parents=True, exist_ok=True)
         self.runs: dict[str, Any] = {}
 
     def start(self, cid: str, info: dict[str, Any]) -> None:
+        # the derived id: a retried or resumed cell continues its run (`resume="allow"`)
         self.runs[cid] = self.wandb.init(
+            id=run_id(self.root, cid),
+            resume="allow",
             project=self.project,
             name=run_name(info),
             group=info["group"],
@@ -205,17 +195,13 @@ class WandbTracker:
             run.finish(exit_code=1)
 
 
+from rstsweep.sweeper.tracker_tensorboard import TensorBoardTracker  # noqa: E402
+
 BUILDERS = {"tensorboard": TensorBoardTracker, "mlflow": MlflowTracker, "wandb": WandbTracker}
 
 
-def _local(root: Any) -> Path:
-    """The store as a local directory; an object-store URL (s3://...) has none for event files."""
-    if "://" in str(root):
-        raise ValueError(f"the store {root} is not a local directory (set a tracker location)")
-    return Path(root)
-
-
-def _safe(text: str) -> str:
+def safe_name(text: str) -> str:
+    """`text` safe as one directory name."""
     return re.sub(r"[^A-Za-z0-9_.=,+-]+", "-", text) or "_"
 
 

@@ -96,7 +96,8 @@ class StoreCallback(tune.Callback):
         self._compact(full=False)
         self.statuses[cid] = result.status
         self.progress.finish(cid, result.status)
-        self.trackers.end(cid, result.status, {"test_error": result.test_error})
+        final = {"test_error": result.test_error, "realized_extra": result.realized_extra}
+        self.trackers.end(cid, result.status, final)
         self.events.log(
             "done",
             cid,
