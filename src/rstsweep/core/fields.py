@@ -40,11 +40,11 @@ def parse_assignments(items: Iterable[str]) -> dict[str, Any]:
             raise RstError(f"--set {key}: {message}", field=key)
         if key in out:
             raise RstError(f"--set {key}: given twice", field=key)
-        out[key] = _scalar(text.strip())
+        out[key] = parse_scalar(text.strip())
     return out
 
 
-def _scalar(text: str) -> Any:
+def parse_scalar(text: str) -> Any:
     """A YAML scalar (`5`, `0.1`, `true`, `null`); a list, mapping or YAML error stays a string,
     so `schedule=piecewise(a=0, b=0.3)` or `device=cuda:1` pass through as written."""
     try:

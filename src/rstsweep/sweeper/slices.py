@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rstsweep.core.config import CellConfig
-from rstsweep.core.fields import _scalar
+from rstsweep.core.fields import parse_scalar
 from rstsweep.errors import RstError, unknown_key
 
 # Where a cell sits in its sweep (sweeper.cell.Cell's attributes besides its config).
@@ -82,7 +82,7 @@ def cell_value(cell: Any, key: str) -> Any:
 
 
 def _matches(actual: Any, text: str) -> bool:
-    wanted = _scalar(text)
+    wanted = parse_scalar(text)
     if isinstance(actual, float) and isinstance(wanted, (int, float)):
         return not isinstance(wanted, bool) and abs(actual - wanted) <= 1e-12 * max(1, abs(actual))
     return actual == wanted or str(actual) == text
