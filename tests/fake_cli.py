@@ -13,7 +13,8 @@ apply_ray_env()  # before ray is imported (register_by_value imports it)
 
 import test_driver_fake as fake  # noqa: E402
 from rstsweep import cli  # noqa: E402
-from rstsweep.sweeper import driver, search  # noqa: E402
+from rstsweep.sweeper import driver  # noqa: E402
+from rstsweep.sweeper.search import command as search  # noqa: E402
 
 if __name__ == "__main__":
     fake.register_by_value()  # Ray workers cannot import the test modules
