@@ -38,6 +38,8 @@ from rstsweep.trainers.precision import LossScaling
 from rstsweep.trainers.runtime import Runtime, to_memory_format
 from rstsweep.trainers.sam import SAM, global_norm
 
+Decider = Callable[[Tensor], bool]  # X_t from the first pass's signal [‖g‖², loss] (lag 0)
+
 
 @dataclass
 class StepContext:
@@ -97,7 +99,7 @@ class FirstPass:
     finite: bool  # its gradients are finite (always, except under fp16 loss scaling)
 
 
-def train_step(ctx: StepContext, x: Tensor, y: Tensor, sa: bool | Callable[[Tensor], bool]) -> bool:
+def train_step(ctx: StepContext, x: Tensor, y: Tensor, sa: bool | Decider) -> bool:
     """One RST step at the current θ: base (coin X_t = 0) or sharpness-aware (X_t = 1); `sa` is
     X_t, or a callable deciding it from this step's first-pass signal. Returns X_t."""
     ctx.optimizer.zero_grad(set_to_none=True)
@@ -166,9 +168,7 @@ def reuse_step(ctx: StepContext, x: Tensor, y: Tensor, first: FirstPass | None =
     return first
 
 
-def decided_step(
-    ctx: StepContext, x: Tensor, y: Tensor, decide: Callable[[Tensor], bool]
-) -> tuple[FirstPass, bool]:
+def decided_step(ctx: StepContext, x: Tensor, y: Tensor, decide: Decider) -> tuple[FirstPass, bool]:
     """X_t from this step's own first pass (a policy with `signal_lag: 0`; one process): the
     first pass runs as a base step's, every weight gradient kept, then the signal picks the kind."""
     assert ctx.wants_signal, "a deciding step needs wants_signal"
