@@ -37,8 +37,8 @@ PARETO = ("pareto", "best_at_budget")  # the figure and the table of the Pareto 
 
 def build_report(
     store: Store,
-    status: dict[str, Any] | None = None,
-    plans: Sequence[dict[str, Any]] = (),
+    status: dict[str, object] | None = None,
+    plans: Sequence[dict[str, object]] = (),
     notes: Sequence[str] = (),
 ) -> str:
     """The report of `store` as one HTML document. `status`: `records.status_record`; `plans`:
@@ -74,7 +74,7 @@ def write_report(store: Store, html_text: str, out: str | None = None) -> str:
 # ----------------------------------------------------------------------------- sections
 
 
-def _header(store: Store, status: dict[str, Any] | None, notes: Sequence[str]) -> str:
+def _header(store: Store, status: dict[str, object] | None, notes: Sequence[str]) -> str:
     from rstsweep import __version__
 
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -98,7 +98,7 @@ def _state(state: str) -> h.Cell:
     return h.Cell(markup=f"<span class='{h.esc(state)}'>{h.esc(state)}</span>", sort=state)
 
 
-def _status_section(status: dict[str, Any] | None) -> str:
+def _status_section(status: dict[str, object] | None) -> str:
     if not status or not status["sweeps"]:
         return "<p>No sweep recorded in this store yet.</p>"
     parts = []
@@ -115,7 +115,7 @@ def _status_section(status: dict[str, Any] | None) -> str:
     return "".join(parts)
 
 
-def _group_row(g: dict[str, Any]) -> list[h.CellLike]:
+def _group_row(g: dict[str, object]) -> list[h.CellLike]:
     extra = g["realized_extra"]
     time_s = g["train_time_s"] if g["done"] else None
     return [
@@ -131,7 +131,7 @@ def _group_row(g: dict[str, Any]) -> list[h.CellLike]:
     ]
 
 
-def _open_cells(sweep: str, cells: list[dict[str, Any]]) -> str:
+def _open_cells(sweep: str, cells: list[dict[str, object]]) -> str:
     if not cells:
         return "<p class='note'>Every cell is done.</p>"
     rows = []
@@ -151,7 +151,7 @@ def _open_cells(sweep: str, cells: list[dict[str, Any]]) -> str:
     return h.details(summary, markup, open_=len(cells) <= OPEN_SHOWN_OPEN)
 
 
-def _plan_section(plans: Sequence[dict[str, Any]]) -> str:
+def _plan_section(plans: Sequence[dict[str, object]]) -> str:
     if not plans:
         return "<p class='note'>No plan: the sweeps file does not describe these sweeps.</p>"
     parts = []
@@ -173,7 +173,7 @@ def _plan_section(plans: Sequence[dict[str, Any]]) -> str:
     return "".join(parts)
 
 
-def _plan_row(g: dict[str, Any]) -> list[h.CellLike]:
+def _plan_row(g: dict[str, object]) -> list[h.CellLike]:
     left = g["pending_time_s"]
     if not g["pending"]:
         time_text = "done"
@@ -255,7 +255,7 @@ def _cells_section(res: Results) -> str:
     return h.table(headers, rows, table_id="cells")
 
 
-def _cell_row(row: dict[str, Any]) -> list[h.CellLike]:
+def _cell_row(row: dict[str, object]) -> list[h.CellLike]:
     error = row.get("test_error")
     extra = row.get("realized_extra")
     ok = error is not None and not pd.isna(error)
@@ -274,7 +274,7 @@ def _cell_row(row: dict[str, Any]) -> list[h.CellLike]:
     ]
 
 
-def _manifest_json(row: dict[str, Any]) -> str:
+def _manifest_json(row: dict[str, object]) -> str:
     """What reproduces the cell: its full config, package versions, device and the attempt."""
     keys = ("attempt_id", "profile", "finished_at", *MANIFEST_KEYS)
     out = {k: _plain(row.get(k)) for k in keys}

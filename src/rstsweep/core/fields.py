@@ -23,13 +23,13 @@ from rstsweep.errors import RstError, format_validation_error, unknown_key, vali
 SEE_FIELDS = "`rstsweep fields` lists them"
 
 
-def parse_assignments(items: Iterable[str]) -> dict[str, Any]:
+def parse_assignments(items: Iterable[str]) -> dict[str, object]:
     """`["looksam_k=5", "nesterov=false"]` -> {"looksam_k": 5, "nesterov": False}.
 
     Values are YAML scalars (ints, floats, true/false, null; anything else stays a string);
     an unknown key, a missing `=` or a key given twice is a one-line RstError naming it.
     """
-    out: dict[str, Any] = {}
+    out: dict[str, object] = {}
     for item in items:
         key, sep, text = item.partition("=")
         key = key.strip().replace("-", "_")

@@ -49,7 +49,7 @@ def release(store: Any) -> None:
         store.clear_heartbeat()
 
 
-def _ours(beat: dict[str, Any] | None) -> bool:
+def _ours(beat: dict[str, object] | None) -> bool:
     if not beat:
         return False
     return beat.get("pid") == os.getpid() and beat.get("host") == socket.gethostname()

@@ -50,7 +50,7 @@ class EventLog:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
 
-    def log(self, event: str, cell_id: str | None = None, **fields: Any) -> None:
+    def log(self, event: str, cell_id: str | None = None, **fields: object) -> None:
         if self.path is None:
             return
         line = {"t": time.time(), "event": event, "cell_id": cell_id, **fields}
@@ -58,7 +58,7 @@ class EventLog:
             fh.write(json.dumps(line, default=str) + "\n")
 
 
-def read_events(path: Path) -> list[dict[str, Any]]:
+def read_events(path: Path) -> list[dict[str, object]]:
     """The events of a run log (a torn last line, from a kill mid-write, is skipped)."""
     events = []
     for line in Path(path).read_text().splitlines():
@@ -152,7 +152,7 @@ class SweepProgress:
         if self.lines is not None and self.lines.due():
             self._summary_line()
 
-    def _line(self, event: str, cid: str, **fields: Any) -> None:
+    def _line(self, event: str, cid: str, **fields: object) -> None:
         if self.lines is None:
             return
         cell = self.cells[cid]
@@ -204,7 +204,7 @@ class SweepProgress:
             left = pending * per_cell + sum(max(0.0, per_cell - (now - c.started)) for c in running)
             return left / max(1, len(running))
 
-    def heartbeat_state(self) -> dict[str, Any]:
+    def heartbeat_state(self) -> dict[str, object]:
         counts = self.counts()
         with self._lock:
             running = [cid for cid, c in self.cells.items() if c.state == RUNNING]

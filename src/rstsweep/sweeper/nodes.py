@@ -32,10 +32,10 @@ class NodeWatch(_Base):
         self._alive: dict[str, str] | None = None
         self._last = 0.0
 
-    def __getstate__(self) -> dict[str, Any]:
+    def __getstate__(self) -> dict[str, object]:
         return {"lost": dict(self.lost)}  # Tune pickles callbacks: keep plain data only
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
+    def __setstate__(self, state: dict[str, object]) -> None:
         self.__init__()
         self.lost = state.get("lost", {})
 
@@ -78,18 +78,18 @@ class NodeWatch(_Base):
 
     # -- Tune callback hooks
 
-    def setup(self, **info: Any) -> None:
+    def setup(self, **info: object) -> None:
         self.check()
 
-    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: object) -> None:
         self.check()
 
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: object) -> None:
         self.check()
 
-    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+    def on_step_end(self, iteration: int, trials: list, **info: object) -> None:
         if time.monotonic() - self._last >= CHECK_EVERY_S:
             self.check()
 
-    def on_experiment_end(self, trials: list, **info: Any) -> None:
+    def on_experiment_end(self, trials: list, **info: object) -> None:
         self.check()

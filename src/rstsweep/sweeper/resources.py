@@ -84,7 +84,7 @@ def fits(request: Placement, resources: dict[str, float]) -> bool:
     )
 
 
-def check_fits(request: Placement, nodes: list[dict[str, Any]]) -> None:
+def check_fits(request: Placement, nodes: list[dict[str, object]]) -> None:
     """RstError unless some alive node of `ray.nodes()` can hold one trial."""
     alive = [n.get("Resources", {}) for n in nodes if n.get("Alive", True)]
     if not any(fits(request, res) for res in alive):

@@ -40,7 +40,7 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def heartbeat_live(beat: dict[str, Any] | None, now: float | None = None) -> bool:
+def heartbeat_live(beat: dict[str, object] | None, now: float | None = None) -> bool:
     """A heartbeat belongs to a live run: recent, and (on this host) its pid still exists."""
     if not beat:
         return False
@@ -97,7 +97,7 @@ class SweepStatus:
 class StoreStatus:
     store: str | Path
     sweeps: list[SweepStatus]
-    heartbeat: dict[str, Any] | None
+    heartbeat: dict[str, object] | None
     live: bool
     trials: int
     passes: int

@@ -27,7 +27,7 @@ METRIC_TAGS = {"test_error": "hparams/test_error", "realized_extra": "hparams/re
 STATUS = {"ok": "STATUS_SUCCESS", "diverged": "STATUS_FAILURE", "failed": "STATUS_FAILURE"}
 
 
-def hparams_of(info: dict[str, Any]) -> dict[str, bool | int | float | str]:
+def hparams_of(info: dict[str, object]) -> dict[str, bool | int | float | str]:
     """The cell's fields as HParams values (bool, number or string; unset fields left out)."""
     out: dict[str, bool | int | float | str] = {
         k: str(info[k]) for k in ("sweep", "group", "label", "cell_id")
@@ -56,11 +56,11 @@ class TensorBoardTracker:
         self.root = base / "tensorboard" / safe_name(sweep)
         if outside:  # say where the events went: not next to the results
             print(f"rstsweep: tensorboard events: {self.root} (store not local)", file=sys.stderr)
-        self.writers: dict[str, Any] = {}
+        self.writers: dict[str, object] = {}
         self.dirs: dict[str, Path] = {}
         self.last_step: dict[str, int] = {}
 
-    def start(self, cid: str, info: dict[str, Any]) -> None:
+    def start(self, cid: str, info: dict[str, object]) -> None:
         directory = self.root / self._safe(info["group"]) / self._run_name(info)
         self.dirs[cid] = directory
         self.writers[cid] = self._writer_cls(str(directory))

@@ -75,7 +75,7 @@ def parse_trackers(names: Iterable[str] | None) -> tuple[str, ...]:
     return chosen
 
 
-def epoch_metrics(result: dict[str, Any]) -> dict[str, float]:
+def epoch_metrics(result: dict[str, object]) -> dict[str, float]:
     """The tracker metrics of one epoch report (keys of `METRICS` plus realized extra compute)."""
     out = {name: float(result[key]) for key, name in METRICS.items() if result.get(key) is not None}
     steps, sa_steps = result.get("steps"), result.get("sa_steps")
@@ -86,7 +86,7 @@ def epoch_metrics(result: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def cell_info(cell: Any, profile: str) -> dict[str, Any]:
+def cell_info(cell: Any, profile: str) -> dict[str, object]:
     """What a tracker run is named and tagged with: the cell's place in its sweep and config."""
     config = cell.config.model_dump(mode="json") if hasattr(cell.config, "model_dump") else {}
     return {
@@ -99,7 +99,7 @@ def cell_info(cell: Any, profile: str) -> dict[str, Any]:
     }
 
 
-def run_name(info: dict[str, Any]) -> str:
+def run_name(info: dict[str, object]) -> str:
     """`<label>_<cell_id>`, safe as a directory name."""
     label = re.sub(r"[^A-Za-z0-9_.=,+-]+", "-", str(info.get("label") or info["group"]))
     return f"{label}_{info['cell_id']}"
@@ -121,7 +121,7 @@ class MlflowTracker:
         # this run holds the store (sweeper.guard): RUNNING runs of it are a killed driver's
         end_stale_mlflow_runs(self.client, root)
 
-    def start(self, cid: str, info: dict[str, Any]) -> None:
+    def start(self, cid: str, info: dict[str, object]) -> None:
         """Continue the cell's unfinished run (a retry, a resume) or open its next attempt's."""
 
         def create(keys: dict[str, str]) -> str:
@@ -166,9 +166,9 @@ class WandbTracker:
         default = tracker_dir(root)[0]
         self.dir = Path(os.environ["WANDB_DIR"]) if os.environ.get("WANDB_DIR") else default
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.runs: dict[str, Any] = {}
+        self.runs: dict[str, object] = {}
 
-    def start(self, cid: str, info: dict[str, Any]) -> None:
+    def start(self, cid: str, info: dict[str, object]) -> None:
         # the derived id: a retried or resumed cell continues its run (`resume="allow"`)
         self.runs[cid] = self.wandb.init(
             id=run_id(self.root, cid),
@@ -215,7 +215,7 @@ class TrackerHub:
         stream = sys.stderr  # the stream of the log lines, bound once
         self._warn_fn = warn or (lambda text: print(f"rstsweep: warning: {text}", file=stream))
         self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_SIZE)
-        self._trackers: dict[str, Any] = {}
+        self._trackers: dict[str, object] = {}
         self._warned: set[str] = set()
         self._started: set[str] = set()
         self._thread = threading.Thread(target=self._work, name="rstsweep-trackers", daemon=True)
@@ -224,7 +224,7 @@ class TrackerHub:
 
     # -- driver side (never blocks)
 
-    def start(self, cid: str, info: dict[str, Any]) -> None:
+    def start(self, cid: str, info: dict[str, object]) -> None:
         """A cell's run begins (a retried trial continues the same tracker run)."""
         if cid not in self._started:
             self._started.add(cid)

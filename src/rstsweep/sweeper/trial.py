@@ -52,8 +52,8 @@ def default_train(config: Any, out_dir: Path, resume: bool, on_epoch: Callable) 
 
 
 def run_cell(
-    params: dict[str, Any],
-    configs: dict[str, Any],
+    params: dict[str, object],
+    configs: dict[str, object],
     train_fn: TrainFn | None = None,
     threads: int | None = None,
     work_root: str | None = None,
@@ -82,7 +82,7 @@ def with_threads(config: Any, threads: int | None) -> Any:
     # config that already sets them wins.
     if not hasattr(config, "model_copy"):
         return config
-    update: dict[str, Any] = {}
+    update: dict[str, object] = {}
     if threads and getattr(config, "threads", 0) is None:
         update["threads"] = threads
     share = memory_share(_assigned_gpus())
@@ -169,7 +169,7 @@ def _read_epoch(marker: Path) -> int:
         return 1
 
 
-def trial_placement() -> dict[str, Any]:
+def trial_placement() -> dict[str, object]:
     """Where this trial runs (node, GPU ids Ray assigned, pid): reported for the event log."""
     import ray
 
@@ -250,7 +250,7 @@ class _EpochReporter:
         os._exit(17)  # die like a killed process: no exception, no cleanup, no report
 
 
-def result_to_payload(result: TrainResult) -> dict[str, Any]:
+def result_to_payload(result: TrainResult) -> dict[str, object]:
     """A TrainResult as plain picklable data (epochs as dicts, draws bit-packed)."""
     payload = {f.name: getattr(result, f.name) for f in fields(result)}
     draws = np.asarray(result.draws, dtype=bool)
@@ -260,7 +260,7 @@ def result_to_payload(result: TrainResult) -> dict[str, Any]:
     return payload
 
 
-def payload_to_result(payload: dict[str, Any]) -> TrainResult:
+def payload_to_result(payload: dict[str, object]) -> TrainResult:
     """Inverse of `result_to_payload`."""
     data = dict(payload)
     draws = data.pop("draws")

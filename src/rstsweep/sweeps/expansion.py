@@ -175,7 +175,7 @@ def _make_cell(
     )
 
 
-def _label(g: GroupSpec, values: dict[str, Any], group: GroupRef) -> str:
+def _label(g: GroupSpec, values: dict[str, object], group: GroupRef) -> str:
     if g.label is not None:
         return str(fill(g.label, values, (*group.where, "label"), numeric=False))
     if not values:
@@ -184,7 +184,7 @@ def _label(g: GroupSpec, values: dict[str, Any], group: GroupRef) -> str:
 
 
 def _schedule(
-    sched: str | dict[str, Any], values: dict[str, Any], group: GroupRef, point: _Point
+    sched: str | dict[str, object], values: dict[str, object], group: GroupRef, point: _Point
 ) -> tuple[str, tuple[Any, ...]]:
     """The schedule spec string of a cell (helpers called), and the YAML path it came from."""
     if isinstance(sched, str):

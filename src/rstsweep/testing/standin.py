@@ -40,7 +40,7 @@ def standin_train(
     """Run `config.epochs` epochs of `epoch_s` seconds each, checkpointing after every epoch."""
     out = Path(out_dir)
     ckpt = out / CHECKPOINT_NAME
-    state: dict[str, Any] = {"epoch": 0, "ran": []}
+    state: dict[str, object] = {"epoch": 0, "ran": []}
     if resume and ckpt.exists():
         state = json.loads(ckpt.read_text())
     t0 = time.perf_counter()

@@ -49,7 +49,7 @@ def time_branches(
     steps: int,
     warmup: int = 2,
     branches: tuple[bool, ...] = (False, True),
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """Mean seconds per step of each branch (`step(False)`: base, `step(True)`: SA) and the peak
     memory of the measurement (see `memory.peak_memory_bytes`)."""
     if steps < 1:
@@ -104,7 +104,7 @@ def measure_atoms(
             for name, fn in unit:  # in order: the vector work needs the pass before it
                 samples[name].append(time_call(fn, device, 1, 0))
     med = {name: statistics.median(values) for name, values in samples.items()}
-    atoms: dict[str, Any] = {k: med[k] for k in ("base_step", "fb", "rank_forward")}
+    atoms: dict[str, object] = {k: med[k] for k in ("base_step", "fb", "rank_forward")}
     atoms["vector"] = med["two_pass"] - med["opt_base"] if "two_pass" in med else 0.0
     if "reuse" in med:
         atoms["reuse_vector"] = med["reuse"] - med["opt_base"]
@@ -193,7 +193,7 @@ def synthetic_batch(
     return x.to(device), y.to(device), classes
 
 
-def measure_steps(config: CellConfig, steps: int = 5, warmup: int = 2) -> dict[str, Any]:
+def measure_steps(config: CellConfig, steps: int = 5, warmup: int = 2) -> dict[str, object]:
     """Time `steps` base and `steps` SA steps of `config`'s cell (its model, algorithm, batch
     size, precision, compile setting and device) on a synthetic batch; returns sgd_step_s,
     sa_step_s (None for SGD), peak_memory_bytes, device_memory_bytes and what was measured."""

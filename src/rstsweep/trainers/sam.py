@@ -71,7 +71,7 @@ class SAM(torch.optim.Optimizer):
 
     def __init__(
         self,
-        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        params: Iterable[Tensor] | Iterable[dict[str, object]],
         base_optimizer: Callable[..., torch.optim.Optimizer],
         rho: float = 0.05,
         adaptive: bool = False,
@@ -255,7 +255,7 @@ class SAM(torch.optim.Optimizer):
         # in place, without a temporary ε (large allocations cost more than the arithmetic on CPU)
         torch._foreach_addcmul_(params, th, factors)
 
-    def _rho(self, group: dict[str, Any]) -> float:
+    def _rho(self, group: dict[str, object]) -> float:
         """The radius of `group` at this step (GSAM schedules it with the lr)."""
         return group["rho"]
 
@@ -336,14 +336,14 @@ class SAM(torch.optim.Optimizer):
             self.zero_grad()
 
     # --- checkpoints -----------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, object]:
         """Base optimizer state (momentum etc., param groups with lr/rho) and the mask RNG state."""
         if self._perturbed:
             raise RuntimeError("state_dict between first_step and second_step")
         generator = None if self._generator is None else self._generator.get_state()
         return {"base": self.base_optimizer.state_dict(), "mask_generator": generator}
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+    def load_state_dict(self, state_dict: dict[str, object]) -> None:
         self.base_optimizer.load_state_dict(state_dict["base"])
         # the base optimizer builds new group dicts on load: share them again
         self.param_groups = self.base_optimizer.param_groups

@@ -11,7 +11,7 @@ import numpy as np
 from rstsweep.core.result import TrainResult
 
 
-def result_summary(result: TrainResult) -> dict[str, Any]:
+def result_summary(result: TrainResult) -> dict[str, object]:
     """The TrainResult's scalar fields plus the coin fraction `sa_fraction` (ΣX_t/T), its value
     over each third of the steps `sa_fraction_by_third` (how a schedule or policy spends over
     training) and `realized_extra` (extra pass units run per step), JSON-safe (non-finite floats →

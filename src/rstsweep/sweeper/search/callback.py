@@ -42,14 +42,14 @@ class SearchCallback(StoreCallback):
         super().__init__({}, store, profile, _Quiet(), events, trackers)  # type: ignore[arg-type]
         self.total, self.finished = total, 0
 
-    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: object) -> None:
         self.events.log("start", trial.trial_id, config=_plain(trial.config))
 
-    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: object) -> None:
         self.events.log("retry", trial.trial_id, error=trial_error(trial))
 
     def on_trial_result(
-        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+        self, iteration: int, trials: list, trial: Any, result: dict, **info: object
     ) -> None:
         meta = result.pop(CELL_KEY, None)
         payload = result.pop(FINAL_KEY, None)
@@ -63,7 +63,7 @@ class SearchCallback(StoreCallback):
             self.trackers.start(cell.cell_id, cell_info(cell, self.profile))
             self._write(cell.cell_id, payload, None, {})
 
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: object) -> None:
         self.finished += 1
         last = trial.last_result or {}
         text = (
@@ -76,7 +76,7 @@ class SearchCallback(StoreCallback):
         where = {k: last.get(k) for k in PLACEMENT_KEYS}
         self.events.log("suggestion", trial.trial_id, objective=last.get(OBJECTIVE), **where)
 
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: object) -> None:
         self.failed[trial.trial_id] = trial_error(trial) or "trial failed"
         self.events.log("failed", trial.trial_id, error=self.failed[trial.trial_id])
 

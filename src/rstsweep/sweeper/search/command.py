@@ -85,10 +85,10 @@ class Space:
     rho: tuple[float, float] | None = None
     alpha: tuple[float, float] | None = None
 
-    def tune_space(self) -> dict[str, Any]:
+    def tune_space(self) -> dict[str, object]:
         from ray import tune
 
-        space: dict[str, Any] = {
+        space: dict[str, object] = {
             k: tune.quniform(lo, hi, q) for k, (lo, hi, q) in self.params.items()
         }
         if self.rho:

@@ -49,21 +49,21 @@ def objective(test_error: float, realized_extra: float, budget: float) -> float:
     return 1.0 + (realized_extra - budget)
 
 
-def suggestion_updates(family: str, params: dict[str, Any]) -> dict[str, Any]:
+def suggestion_updates(family: str, params: dict[str, object]) -> dict[str, object]:
     """CellConfig updates of a suggestion: the canonical schedule spec, and ρ/α if searched."""
     values = {
         k[len(PARAM_PREFIX) :]: float(v) for k, v in params.items() if k.startswith(PARAM_PREFIX)
     }
     inner = ", ".join(f"{k}={v!r}" for k, v in values.items())
     spec = parse(f"{family}({inner})" if inner else family).spec
-    updates: dict[str, Any] = {"schedule": spec}
+    updates: dict[str, object] = {"schedule": spec}
     for key in ("rho", "alpha"):
         if key in params:
             updates[key] = float(f"{float(params[key]):.6g}")
     return updates
 
 
-def case_label(updates: dict[str, Any]) -> str:
+def case_label(updates: dict[str, object]) -> str:
     extra = "".join(
         f", {'ρ' if k == 'rho' else 'α'}={updates[k]:g}" for k in ("rho", "alpha") if k in updates
     )
@@ -71,7 +71,7 @@ def case_label(updates: dict[str, Any]) -> str:
 
 
 def run_suggestion(
-    params: dict[str, Any],
+    params: dict[str, object],
     bases: list[Any],
     family: str,
     budget: float,
@@ -101,7 +101,7 @@ def run_suggestion(
             "label": label,
             "config_json": config.model_dump_json(),
         }
-        report: dict[str, Any] = {CELL_KEY: meta, "seeds_done": i + 1, "cell_id": cid}
+        report: dict[str, object] = {CELL_KEY: meta, "seeds_done": i + 1, "cell_id": cid}
         report.update(trial_placement())
         if cid in known:  # already in the store (an earlier search, or an ordinary sweep)
             error, extra = known[cid]
