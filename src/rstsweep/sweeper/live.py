@@ -19,10 +19,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rstsweep.core.format import format_clock
 from rstsweep.sweeper.loglines import LogLines
+
+if TYPE_CHECKING:
+    from rich.console import Group
+    from rich.live import Live
+
+    from rstsweep.store.store import Store
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 # The states of a cell, in the order every table shows them (live display and `rstsweep status`).
@@ -84,7 +90,7 @@ class SweepProgress:
         *,
         sweep: str,
         profile: str,
-        store: Any | None = None,
+        store: Store | None = None,
         live: bool = False,
         heartbeat_every: float = 5.0,
         clock: Callable[[], float] = time.time,
@@ -102,7 +108,7 @@ class SweepProgress:
         self._last_beat = 0.0
         self._lock = threading.RLock()
         self._live_enabled = live
-        self._live: Any = None
+        self._live: Live | None = None
         self.lines = lines  # plain log lines instead of the live display (stderr not a terminal)
         self._groups: dict[str, list[str]] = {}
         for group, cid in self.members:
@@ -226,7 +232,7 @@ class SweepProgress:
 
     # -- the rich display
 
-    def render(self) -> Any:
+    def render(self) -> Group:
         """A headline (done/total, elapsed, ETA) above a table of per-group counts."""
         from rich.console import Group
         from rich.table import Table

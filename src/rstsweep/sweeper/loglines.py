@@ -15,12 +15,12 @@ import json
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
-from typing import Any, TextIO
+from typing import TextIO
 
 DEFAULT_EVERY_S = 30.0
 
 
-def _value(value: Any) -> str:
+def _value(value: object) -> str:
     """One token: numbers and simple words as they are, other text JSON-quoted (no spaces)."""
     if value is None:
         return "-"

@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, TextIO
 
 try:  # subclass Tune's Callback when ray is importable (it always is where a sweep runs)
     from ray.tune import Callback as _Base
 except Exception:  # pragma: no cover
     _Base = object
+
+if TYPE_CHECKING:
+    from ray.tune.experiment import Trial
+
+    from rstsweep.sweeper.live import EventLog
 
 CHECK_EVERY_S = 2.0
 
@@ -25,7 +30,7 @@ CHECK_EVERY_S = 2.0
 class NodeWatch(_Base):
     """Report each Ray node lost during the experiment, once."""
 
-    def __init__(self, events: Any = None, stream: Any = None) -> None:
+    def __init__(self, events: EventLog | None = None, stream: TextIO | None = None) -> None:
         self.events = events
         self.stream = stream
         self.lost: dict[str, str] = {}  # node_id -> address
@@ -81,15 +86,19 @@ class NodeWatch(_Base):
     def setup(self, **info: object) -> None:
         self.check()
 
-    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: object) -> None:
+    def on_trial_recover(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: object
+    ) -> None:
         self.check()
 
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: object) -> None:
+    def on_trial_error(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: object
+    ) -> None:
         self.check()
 
-    def on_step_end(self, iteration: int, trials: list, **info: object) -> None:
+    def on_step_end(self, iteration: int, trials: list[Trial], **info: object) -> None:
         if time.monotonic() - self._last >= CHECK_EVERY_S:
             self.check()
 
-    def on_experiment_end(self, trials: list, **info: object) -> None:
+    def on_experiment_end(self, trials: list[Trial], **info: object) -> None:
         self.check()

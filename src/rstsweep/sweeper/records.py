@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
 
 import pandas as pd
 
 from rstsweep.sweeper.live import STATES
-from rstsweep.sweeper.plan import SweepPlan
+from rstsweep.sweeper.plan import GroupPlan, SweepPlan
 from rstsweep.sweeper.status import GroupStatus, StoreStatus, SweepStatus
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: object) -> object:
     """numpy/pandas scalars and timestamps -> JSON values (NaN -> None)."""
     if value is None:
         return None
@@ -84,7 +83,7 @@ def plan_record(plan: SweepPlan) -> dict[str, object]:
     """A sweep's plan: per group cells, done, pending, E[Δη], expected passes and estimated time
     of the pending cells (None: no measurement yet), and which of those times are probe-based."""
 
-    def group(g: Any) -> dict[str, object]:
+    def group(g: GroupPlan) -> dict[str, object]:
         return {
             "group": g.group,
             "cells": g.cells,

@@ -27,18 +27,34 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from rstsweep.errors import RstError
 from rstsweep.sweeper.tracker_runs import (
+    StoreRoot,
     end_stale_mlflow_runs,
     mlflow_uri,
     open_mlflow_run,
     run_id,
     tracker_dir,
 )
+
+if TYPE_CHECKING:
+    from wandb.sdk.wandb_run import Run as WandbRun
+
+    from rstsweep.sweeps import Cell
+
+
+class Tracker(Protocol):
+    """What the hub feeds: one run per cell, started, given epochs, ended; closed at the end."""
+
+    def start(self, cid: str, info: dict[str, object]) -> None: ...
+    def epoch(self, cid: str, step: int, metrics: dict[str, float]) -> None: ...
+    def end(self, cid: str, status: str, summary: dict[str, float]) -> None: ...
+    def close(self) -> None: ...
+
 
 TRACKERS = ("tensorboard", "mlflow", "wandb")
 DEFAULT_TRACKERS = ("tensorboard",)
@@ -86,16 +102,15 @@ def epoch_metrics(result: dict[str, object]) -> dict[str, float]:
     return out
 
 
-def cell_info(cell: Any, profile: str) -> dict[str, object]:
+def cell_info(cell: Cell, profile: str) -> dict[str, object]:
     """What a tracker run is named and tagged with: the cell's place in its sweep and config."""
-    config = cell.config.model_dump(mode="json") if hasattr(cell.config, "model_dump") else {}
     return {
         "cell_id": cell.cell_id,
         "sweep": cell.sweep,
         "group": cell.group,
         "label": cell.label,
         "profile": profile,
-        "config": config,
+        "config": cell.config.model_dump(mode="json"),
     }
 
 
@@ -109,7 +124,7 @@ class MlflowTracker:
     """One MLflow run per cell, in one experiment per sweep (the tracking client, no fluent API:
     concurrent cells are concurrent runs)."""
 
-    def __init__(self, root: Any, sweep: str) -> None:
+    def __init__(self, root: StoreRoot, sweep: str) -> None:
         from mlflow import MlflowClient
 
         self.root = root
@@ -158,7 +173,7 @@ class WandbTracker:
     """One W&B run per cell (`reinit="create_new"`: concurrent cells are concurrent runs), grouped
     by sweep group."""
 
-    def __init__(self, root: Any, sweep: str) -> None:
+    def __init__(self, root: StoreRoot, sweep: str) -> None:
         import wandb
 
         self.wandb, self.root = wandb, root
@@ -166,7 +181,7 @@ class WandbTracker:
         default = tracker_dir(root)[0]
         self.dir = Path(os.environ["WANDB_DIR"]) if os.environ.get("WANDB_DIR") else default
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.runs: dict[str, object] = {}
+        self.runs: dict[str, WandbRun] = {}
 
     def start(self, cid: str, info: dict[str, object]) -> None:
         # the derived id: a retried or resumed cell continues its run (`resume="allow"`)
@@ -210,12 +225,18 @@ class TrackerHub:
     the trackers (when the hub is made) and feeds them. `close(timeout)` waits at most `timeout`.
     `root`: the store's root (a local directory, or a URL some trackers cannot write under)."""
 
-    def __init__(self, names: Iterable[str], root: Any, sweep: str, warn: Any = None) -> None:
+    def __init__(
+        self,
+        names: Iterable[str],
+        root: StoreRoot,
+        sweep: str,
+        warn: Callable[[str], object] | None = None,
+    ) -> None:
         self.names, self.root, self.sweep = tuple(names), root, sweep
         stream = sys.stderr  # the stream of the log lines, bound once
         self._warn_fn = warn or (lambda text: print(f"rstsweep: warning: {text}", file=stream))
         self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_SIZE)
-        self._trackers: dict[str, object] = {}
+        self._trackers: dict[str, Tracker] = {}
         self._warned: set[str] = set()
         self._started: set[str] = set()
         self._thread = threading.Thread(target=self._work, name="rstsweep-trackers", daemon=True)
@@ -247,7 +268,7 @@ class TrackerHub:
         if self._thread.is_alive():
             self._warn("trackers", f"trackers still busy after {timeout:.0f} s; not waiting")
 
-    def _put(self, item: Any) -> None:
+    def _put(self, item: tuple | None) -> None:
         if not self.names:
             return
         try:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import shutil
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ray import tune
 
@@ -33,6 +33,9 @@ from rstsweep.sweeper.trial import (
     with_threads,
     work_dir,
 )
+
+if TYPE_CHECKING:
+    from rstsweep.core.result import EpochRecord
 
 CELL_KEY = "rst_cell"
 OBJECTIVE = "objective"
@@ -72,7 +75,7 @@ def case_label(updates: dict[str, object]) -> str:
 
 def run_suggestion(
     params: dict[str, object],
-    bases: list[Any],
+    bases: list[CellConfig],
     family: str,
     budget: float,
     known: dict[str, tuple[float, float]],
@@ -109,7 +112,7 @@ def run_suggestion(
             work = work_dir(work_root, cid)
             result = train(with_threads(config, threads), work, resume=True, on_epoch=_ignore)
             error, extra = float(result.test_error), float(result.realized_extra)
-            measured = getattr(result, "extra_time_measured", None)
+            measured = result.extra_time_measured
             if cost == "time" and measured is not None:
                 extra = float(measured)
             report[FINAL_KEY] = result_to_payload(result)
@@ -126,5 +129,5 @@ def run_suggestion(
         tune.report(report)
 
 
-def _ignore(record: Any) -> None:
+def _ignore(record: EpochRecord) -> None:
     """Per-epoch callback: nothing to report inside a cell (ASHA acts between seeds)."""
