@@ -15,19 +15,22 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING
 
 import matplotlib
 import pandas as pd
 
 from rstsweep.analysis import report_html as h
 from rstsweep.analysis.figures import FIGURES
-from rstsweep.analysis.plotting import STYLE
+from rstsweep.analysis.plotting import STYLE, Note
 from rstsweep.analysis.results import Results, load
 from rstsweep.analysis.tables import build_tables
 from rstsweep.core.format import format_count, format_duration
 from rstsweep.core.result import MANIFEST_KEYS
 from rstsweep.store.store import Store
+
+if TYPE_CHECKING:
+    from rstsweep.analysis.render import Table
 
 REPORT_NAME = "report.html"  # written into the store by every `run`
 OPEN_CELLS_SHOWN = 500  # per sweep; the rest are counted (`status --pending` lists them all)
@@ -190,7 +193,7 @@ def _plan_row(g: dict[str, object]) -> list[h.CellLike]:
     ]
 
 
-def _figures(res: Results, note: Any) -> dict[str, str]:
+def _figures(res: Results, note: Note) -> dict[str, str]:
     """Each figure the store can feed, as inline SVG (the figures' own style)."""
     out = {}
     with matplotlib.rc_context(STYLE):
@@ -212,7 +215,7 @@ def _figures_section(figures: dict[str, str], notes: list[str]) -> str:
     return ("".join(shown) or "<p>No figure: no finished cells of a tagged sweep yet.</p>") + text
 
 
-def _pareto_section(figures: dict[str, str], tables: list[Any]) -> str:
+def _pareto_section(figures: dict[str, str], tables: list[Table]) -> str:
     parts = [_figure("pareto", figures["pareto"])] if "pareto" in figures else []
     parts += [_table_markup(t) for t in tables if t.name == "best_at_budget"]
     if not parts:
@@ -220,11 +223,11 @@ def _pareto_section(figures: dict[str, str], tables: list[Any]) -> str:
     return "".join(parts)
 
 
-def _tables_section(tables: list[Any]) -> str:
+def _tables_section(tables: list[Table]) -> str:
     return "".join(_table_markup(t) for t in tables) or "<p>No table: no finished cells yet.</p>"
 
 
-def _table_markup(t: Any) -> str:
+def _table_markup(t: Table) -> str:
     """An `analysis.table.Table` as HTML: its title, its shown columns, its notes."""
     shown = t.display()
     notes = "".join(f"<p class='note'>{h.esc(n)}</p>" for n in t.notes)
@@ -283,14 +286,14 @@ def _manifest_json(row: dict[str, object]) -> str:
     return json.dumps(out, indent=1, sort_keys=False, ensure_ascii=False, default=str)
 
 
-def _loads(text: Any) -> Any:
+def _loads(text: object) -> object:
     try:
         return json.loads(text) if isinstance(text, str) else None
     except json.JSONDecodeError:
         return text
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: object) -> object:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return None
     return value.item() if hasattr(value, "item") else value

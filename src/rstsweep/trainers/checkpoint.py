@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import random
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -67,14 +66,14 @@ def restore_rng_state(state: dict[str, object]) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
-def _to_lists(value: Any) -> Any:
+def _to_lists(value: object) -> object:
     # python's random state is nested tuples; lists survive any serializer unchanged.
     if isinstance(value, tuple):
         return [_to_lists(v) for v in value]
     return value
 
 
-def _to_tuples(value: Any) -> Any:
+def _to_tuples(value: object) -> object:
     if isinstance(value, list):
         return tuple(_to_tuples(v) for v in value)
     return value

@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -86,7 +86,12 @@ def time_call(fn: Callable[[], object], device: torch.device, steps: int, warmup
 
 
 def measure_atoms(
-    ctx: StepContext, x: torch.Tensor, y: torch.Tensor, config: Any, steps: int, warmup: int = 2
+    ctx: StepContext,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    config: CellConfig,
+    steps: int,
+    warmup: int = 2,
 ) -> StepAtoms:
     """Time the atoms of a step of `config`'s cell (`ctx`, its own device and setting) on the
     batch (x, y): `warmup` untimed calls each, then `steps` rounds that time every atom once, in
@@ -118,14 +123,14 @@ def measure_atoms(
     return StepAtoms(**atoms)
 
 
-def _second_fraction(config: Any, batch: int) -> float:
+def _second_fraction(config: CellConfig, batch: int) -> float:
     """The share of the batch the second pass takes (ESAM's ⌊γ·B⌋, at least 1; else 1)."""
     if config.algorithm != "esam":
         return 1.0
     return max(1, int(config.esam_gamma * batch)) / batch
 
 
-def _atom_units(ctx: StepContext, x: torch.Tensor, y: torch.Tensor, config: Any) -> list:
+def _atom_units(ctx: StepContext, x: torch.Tensor, y: torch.Tensor, config: CellConfig) -> list:
     """The timed atoms as units of (name, call) run in order within a round."""
     from rstsweep.trainers.step import train_step
     from rstsweep.trainers.variants import LookSAM

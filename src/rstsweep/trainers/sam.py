@@ -211,7 +211,7 @@ class SAM(torch.optim.Optimizer):
         raise RuntimeError(f"{type(self).__name__} has no one-pass SA step (needs_second_pass())")
 
     @torch.no_grad()
-    def step(self, closure: Callable[[], Any] | None = None) -> None:  # type: ignore[override]
+    def step(self, closure: Callable[[], Tensor] | None = None) -> None:  # type: ignore[override]
         """A whole SA step. The caller has done the first pass; `closure` runs a full forward-
         backward pass at θ+ε (freeze BN running stats inside it: see disable_running_stats)."""
         if not self.needs_second_pass():
@@ -356,12 +356,14 @@ class SAM(torch.optim.Optimizer):
         return f"{type(self).__name__}({self.base_optimizer!r})"
 
 
-def _split_names(params: Iterable[Any]) -> tuple[list[Any], dict[int, str]]:
+def _split_names(
+    params: Iterable[Tensor | tuple[str, Tensor] | dict[str, object]],
+) -> tuple[list[Tensor] | list[dict[str, object]], dict[int, str]]:
     """Accept tensors, param-group dicts or `named_parameters()` pairs (also inside groups);
     return the davda54-style params and a name per tensor (for ASAM's weight/bias rule)."""
     names: dict[int, str] = {}  # id(tensor) -> name
 
-    def strip(items: Iterable[Any]) -> list[Tensor]:
+    def strip(items: Iterable[Tensor | tuple[str, Tensor]]) -> list[Tensor]:
         out = []
         for item in items:
             if isinstance(item, tuple):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
 
 import numpy as np
 
@@ -28,7 +27,7 @@ def result_summary(result: TrainResult) -> dict[str, object]:
     return {k: _json_safe(v) for k, v in summary.items()}
 
 
-def _json_safe(value: Any) -> Any:
+def _json_safe(value: object) -> object:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
