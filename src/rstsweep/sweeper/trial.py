@@ -57,7 +57,7 @@ def default_train(
 
 
 def run_cell(
-    params: dict[str, object],
+    params: dict[str, str],
     configs: dict[str, CellConfig],
     train_fn: TrainFn | None = None,
     threads: int | None = None,

@@ -52,21 +52,21 @@ def objective(test_error: float, realized_extra: float, budget: float) -> float:
     return 1.0 + (realized_extra - budget)
 
 
-def suggestion_updates(family: str, params: dict[str, object]) -> dict[str, object]:
+def suggestion_updates(family: str, params: dict[str, float]) -> dict[str, str | float]:
     """CellConfig updates of a suggestion: the canonical schedule spec, and ρ/α if searched."""
     values = {
         k[len(PARAM_PREFIX) :]: float(v) for k, v in params.items() if k.startswith(PARAM_PREFIX)
     }
     inner = ", ".join(f"{k}={v!r}" for k, v in values.items())
     spec = parse(f"{family}({inner})" if inner else family).spec
-    updates: dict[str, object] = {"schedule": spec}
+    updates: dict[str, str | float] = {"schedule": spec}
     for key in ("rho", "alpha"):
         if key in params:
             updates[key] = float(f"{float(params[key]):.6g}")
     return updates
 
 
-def case_label(updates: dict[str, object]) -> str:
+def case_label(updates: dict[str, str | float]) -> str:
     extra = "".join(
         f", {'ρ' if k == 'rho' else 'α'}={updates[k]:g}" for k in ("rho", "alpha") if k in updates
     )
@@ -74,7 +74,7 @@ def case_label(updates: dict[str, object]) -> str:
 
 
 def run_suggestion(
-    params: dict[str, object],
+    params: dict[str, float],
     bases: list[CellConfig],
     family: str,
     budget: float,
