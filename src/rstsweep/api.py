@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,10 @@ from rstsweep.plugins import load_plugins
 from rstsweep.store.store import Store
 from rstsweep.store.store import open_store as _open
 from rstsweep.sweeps import load_sweeps as _load
+
+if TYPE_CHECKING:
+    from rstsweep.sweeper.plan import SweepPlan
+    from rstsweep.sweeps import SweepsFile
 
 SQL_TABLES = ("trials", "epochs", "draws", "cells", "failures")  # views `sql()` queries see
 
@@ -93,7 +97,7 @@ def open_store(path_or_uri: str | os.PathLike[str]) -> ResultStore:
     return ResultStore(_open(path_or_uri, must_exist=True, read_only=True))
 
 
-def load_sweeps(file: str | os.PathLike[str] | None = None) -> Any:
+def load_sweeps(file: str | os.PathLike[str] | None = None) -> SweepsFile:
     """The sweeps file, validated (`SweepsFile`: `.profiles`, `.sweeps`): `file`, else
     ./sweeps.yaml, else the paper's grids shipped with rstsweep. Plugins are loaded first."""
     load_plugins()
@@ -106,9 +110,9 @@ def plan(
     file: str | os.PathLike[str] | None = None,
     profile: str = "paper",
     store: str | os.PathLike[str] | None = "results",
-    overrides: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, object] | None = None,
     probe: bool = False,
-) -> Any:
+) -> SweepPlan:
     """The `rstsweep plan` computation (`SweepPlan`: groups with cells, done, pending, passes,
     estimated time). `probe=True` times unmeasured settings first (needs `rstsweep[run]`)."""
     from rstsweep.sweeper.plan import plan_sweep
@@ -126,7 +130,7 @@ def run(
     file: str | os.PathLike[str] | None = None,
     profile: str = "paper",
     store: str | os.PathLike[str] = "results",
-    overrides: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, object] | None = None,
     trackers: list[str] | None = None,
     **options: Any,
 ) -> int:

@@ -11,7 +11,12 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+PathPart = str | int  # a key, or a list index, of a location in a YAML file or a model
 
 
 class RstError(Exception):
@@ -28,7 +33,7 @@ class RstError(Exception):
         message: str,
         *,
         field: str | None = None,
-        value: Any = None,
+        value: object = None,
         allowed: tuple[float, float] | None = None,
     ) -> None:
         super().__init__(message)
@@ -50,7 +55,7 @@ class ScheduleError(RstError, ValueError):
         message: str,
         *,
         parameter: str | None = None,
-        value: Any = None,
+        value: object = None,
         allowed: tuple[float, float] | None = None,
     ) -> None:
         super().__init__(message, field=parameter, value=value, allowed=allowed)
@@ -73,7 +78,7 @@ class ScheduleError(RstError, ValueError):
         return self.allowed is not None and self.value is not None
 
 
-def yaml_path(*parts: Any) -> str:
+def yaml_path(*parts: PathPart) -> str:
     """A location as text: `a.b[3].c` (ints are list indices)."""
     out = ""
     for part in parts:
@@ -95,10 +100,10 @@ def unknown_key(key: str, known: Iterable[str], tail: str = "") -> str:
 class ValidationDetail:
     """The first error of a pydantic ValidationError, as data."""
 
-    loc: tuple[Any, ...]
+    loc: tuple[PathPart, ...]
     kind: str  # pydantic's error type: "extra_forbidden", "missing", "greater_than", ...
     message: str  # pydantic's text, without its "Value error, " prefix
-    value: Any  # the offending input
+    value: object  # the offending input
     count: int  # how many errors the exception holds
 
 
@@ -117,7 +122,7 @@ def validation_detail(exc: Exception) -> ValidationDetail:
 
 
 def format_validation_error(
-    exc: Exception, prefix: str = "", model: Any = None, at: str | None = None
+    exc: Exception, prefix: str = "", model: type[BaseModel] | None = None, at: str | None = None
 ) -> str:
     """One line from a pydantic ValidationError: `<prefix>.<loc>: <value>: <message>`.
 
@@ -142,17 +147,17 @@ def format_validation_error(
     return f"{path}: {message}" if path else message
 
 
-def _is_scalar(value: Any) -> bool:
+def _is_scalar(value: object) -> bool:
     return isinstance(value, (str, int, float, bool)) or value is None
 
 
-def _is_model(obj: Any) -> bool:
+def _is_model(obj: object) -> bool:
     return isinstance(obj, type) and isinstance(getattr(obj, "model_fields", None), dict)
 
 
-def _model_at(model: Any, loc: tuple[Any, ...]) -> Any:
+def _model_at(model: type[BaseModel], loc: tuple[PathPart, ...]) -> type[BaseModel] | None:
     """The pydantic model class found by walking `loc` from `model` (for 'known keys' hints)."""
-    current: Any = model
+    current: object = model
     for part in loc:
         if _is_model(current):
             field = current.model_fields.get(str(part))

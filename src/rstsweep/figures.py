@@ -9,7 +9,6 @@ The drawing lives in `analysis` (`analysis.figures.FIGURES`); `rstsweep figures`
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import matplotlib
 from matplotlib.figure import Figure
@@ -17,16 +16,17 @@ from matplotlib.figure import Figure
 from rstsweep.analysis.figures import FIGURES, stderr_note
 from rstsweep.analysis.plotting import STYLE, Note
 from rstsweep.analysis.results import Results, load
+from rstsweep.api import ResultStore
 from rstsweep.store.store import Store
 
-StoreLike = str | os.PathLike[str] | Store | Any  # Any: the API's ResultStore (has `.store`)
+StoreLike = str | os.PathLike[str] | Store | ResultStore | Results
 
 
 def results_of(store: StoreLike) -> Results:
     """The analysis view of a store (read once; pass it to several figures as `results=`)."""
     if isinstance(store, Results):
         return store
-    return load(getattr(store, "store", store))
+    return load(store.store if isinstance(store, ResultStore) else store)
 
 
 def draw(name: str, store: StoreLike, note: Note | None = None) -> Figure | None:

@@ -15,19 +15,22 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING
 
 import matplotlib
 import pandas as pd
 
 from rstsweep.analysis import report_html as h
 from rstsweep.analysis.figures import FIGURES
-from rstsweep.analysis.plotting import STYLE
+from rstsweep.analysis.plotting import STYLE, Note
 from rstsweep.analysis.results import Results, load
 from rstsweep.analysis.tables import build_tables
 from rstsweep.core.format import format_count, format_duration
 from rstsweep.core.result import MANIFEST_KEYS
 from rstsweep.store.store import Store
+
+if TYPE_CHECKING:
+    from rstsweep.analysis.render import Table
 
 REPORT_NAME = "report.html"  # written into the store by every `run`
 OPEN_CELLS_SHOWN = 500  # per sweep; the rest are counted (`status --pending` lists them all)
@@ -37,8 +40,8 @@ PARETO = ("pareto", "best_at_budget")  # the figure and the table of the Pareto 
 
 def build_report(
     store: Store,
-    status: dict[str, Any] | None = None,
-    plans: Sequence[dict[str, Any]] = (),
+    status: dict[str, object] | None = None,
+    plans: Sequence[dict[str, object]] = (),
     notes: Sequence[str] = (),
 ) -> str:
     """The report of `store` as one HTML document. `status`: `records.status_record`; `plans`:
@@ -74,7 +77,7 @@ def write_report(store: Store, html_text: str, out: str | None = None) -> str:
 # ----------------------------------------------------------------------------- sections
 
 
-def _header(store: Store, status: dict[str, Any] | None, notes: Sequence[str]) -> str:
+def _header(store: Store, status: dict[str, object] | None, notes: Sequence[str]) -> str:
     from rstsweep import __version__
 
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -98,7 +101,7 @@ def _state(state: str) -> h.Cell:
     return h.Cell(markup=f"<span class='{h.esc(state)}'>{h.esc(state)}</span>", sort=state)
 
 
-def _status_section(status: dict[str, Any] | None) -> str:
+def _status_section(status: dict[str, object] | None) -> str:
     if not status or not status["sweeps"]:
         return "<p>No sweep recorded in this store yet.</p>"
     parts = []
@@ -115,7 +118,7 @@ def _status_section(status: dict[str, Any] | None) -> str:
     return "".join(parts)
 
 
-def _group_row(g: dict[str, Any]) -> list[h.CellLike]:
+def _group_row(g: dict[str, object]) -> list[h.CellLike]:
     extra = g["realized_extra"]
     time_s = g["train_time_s"] if g["done"] else None
     return [
@@ -131,7 +134,7 @@ def _group_row(g: dict[str, Any]) -> list[h.CellLike]:
     ]
 
 
-def _open_cells(sweep: str, cells: list[dict[str, Any]]) -> str:
+def _open_cells(sweep: str, cells: list[dict[str, object]]) -> str:
     if not cells:
         return "<p class='note'>Every cell is done.</p>"
     rows = []
@@ -151,7 +154,7 @@ def _open_cells(sweep: str, cells: list[dict[str, Any]]) -> str:
     return h.details(summary, markup, open_=len(cells) <= OPEN_SHOWN_OPEN)
 
 
-def _plan_section(plans: Sequence[dict[str, Any]]) -> str:
+def _plan_section(plans: Sequence[dict[str, object]]) -> str:
     if not plans:
         return "<p class='note'>No plan: the sweeps file does not describe these sweeps.</p>"
     parts = []
@@ -173,7 +176,7 @@ def _plan_section(plans: Sequence[dict[str, Any]]) -> str:
     return "".join(parts)
 
 
-def _plan_row(g: dict[str, Any]) -> list[h.CellLike]:
+def _plan_row(g: dict[str, object]) -> list[h.CellLike]:
     left = g["pending_time_s"]
     if not g["pending"]:
         time_text = "done"
@@ -190,7 +193,7 @@ def _plan_row(g: dict[str, Any]) -> list[h.CellLike]:
     ]
 
 
-def _figures(res: Results, note: Any) -> dict[str, str]:
+def _figures(res: Results, note: Note) -> dict[str, str]:
     """Each figure the store can feed, as inline SVG (the figures' own style)."""
     out = {}
     with matplotlib.rc_context(STYLE):
@@ -212,7 +215,7 @@ def _figures_section(figures: dict[str, str], notes: list[str]) -> str:
     return ("".join(shown) or "<p>No figure: no finished cells of a tagged sweep yet.</p>") + text
 
 
-def _pareto_section(figures: dict[str, str], tables: list[Any]) -> str:
+def _pareto_section(figures: dict[str, str], tables: list[Table]) -> str:
     parts = [_figure("pareto", figures["pareto"])] if "pareto" in figures else []
     parts += [_table_markup(t) for t in tables if t.name == "best_at_budget"]
     if not parts:
@@ -220,11 +223,11 @@ def _pareto_section(figures: dict[str, str], tables: list[Any]) -> str:
     return "".join(parts)
 
 
-def _tables_section(tables: list[Any]) -> str:
+def _tables_section(tables: list[Table]) -> str:
     return "".join(_table_markup(t) for t in tables) or "<p>No table: no finished cells yet.</p>"
 
 
-def _table_markup(t: Any) -> str:
+def _table_markup(t: Table) -> str:
     """An `analysis.table.Table` as HTML: its title, its shown columns, its notes."""
     shown = t.display()
     notes = "".join(f"<p class='note'>{h.esc(n)}</p>" for n in t.notes)
@@ -255,7 +258,7 @@ def _cells_section(res: Results) -> str:
     return h.table(headers, rows, table_id="cells")
 
 
-def _cell_row(row: dict[str, Any]) -> list[h.CellLike]:
+def _cell_row(row: dict[str, object]) -> list[h.CellLike]:
     error = row.get("test_error")
     extra = row.get("realized_extra")
     ok = error is not None and not pd.isna(error)
@@ -274,7 +277,7 @@ def _cell_row(row: dict[str, Any]) -> list[h.CellLike]:
     ]
 
 
-def _manifest_json(row: dict[str, Any]) -> str:
+def _manifest_json(row: dict[str, object]) -> str:
     """What reproduces the cell: its full config, package versions, device and the attempt."""
     keys = ("attempt_id", "profile", "finished_at", *MANIFEST_KEYS)
     out = {k: _plain(row.get(k)) for k in keys}
@@ -283,14 +286,14 @@ def _manifest_json(row: dict[str, Any]) -> str:
     return json.dumps(out, indent=1, sort_keys=False, ensure_ascii=False, default=str)
 
 
-def _loads(text: Any) -> Any:
+def _loads(text: object) -> object:
     try:
         return json.loads(text) if isinstance(text, str) else None
     except json.JSONDecodeError:
         return text
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: object) -> object:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return None
     return value.item() if hasattr(value, "item") else value

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -126,7 +126,7 @@ def train_and_print(config: CellConfig, out: Path | None, resume: bool, as_json:
     return 0
 
 
-def print_summary(s: dict[str, Any], out: Path | None) -> None:
+def print_summary(s: dict[str, object], out: Path | None) -> None:
     """Print a `result_summary` as the lines of `rstsweep train`."""
 
     def num(value: float | None, fmt: str) -> str:

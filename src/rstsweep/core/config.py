@@ -94,7 +94,7 @@ ONLY_WHERE: dict[str, Callable[[dict], bool]] = {
 
 
 def _is_policy(spec: str) -> bool:
-    return bool(getattr(parse_schedule(spec), "is_policy", False))
+    return parse_schedule(spec).is_policy
 
 
 def _in_identity(key: str, value: object, fields: dict) -> bool:

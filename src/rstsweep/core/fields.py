@@ -10,7 +10,6 @@ import types
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -22,14 +21,16 @@ from rstsweep.errors import RstError, format_validation_error, unknown_key, vali
 
 SEE_FIELDS = "`rstsweep fields` lists them"
 
+Scalar = str | int | float | bool | None  # a YAML scalar, as `--set key=value` gives it
 
-def parse_assignments(items: Iterable[str]) -> dict[str, Any]:
+
+def parse_assignments(items: Iterable[str]) -> dict[str, Scalar]:
     """`["looksam_k=5", "nesterov=false"]` -> {"looksam_k": 5, "nesterov": False}.
 
     Values are YAML scalars (ints, floats, true/false, null; anything else stays a string);
     an unknown key, a missing `=` or a key given twice is a one-line RstError naming it.
     """
-    out: dict[str, Any] = {}
+    out: dict[str, Scalar] = {}
     for item in items:
         key, sep, text = item.partition("=")
         key = key.strip().replace("-", "_")
@@ -44,7 +45,7 @@ def parse_assignments(items: Iterable[str]) -> dict[str, Any]:
     return out
 
 
-def parse_scalar(text: str) -> Any:
+def parse_scalar(text: str) -> Scalar:
     """A YAML scalar (`5`, `0.1`, `true`, `null`); a list, mapping or YAML error stays a string,
     so `schedule=piecewise(a=0, b=0.3)` or `device=cuda:1` pass through as written."""
     try:
@@ -54,7 +55,7 @@ def parse_scalar(text: str) -> Any:
     return value if isinstance(value, (str, int, float, bool)) or value is None else text
 
 
-def make_config(values: Mapping[str, Any], where: Mapping[str, str] | None = None) -> CellConfig:
+def make_config(values: Mapping[str, object], where: Mapping[str, str] | None = None) -> CellConfig:
     """A validated CellConfig from field values; a bad value is a one-line RstError naming the
     field (`where` maps a field to how the user gave it, e.g. `--set looksam_k`)."""
     try:
@@ -129,7 +130,7 @@ _NAMED_RANGES = {
 }
 
 
-def _yaml_text(value: Any) -> str:
+def _yaml_text(value: object) -> str:
     """A default as it would be written after `--set key=`: null, true, 0.05, cosine."""
     if value is None:
         return "null"
@@ -138,13 +139,13 @@ def _yaml_text(value: Any) -> str:
     return str(value)
 
 
-def _choices(annotation: Any) -> list[str] | None:
+def _choices(annotation: object) -> list[str] | None:
     if typing.get_origin(annotation) is typing.Literal:
         return [str(a) for a in typing.get_args(annotation)]
     return None
 
 
-def _type_text(annotation: Any) -> str:
+def _type_text(annotation: object) -> str:
     if _choices(annotation) is not None:
         return "str"
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
@@ -153,7 +154,7 @@ def _type_text(annotation: Any) -> str:
     return getattr(annotation, "__name__", str(annotation))
 
 
-def _range_text(annotation: Any, metadata: list[Any]) -> str:
+def _range_text(annotation: object, metadata: list[object]) -> str:
     """From the Field constraints: ge=0, lt=1 -> `[0, 1)`; gt=0 -> `> 0`; Literal -> `a|b|c`."""
     for arg in (annotation, *typing.get_args(annotation)):
         choices = _choices(arg)

@@ -25,9 +25,12 @@ the algorithm's random choices (`expected_sa_extra`), both from here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rstsweep.core.algorithms import get_algorithm
+
+if TYPE_CHECKING:
+    from rstsweep.core.config import CellConfig
 
 FORWARD = 1.0 / 3.0
 BACKWARD = 2.0 / 3.0
@@ -68,7 +71,7 @@ def esam_extra(beta: float, gamma: float, ranked: bool = True, skips: bool = Tru
     return second_pass(gamma) + rank + (skipped_weight_grads(1.0 - beta) if skips else 0.0)
 
 
-def expected_sa_extra(config: Any) -> float:
+def expected_sa_extra(config: CellConfig) -> float:
     """Expected extra passes of one sharpness-aware step of `config.algorithm` (a CellConfig):
     LookSAM runs its second pass on every k-th SA step, ESAM as `esam_extra`, the others as their
     registry entry (`AlgorithmSpec.extra_passes`). The planner and status use this."""
@@ -146,7 +149,7 @@ ATOM_COLUMNS = {
 }
 
 
-def sa_extra_time(config: Any, atoms: StepAtoms) -> float:
+def sa_extra_time(config: CellConfig, atoms: StepAtoms) -> float:
     """Predicted extra time of one sharpness-aware step of `config` (a CellConfig) over a base
     step, in base-step units, from atoms measured on the cell's own device and setting:
     SAM and the two-pass variants: a second forward-backward plus the vector work; LookSAM(k):

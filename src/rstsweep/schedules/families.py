@@ -11,12 +11,15 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rstsweep.errors import ScheduleError
 from rstsweep.schedules.coins import uniforms
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 NAME_RE = re.compile(r"[a-z_][a-z0-9_]*\Z")
 # p(τ) may miss [0, 1] by float rounding only (e.g. linear with a + b = 1); beyond this it is a bug.
@@ -49,7 +52,7 @@ class Family:
     """A registered scheduling function family; see `register_family`."""
 
     name: str
-    p_fn: Callable[..., Any]
+    p_fn: Callable[..., ArrayLike]  # p_fn(tau_array, **params) -> p in [0, 1]
     params: tuple[Param, ...]
     closed_form: Callable[..., float]
     formula: str
@@ -83,7 +86,7 @@ class Curve:
     """What a schedule and a policy share: p(τ) on the grid of a run's T steps and its mean, Δη.
     Subclasses define `p(tau)` (vectorised over τ ∈ [0, 1))."""
 
-    def p(self, tau: Any) -> Any:
+    def p(self, tau: ArrayLike) -> np.ndarray | np.floating:
         raise NotImplementedError
 
     def probabilities(self, T: int) -> np.ndarray:
@@ -162,7 +165,7 @@ class Schedule(Curve):
         out = np.asarray(self._fam.p_fn(tau, **self.params), dtype=float)
         return np.broadcast_to(out, tau.shape)
 
-    def p(self, tau: Any) -> Any:
+    def p(self, tau: ArrayLike) -> np.ndarray | np.floating:
         """p(τ) for τ ∈ [0, 1), vectorised; a scalar in gives a numpy scalar out."""
         tau_arr = np.asarray(tau, dtype=float)
         # Clip only float rounding noise: __post_init__ has rejected genuinely out-of-range p.
@@ -184,7 +187,7 @@ def make(family: str, /, **params: float) -> Schedule:
     return Schedule(family, params)
 
 
-def _validated(fam: Family, params: Mapping[str, Any]) -> dict[str, float]:
+def _validated(fam: Family, params: Mapping[str, object]) -> dict[str, float]:
     """Check names, types, ranges, completeness and constraint; round to 12 significant digits."""
     names = [p.name for p in fam.params]
     for key in params:
@@ -214,7 +217,7 @@ def _validated(fam: Family, params: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
-def _as_float(fam: Family, p: Param, value: Any) -> float:
+def _as_float(fam: Family, p: Param, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ScheduleError(
             f"{fam.name}: parameter {p.name} = {value!r} is not a number",
@@ -226,7 +229,7 @@ def _as_float(fam: Family, p: Param, value: Any) -> float:
 
 def register_family(
     name: str,
-    p_fn: Callable[..., Any],
+    p_fn: Callable[..., ArrayLike],
     params: Sequence[tuple[str, float, float] | Param] = (),
     closed_form: Callable[..., float] | None = None,
     formula: str = "",
@@ -270,7 +273,7 @@ def register_family(
     return fam
 
 
-def _midpoint_integral(p_fn: Callable[..., Any], n: int = 100_000) -> Callable[..., float]:
+def _midpoint_integral(p_fn: Callable[..., ArrayLike], n: int = 100_000) -> Callable[..., float]:
     tau = (np.arange(n) + 0.5) / n
     return lambda **params: float(np.mean(np.broadcast_to(p_fn(tau, **params), tau.shape)))
 

@@ -31,13 +31,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rstsweep.errors import ScheduleError
 from rstsweep.schedules.coins import uniforms
 from rstsweep.schedules.families import NAME_RE, Curve, Param, format_number
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 SIGNAL_LAG = 2
 
@@ -67,7 +70,7 @@ class PolicyKind:
     name: str
     params: tuple[PolicyParam, ...]
     controller: Callable[..., Controller]  # controller(T, **params)
-    nominal: Callable[..., Any]  # nominal(tau_array, **params) -> p in [0, 1]
+    nominal: Callable[..., ArrayLike]  # nominal(tau_array, **params) -> p in [0, 1]
     formula: str
     reference: str = ""
 
@@ -149,7 +152,7 @@ class Policy(Curve):
         kinds = self._kind.params
         return self.params[kinds[1].name] if len(kinds) > 1 else None
 
-    def p(self, tau: Any) -> Any:
+    def p(self, tau: ArrayLike) -> np.ndarray | np.floating:
         """The nominal p(τ) (what the policy aims at; the realized p_t depends on the run)."""
         tau_arr = np.asarray(tau, dtype=float)
         out = np.clip(
@@ -198,7 +201,7 @@ class Policy(Curve):
         return p, x
 
 
-def _validated(kind: PolicyKind, params: Mapping[str, Any]) -> dict[str, float]:
+def _validated(kind: PolicyKind, params: Mapping[str, object]) -> dict[str, float]:
     names = [p.name for p in kind.params]
     for key in params:
         if key not in names:
@@ -257,7 +260,7 @@ def _normal_sf(x: np.ndarray) -> np.ndarray:
     return np.asarray(flat, dtype=float).reshape(np.shape(x))
 
 
-def aesam_c(tau: Any, l1: float, l2: float) -> Any:
+def aesam_c(tau: np.ndarray | float, l1: float, l2: float) -> np.ndarray | float:
     """AE-SAM's threshold coefficient at training progress τ = t/T (Jiang et al., ICLR 2023,
     Sec. 3.1): c = τ·λ1 + (1 − τ)·λ2, from λ2 at the start to λ1 at the end. With λ1 < λ2 the
     bar falls, so SAM steps are rare early and frequent late."""

@@ -11,7 +11,6 @@ import platform
 import uuid
 from collections.abc import Iterable
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,13 +36,13 @@ def package_versions() -> dict[str, str | None]:
     return out
 
 
-def _opt_float(value: Any) -> float | None:
+def _opt_float(value: float | None) -> float | None:
     return None if value is None else float(value)
 
 
 def trial_row(
     cell: Cell, result: TrainResult, profile: str | None, attempt_id: str | None = None
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """One `trials` row from a cell and its `TrainResult` (schedule family/params via `parse`)."""
     config = cell.config
     schedule = parse(config.schedule)
@@ -78,7 +77,7 @@ def trial_row(
         "closed_form_extra": result.closed_form_extra,
         "realized_extra": result.realized_extra,
         "extra_passes_model": result.realized_extra,
-        "extra_time_measured": _opt_float(getattr(result, "extra_time_measured", None)),
+        "extra_time_measured": _opt_float(result.extra_time_measured),
         "sa_fraction": result.sa_fraction,
         "first_pass_s": _opt_float(result.first_pass_s),
         "train_time_s": result.train_time_s,
@@ -99,12 +98,12 @@ def trial_row(
     }
 
 
-def manifest_columns(manifest: dict[str, Any]) -> dict[str, Any]:
+def manifest_columns(manifest: dict[str, object]) -> dict[str, object]:
     """The manifest's values under their trial-row columns (null where a key is missing)."""
     return {name: manifest.get(name) for name in MANIFEST_KEYS}
 
 
-def epoch_rows(cell_id: str, attempt_id: str, result: TrainResult) -> list[dict[str, Any]]:
+def epoch_rows(cell_id: str, attempt_id: str, result: TrainResult) -> list[dict[str, object]]:
     """The `epochs` rows of a result (one per EpochRecord)."""
     rows = []
     for rec in result.epochs:
@@ -136,7 +135,7 @@ def unpack_signal(data: bytes | None) -> np.ndarray | None:
 
 def draws_row(
     cell_id: str, attempt_id: str, draws: np.ndarray, signal: np.ndarray | None = None
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """The `draws` row of a cell's coin draws X_0..X_{T-1} (and a policy's signal)."""
     draws = np.asarray(draws, dtype=bool)
     if signal is not None and np.size(signal) != draws.size:
@@ -150,7 +149,7 @@ def draws_row(
     }
 
 
-def cell_rows(cells: Iterable[Cell], profile: str | None) -> list[dict[str, Any]]:
+def cell_rows(cells: Iterable[Cell], profile: str | None) -> list[dict[str, object]]:
     """`cells` rows: sweep membership of each cell."""
     return [
         {
@@ -169,7 +168,7 @@ def cell_rows(cells: Iterable[Cell], profile: str | None) -> list[dict[str, Any]
     ]
 
 
-def failure_row(cell: Cell, error: str) -> dict[str, Any]:
+def failure_row(cell: Cell, error: str) -> dict[str, object]:
     """A `failures` row: a crashed attempt of `cell`."""
     return {
         "cell_id": cell.cell_id,
@@ -204,13 +203,13 @@ def cost_columns(trials: pd.DataFrame) -> pd.DataFrame:
     return trials
 
 
-def atom_columns(atoms: dict[str, Any] | None) -> dict[str, Any]:
+def atom_columns(atoms: dict[str, float] | None) -> dict[str, float | None]:
     """A probe's measured step atoms (`StepAtoms` as a dict) under their probes columns."""
     atoms = atoms or {}
     return {column: atoms.get(name) for name, column in ATOM_COLUMNS.items()}
 
 
-def atoms_of(row: Any) -> StepAtoms | None:
+def atoms_of(row: tuple) -> StepAtoms | None:
     """The StepAtoms of a probes row (None for probes written before atoms were measured)."""
     values = {name: getattr(row, column, None) for name, column in ATOM_COLUMNS.items()}
     values = {k: None if v is None or v != v else float(v) for k, v in values.items()}

@@ -34,7 +34,6 @@ import time
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -114,7 +113,7 @@ class Store:
         if self.read_only:
             raise PermissionError(f"store {self.root} is opened read-only")
 
-    def _write(self, name: str, rows: list[dict[str, Any]]) -> str | None:
+    def _write(self, name: str, rows: list[dict[str, object]]) -> str | None:
         self._check_writable()
         if not rows:
             return None
@@ -155,7 +154,7 @@ class Store:
         """Record a crashed attempt (the cell stays pending and is retried by the next run)."""
         self._write("failures", [failure_row(cell, error)])
 
-    def write_probes(self, rows: list[dict[str, Any]]) -> None:
+    def write_probes(self, rows: list[dict[str, object]]) -> None:
         """Record step-cost probes (`schema.PROBES` rows), one part file per call."""
         self._write("probes", rows)
 
@@ -256,7 +255,7 @@ class Store:
 
     # -- heartbeat
 
-    def write_heartbeat(self, state: dict[str, Any]) -> None:
+    def write_heartbeat(self, state: dict[str, object]) -> None:
         """Atomically replace heartbeat.json. Fills pid, host and updated_at unless given.
 
         Expected keys (by convention): pid, host, sweep, profile, started_at, running (list of
@@ -268,7 +267,7 @@ class Store:
         text = json.dumps(payload, default=str).encode()
         self.location.write(self.location.path(HEARTBEAT), lambda handle: handle.write(text))
 
-    def read_heartbeat(self) -> dict[str, Any] | None:
+    def read_heartbeat(self) -> dict[str, object] | None:
         """The last heartbeat, or None if absent/unreadable."""
         try:
             data = self.location.read_bytes(self.location.path(HEARTBEAT))

@@ -14,9 +14,9 @@ side only; imported after Ray is up.
 from __future__ import annotations
 
 import shutil
-from typing import Any
 
 from ray import tune
+from ray.tune.experiment import Trial
 
 
 class KeepLast(tune.Callback):
@@ -26,15 +26,22 @@ class KeepLast(tune.Callback):
         self._last: dict[str, str] = {}
 
     def on_checkpoint(
-        self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any
+        self,
+        iteration: int,
+        trials: list[Trial],
+        trial: Trial,
+        checkpoint: tune.Checkpoint,
+        **info: object,
     ) -> None:
         previous = self._last.get(trial.trial_id)
         self._last[trial.trial_id] = checkpoint.path
         if previous and previous != checkpoint.path:
             shutil.rmtree(previous, ignore_errors=True)
 
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def on_trial_complete(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: object
+    ) -> None:
         self._last.pop(trial.trial_id, None)  # its directory goes with the run's scratch
 
-    def __getstate__(self) -> dict[str, Any]:
+    def __getstate__(self) -> dict[str, object]:
         return {"_last": {}}  # pickled into the experiment state: nothing worth keeping

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rstsweep.core.format import format_duration
 from rstsweep.core.names import CRASH_ENV
@@ -41,6 +41,11 @@ from rstsweep.sweeper.resources import (
 )
 from rstsweep.sweeper.trackers import TrackerHub
 from rstsweep.sweeps import Cell
+
+if TYPE_CHECKING:
+    from rstsweep.core.result import TrainResult
+    from rstsweep.store.store import Store
+    from rstsweep.sweeper.tune_callback import StoreCallback
 
 
 @dataclass
@@ -70,19 +75,19 @@ class SweepSummary:
         return text + (f"; {self.diverged} diverged" if self.diverged else "")
 
 
-def unique_cells(cells: Sequence[Any]) -> dict[str, Any]:
+def unique_cells(cells: Sequence[Cell]) -> dict[str, Cell]:
     """cell_id -> first cell with it (a cell shared by two groups runs once)."""
-    out: dict[str, Any] = {}
+    out: dict[str, Cell] = {}
     for cell in cells:
         out.setdefault(cell.cell_id, cell)
     return out
 
 
 def run_sweep(
-    cells: Sequence[Any],
-    store: Any,
+    cells: Sequence[Cell],
+    store: Store,
     options: RunOptions,
-    train_fn: Callable[..., Any] | None = None,
+    train_fn: Callable[..., TrainResult] | None = None,
 ) -> SweepSummary:
     """Run the not-yet-done `cells` and write each result to `store` as it finishes, longest first.
 
@@ -152,14 +157,14 @@ class _Work:
     """What one Tune experiment runs: the sweep's cells (members of their groups), the unique
     cells by id, the pending ids in launch order, the ids already done, workers per cell."""
 
-    cells: list[Any]
-    by_id: dict[str, Any]
+    cells: list[Cell]
+    by_id: dict[str, Cell]
     todo: list[str]
     done: set[str]
     world_sizes: dict[str, int]
 
 
-def launch_order(cells: Sequence[Any], store: Any, o: RunOptions, todo: set[str]) -> list[str]:
+def launch_order(cells: Sequence[Cell], store: Store, o: RunOptions, todo: set[str]) -> list[str]:
     """The pending cell ids, longest estimated cell first (the plan's estimates: measured step
     costs, then the store's probes on the trials' device, then the pass model)."""
     from rstsweep.sweeper.plan import make_plan
@@ -174,12 +179,12 @@ def _ray_is_up() -> bool:
     return bool(ray is not None and ray.is_initialized())
 
 
-def _sweep_name(cells: Sequence[Any]) -> str:
+def _sweep_name(cells: Sequence[Cell]) -> str:
     names = sorted({c.sweep for c in cells})
     return ",".join(names) if names else "?"
 
 
-def run_dir_of(store: Any, scratch_dir: str | os.PathLike[str] | None) -> Path:
+def run_dir_of(store: Store, scratch_dir: str | os.PathLike[str] | None) -> Path:
     root = Path(scratch_dir) if scratch_dir else _default_runs(store)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     run_dir = (root / f"run-{stamp}-{os.getpid()}").absolute()
@@ -187,12 +192,11 @@ def run_dir_of(store: Any, scratch_dir: str | os.PathLike[str] | None) -> Path:
     return run_dir
 
 
-def _default_runs(store: Any) -> Path:
-    scratch = getattr(store, "scratch_root", None)  # a Store; tests may pass a bare directory
-    return (scratch() if scratch else Path(store.root) / ".scratch") / "runs"
+def _default_runs(store: Store) -> Path:
+    return store.scratch_root() / "runs"
 
 
-def cells_dir(store: Any, run_dir: Path) -> Path:
+def cells_dir(store: Store, run_dir: Path) -> Path:
     """Where trials keep their trainer directories, the same for every run of the store: a driver
     killed mid-cell leaves that cell's last epoch checkpoint there, and the next run resumes it."""
     default_runs = _default_runs(store).absolute()
@@ -201,8 +205,12 @@ def cells_dir(store: Any, run_dir: Path) -> Path:
 
 
 def _fit(
-    work: _Work, store: Any, o: RunOptions, run_dir: Path, train_fn: Callable[..., Any] | None
-) -> Any:
+    work: _Work,
+    store: Store,
+    o: RunOptions,
+    run_dir: Path,
+    train_fn: Callable[..., TrainResult] | None,
+) -> StoreCallback:
     """One Tune experiment over `work.todo`, in that order; returns the callback (what was
     written / failed)."""
     from ray import tune
@@ -294,7 +302,7 @@ def check_datasets(cells: Sequence[Cell]) -> None:
         ensure_dataset(dataset, data_dir)
 
 
-def _estimate_first(cells: Sequence[Cell], store: Any, o: RunOptions) -> None:
+def _estimate_first(cells: Sequence[Cell], store: Store, o: RunOptions) -> None:
     """Before a sweep whose settings were never measured: probe them on the driver's machine (only
     where the probe costs under 1% of the sweep) and print the time estimate on stderr."""
     from rstsweep.sweeper.estimates import probe_for, report_lines, resource_line

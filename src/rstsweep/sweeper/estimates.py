@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -32,12 +32,18 @@ from rstsweep.store.rows import atom_columns, atoms_of
 from rstsweep.sweeper.options import Placement
 from rstsweep.sweeper.resources import concurrent_here, detect_gpus
 
+if TYPE_CHECKING:
+    from rstsweep.core.config import CellConfig
+    from rstsweep.core.passes import StepAtoms
+    from rstsweep.store.store import Store
+    from rstsweep.sweeps import Cell
+
 BUDGET_S = 60.0  # probe only where it costs under a minute in all
 PROBE_STEPS = 5
 KEY = ("model", "dataset", "algorithm", "batch_size", "width", "device")
 
 
-def setting(config: Any, device: str) -> tuple:
+def setting(config: CellConfig, device: str) -> tuple:
     """The probe key of a cell config on `device` ("cpu" or "cuda")."""
     return (
         config.model,
@@ -68,7 +74,7 @@ class ProbeReport:
     device: str | None = None
 
 
-def cached_costs(store: Any) -> dict[tuple, tuple[float, float | None]]:
+def cached_costs(store: Store | None) -> dict[tuple, tuple[float, float | None]]:
     """{setting: (sgd_step_s, sa_step_s)} from the store's probes table (latest probe wins)."""
     if store is None:
         return {}
@@ -85,7 +91,7 @@ def cached_costs(store: Any) -> dict[tuple, tuple[float, float | None]]:
     return out
 
 
-def cached_atoms(store: Any) -> dict[tuple, Any]:
+def cached_atoms(store: Store | None) -> dict[tuple, StepAtoms]:
     """{setting: core.passes.StepAtoms} from the store's probes table (latest probe with atoms
     wins; probes written before atoms were measured have none)."""
     if store is None:
@@ -103,19 +109,19 @@ def cached_atoms(store: Any) -> dict[tuple, Any]:
     return out
 
 
-def _missing(value: Any) -> bool:
+def _missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and value != value)
 
 
-def _cost_proxy(config: Any) -> float:
+def _cost_proxy(config: CellConfig) -> float:
     # order cheap settings first so a budget covers as many as it can: pixels × batch
     channels, side, _ = DATASET_SHAPES.get(config.dataset, (3, 224, 1000))
     return channels * side * side * config.batch_size
 
 
 def probe_settings(
-    configs: Iterable[Any],
-    store: Any,
+    configs: Iterable[CellConfig],
+    store: Store | None,
     device: str,
     budget_s: float = BUDGET_S,
     steps: int = PROBE_STEPS,
@@ -124,7 +130,7 @@ def probe_settings(
     `budget_s` seconds in all; write each result to the store as it arrives."""
     report = ProbeReport(device=device)
     known = cached_costs(store)
-    todo: dict[tuple, Any] = {}
+    todo: dict[tuple, CellConfig] = {}
     for config in configs:
         key = setting(config, device)
         if key in known:
@@ -152,7 +158,7 @@ def probe_settings(
     return report
 
 
-def _row(key: tuple, result: dict, steps: int) -> dict[str, Any]:
+def _row(key: tuple, result: dict, steps: int) -> dict[str, object]:
     return {
         **dict(zip(KEY, key, strict=True)),
         "sgd_step_s": result["sgd_step_s"],
@@ -164,7 +170,7 @@ def _row(key: tuple, result: dict, steps: int) -> dict[str, Any]:
     }
 
 
-def _run_probes(configs: list[Any], device: str, budget_s: float, steps: int) -> list:
+def _run_probes(configs: list[CellConfig], device: str, budget_s: float, steps: int) -> list:
     """Results in order (None where the budget ran out first), from one subprocess."""
     lines = [
         c.model_copy(update={"device": device, "threads": c.threads or 1}).model_dump_json()
@@ -216,7 +222,7 @@ def step_costs(trials: pd.DataFrame) -> dict[tuple[str, str, int], tuple[float, 
     return out
 
 
-def unmeasured(cells: Iterable[Any], store: Any) -> list[Any]:
+def unmeasured(cells: Iterable[Cell], store: Store | None) -> list[CellConfig]:
     """Configs of the pending cells whose (model, dataset, batch size) has no measured step cost."""
     done = store.done_ids() if store is not None else set()
     measured = step_costs(store.read("trials")) if store is not None else {}
@@ -228,7 +234,7 @@ def unmeasured(cells: Iterable[Any], store: Any) -> list[Any]:
     ]
 
 
-def worth_probing(configs: list[Any], steps: int = PROBE_STEPS, share: float = 0.01) -> bool:
+def worth_probing(configs: list[CellConfig], steps: int = PROBE_STEPS, share: float = 0.01) -> bool:
     """Whether probing costs under `share` of the training it estimates (a tiny sweep is cheaper
     to run than to probe): compares the probe's steps with the cells' total steps."""
     settings = {(c.model, c.dataset, c.algorithm, c.batch_size, c.width) for c in configs}
@@ -247,7 +253,7 @@ def resource_line(total_s: float, placement: Placement) -> str:
 
 
 def probe_for(
-    cells: list[Any], store: Any, placement: Placement, *, only_if_worth: bool = False
+    cells: list[Cell], store: Store | None, placement: Placement, *, only_if_worth: bool = False
 ) -> tuple[str | None, ProbeReport | None]:
     """Probe the pending, unmeasured settings of `cells` on the trials' device. Returns (device,
     report); report None when nothing was probed (all measured or cached, no such device here,

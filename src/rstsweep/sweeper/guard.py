@@ -17,13 +17,16 @@ from __future__ import annotations
 import os
 import socket
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rstsweep.errors import RstError
 from rstsweep.sweeper.status import heartbeat_live
 
+if TYPE_CHECKING:
+    from rstsweep.store.store import Store
 
-def refuse_if_live(store: Any, *, force: bool) -> None:
+
+def refuse_if_live(store: Store, *, force: bool) -> None:
     """RstError naming the other run when `store` has a live heartbeat and not `force`."""
     beat = store.read_heartbeat()
     if force or not heartbeat_live(beat):
@@ -37,19 +40,19 @@ def refuse_if_live(store: Any, *, force: bool) -> None:
     )
 
 
-def claim(store: Any, *, sweep: str, profile: str, force: bool) -> None:
+def claim(store: Store, *, sweep: str, profile: str, force: bool) -> None:
     """Check again (starting Ray takes a while), then mark the store as this run's."""
     refuse_if_live(store, force=force)
     store.write_heartbeat({"sweep": sweep, "profile": profile, "running": [], "state": "starting"})
 
 
-def release(store: Any) -> None:
+def release(store: Store) -> None:
     """Remove the heartbeat if it is still this process's (the driver's tracker may have)."""
     if _ours(store.read_heartbeat()):
         store.clear_heartbeat()
 
 
-def _ours(beat: dict[str, Any] | None) -> bool:
+def _ours(beat: dict[str, object] | None) -> bool:
     if not beat:
         return False
     return beat.get("pid") == os.getpid() and beat.get("host") == socket.gethostname()

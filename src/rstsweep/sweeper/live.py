@@ -19,10 +19,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rstsweep.core.format import format_clock
 from rstsweep.sweeper.loglines import LogLines
+
+if TYPE_CHECKING:
+    from rich.console import Group
+    from rich.live import Live
+
+    from rstsweep.store.store import Store
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 # The states of a cell, in the order every table shows them (live display and `rstsweep status`).
@@ -50,7 +56,7 @@ class EventLog:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
 
-    def log(self, event: str, cell_id: str | None = None, **fields: Any) -> None:
+    def log(self, event: str, cell_id: str | None = None, **fields: object) -> None:
         if self.path is None:
             return
         line = {"t": time.time(), "event": event, "cell_id": cell_id, **fields}
@@ -58,7 +64,7 @@ class EventLog:
             fh.write(json.dumps(line, default=str) + "\n")
 
 
-def read_events(path: Path) -> list[dict[str, Any]]:
+def read_events(path: Path) -> list[dict[str, object]]:
     """The events of a run log (a torn last line, from a kill mid-write, is skipped)."""
     events = []
     for line in Path(path).read_text().splitlines():
@@ -84,7 +90,7 @@ class SweepProgress:
         *,
         sweep: str,
         profile: str,
-        store: Any | None = None,
+        store: Store | None = None,
         live: bool = False,
         heartbeat_every: float = 5.0,
         clock: Callable[[], float] = time.time,
@@ -102,7 +108,7 @@ class SweepProgress:
         self._last_beat = 0.0
         self._lock = threading.RLock()
         self._live_enabled = live
-        self._live: Any = None
+        self._live: Live | None = None
         self.lines = lines  # plain log lines instead of the live display (stderr not a terminal)
         self._groups: dict[str, list[str]] = {}
         for group, cid in self.members:
@@ -152,7 +158,7 @@ class SweepProgress:
         if self.lines is not None and self.lines.due():
             self._summary_line()
 
-    def _line(self, event: str, cid: str, **fields: Any) -> None:
+    def _line(self, event: str, cid: str, **fields: object) -> None:
         if self.lines is None:
             return
         cell = self.cells[cid]
@@ -204,7 +210,7 @@ class SweepProgress:
             left = pending * per_cell + sum(max(0.0, per_cell - (now - c.started)) for c in running)
             return left / max(1, len(running))
 
-    def heartbeat_state(self) -> dict[str, Any]:
+    def heartbeat_state(self) -> dict[str, object]:
         counts = self.counts()
         with self._lock:
             running = [cid for cid, c in self.cells.items() if c.state == RUNNING]
@@ -226,7 +232,7 @@ class SweepProgress:
 
     # -- the rich display
 
-    def render(self) -> Any:
+    def render(self) -> Group:
         """A headline (done/total, elapsed, ETA) above a table of per-group counts."""
         from rich.console import Group
         from rich.table import Table

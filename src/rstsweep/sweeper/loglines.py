@@ -15,12 +15,12 @@ import json
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
-from typing import Any, TextIO
+from typing import TextIO
 
 DEFAULT_EVERY_S = 30.0
 
 
-def _value(value: Any) -> str:
+def _value(value: object) -> str:
     """One token: numbers and simple words as they are, other text JSON-quoted (no spaces)."""
     if value is None:
         return "-"
@@ -51,7 +51,7 @@ class LogLines:
         self.stream, self.every_s, self.clock = stream, every_s, clock
         self._last_summary = clock()
 
-    def line(self, event: str, **fields: Any) -> None:
+    def line(self, event: str, **fields: object) -> None:
         stamp = datetime.fromtimestamp(self.clock(), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         parts = [f"{k}={_value(v)}" for k, v in fields.items()]
         self.stream.write(" ".join(["rstsweep", stamp, event, *parts]) + "\n")
@@ -63,7 +63,7 @@ class LogLines:
         cid: str,
         groups: Iterable[str],
         seconds: float | None,
-        **fields: Any,
+        **fields: object,
     ) -> None:
         """A `done`, `failed` or `retry` line for one cell (its groups comma-joined)."""
         self.line(event, cell=cid, group=",".join(groups), time_s=_seconds(seconds), **fields)

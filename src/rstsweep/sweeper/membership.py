@@ -11,7 +11,6 @@ classification). Reads YAML and DataFrames only: no torch, no ray.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -78,7 +77,7 @@ def _expanded_members(expanded: list[Cell]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=MEMBER_COLUMNS)
 
 
-def varying_fields(cells: list[Any]) -> list[str]:
+def varying_fields(cells: list[Cell]) -> list[str]:
     """The CellConfig fields whose value differs between `cells` (a cell's key settings)."""
     if not cells:
         return []

@@ -24,11 +24,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rstsweep.core.config import CellConfig
 from rstsweep.errors import RstError, format_validation_error
 from rstsweep.sweeper.options import Placement, RunOptions
+
+if TYPE_CHECKING:
+    from ray.tune import PlacementGroupFactory
+
+    from rstsweep.core.result import TrainResult
+    from rstsweep.sweeps import Cell
 
 
 def world_size_for(gpus_per_trial: float | None) -> int | None:
@@ -44,7 +50,7 @@ def world_size_for(gpus_per_trial: float | None) -> int | None:
     return int(gpus_per_trial)
 
 
-def with_world_size(cells: Sequence[Any], world_size: int | None) -> list[Any]:
+def with_world_size(cells: Sequence[Cell], world_size: int | None) -> list[Cell]:
     """Cells with `world_size` set (a result-determining field: each gets its new cell_id)."""
     if world_size is None:
         return list(cells)
@@ -60,7 +66,7 @@ def with_world_size(cells: Sequence[Any], world_size: int | None) -> list[Any]:
     return out
 
 
-def apply_world_size(cells: Sequence[Any], o: RunOptions) -> tuple[list[Any], RunOptions]:
+def apply_world_size(cells: Sequence[Cell], o: RunOptions) -> tuple[list[Cell], RunOptions]:
     """The one place the workers per trial are decided: `--world-size N`, or `--gpus-per-trial N`
     with N > 1 (N workers of one GPU each), else what the sweeps file says. Returns the cells with
     it set and the options with at most one GPU per worker."""
@@ -81,7 +87,7 @@ def worker_bundle(placement: Placement) -> dict[str, float]:
 
 def trial_resources(
     placement: Placement, world_sizes: dict[str, int]
-) -> dict[str, float] | Callable[[dict], Any]:
+) -> dict[str, float] | Callable[[dict], PlacementGroupFactory]:
     """What `tune.with_resources` gets: the plain request when every cell has one worker, else a
     function giving each trial a placement group of one bundle per worker."""
     if all(n == 1 for n in world_sizes.values()):
@@ -90,7 +96,7 @@ def trial_resources(
 
     one = {"CPU": float(placement.cpus), "GPU": float(placement.gpus)}
 
-    def resources(spec: dict) -> Any:
+    def resources(spec: dict) -> PlacementGroupFactory:
         n = world_sizes[spec["cell_id"]]
         bundle = worker_bundle(placement) if n > 1 else one
         return tune.PlacementGroupFactory([bundle] * n, strategy="PACK")
@@ -111,7 +117,7 @@ def check_cluster(placement: Placement, world_size: int, nodes: list[dict]) -> N
         )
 
 
-def train_multi(config: CellConfig, out_dir: Path, resume: bool, on_epoch: Callable) -> Any:
+def train_multi(config: CellConfig, out_dir: Path, resume: bool, on_epoch: Callable) -> TrainResult:
     """Inside a Tune trial: rank 0 here, ranks 1..N-1 as Ray tasks in the trial's other bundles."""
     import ray
     from ray.util.placement_group import get_current_placement_group

@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, TextIO
 
 try:  # subclass Tune's Callback when ray is importable (it always is where a sweep runs)
     from ray.tune import Callback as _Base
 except Exception:  # pragma: no cover
     _Base = object
+
+if TYPE_CHECKING:
+    from ray.tune.experiment import Trial
+
+    from rstsweep.sweeper.live import EventLog
 
 CHECK_EVERY_S = 2.0
 
@@ -25,17 +30,17 @@ CHECK_EVERY_S = 2.0
 class NodeWatch(_Base):
     """Report each Ray node lost during the experiment, once."""
 
-    def __init__(self, events: Any = None, stream: Any = None) -> None:
+    def __init__(self, events: EventLog | None = None, stream: TextIO | None = None) -> None:
         self.events = events
         self.stream = stream
         self.lost: dict[str, str] = {}  # node_id -> address
         self._alive: dict[str, str] | None = None
         self._last = 0.0
 
-    def __getstate__(self) -> dict[str, Any]:
+    def __getstate__(self) -> dict[str, object]:
         return {"lost": dict(self.lost)}  # Tune pickles callbacks: keep plain data only
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
+    def __setstate__(self, state: dict[str, object]) -> None:
         self.__init__()
         self.lost = state.get("lost", {})
 
@@ -78,18 +83,22 @@ class NodeWatch(_Base):
 
     # -- Tune callback hooks
 
-    def setup(self, **info: Any) -> None:
+    def setup(self, **info: object) -> None:
         self.check()
 
-    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def on_trial_recover(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: object
+    ) -> None:
         self.check()
 
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def on_trial_error(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: object
+    ) -> None:
         self.check()
 
-    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+    def on_step_end(self, iteration: int, trials: list[Trial], **info: object) -> None:
         if time.monotonic() - self._last >= CHECK_EVERY_S:
             self.check()
 
-    def on_experiment_end(self, trials: list, **info: Any) -> None:
+    def on_experiment_end(self, trials: list[Trial], **info: object) -> None:
         self.check()

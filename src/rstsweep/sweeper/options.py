@@ -12,7 +12,6 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from rstsweep.sweeper.slices import Slice
 
@@ -43,7 +42,7 @@ class RunOptions:
     profile: str = "paper"
     store: str | Path = "results"  # a directory or an s3:// / gs:// URI
     # CellConfig overrides on top of the profile (`--set key=value`); validated by CellConfig
-    overrides: dict[str, Any] = field(default_factory=dict)
+    overrides: dict[str, object] = field(default_factory=dict)
     address: str | None = None  # an existing Ray cluster; None: a local Ray
     cpus_per_trial: float = 1.0
     # None: one GPU per trial where the cluster (or this machine) has GPUs, else none (`with_gpus`)

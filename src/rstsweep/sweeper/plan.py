@@ -16,7 +16,7 @@ import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -271,7 +271,7 @@ def plan_sweep(
     sweep: str,
     profile: str,
     store_dir: Path | None,
-    overrides: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, object] | None = None,
     *,
     probe: bool = False,
     placement: Placement | None = None,

@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
 
 import pandas as pd
 
 from rstsweep.sweeper.live import STATES
-from rstsweep.sweeper.plan import SweepPlan
+from rstsweep.sweeper.plan import GroupPlan, SweepPlan
 from rstsweep.sweeper.status import GroupStatus, StoreStatus, SweepStatus
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: object) -> object:
     """numpy/pandas scalars and timestamps -> JSON values (NaN -> None)."""
     if value is None:
         return None
@@ -31,7 +30,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def group_record(g: GroupStatus) -> dict[str, Any]:
+def group_record(g: GroupStatus) -> dict[str, object]:
     """Counts by state, realized passes, steps and training time of a group (or a total)."""
     extra = (g.passes - g.steps) / g.steps if g.steps else None
     return {
@@ -45,7 +44,7 @@ def group_record(g: GroupStatus) -> dict[str, Any]:
     }
 
 
-def cell_records(sw: SweepStatus, states: tuple[str, ...] = STATES) -> list[dict[str, Any]]:
+def cell_records(sw: SweepStatus, states: tuple[str, ...] = STATES) -> list[dict[str, object]]:
     """The sweep's cells in `states`: cell_id, group, label, state, key settings, attempts and
     last error (the whole traceback; its last line is what tables show)."""
     if sw.cells.empty:
@@ -54,7 +53,7 @@ def cell_records(sw: SweepStatus, states: tuple[str, ...] = STATES) -> list[dict
     return [{k: _plain(v) for k, v in row.items()} for row in rows.to_dict("records")]
 
 
-def sweep_record(sw: SweepStatus) -> dict[str, Any]:
+def sweep_record(sw: SweepStatus) -> dict[str, object]:
     return {
         "sweep": sw.sweep,
         "profiles": list(sw.profiles),
@@ -65,7 +64,7 @@ def sweep_record(sw: SweepStatus) -> dict[str, Any]:
     }
 
 
-def status_record(status: StoreStatus) -> dict[str, Any]:
+def status_record(status: StoreStatus) -> dict[str, object]:
     """Everything `status` shows, as one JSON-able dict (`status --json`)."""
     beat = status.heartbeat
     return {
@@ -80,11 +79,11 @@ def status_record(status: StoreStatus) -> dict[str, Any]:
     }
 
 
-def plan_record(plan: SweepPlan) -> dict[str, Any]:
+def plan_record(plan: SweepPlan) -> dict[str, object]:
     """A sweep's plan: per group cells, done, pending, E[Δη], expected passes and estimated time
     of the pending cells (None: no measurement yet), and which of those times are probe-based."""
 
-    def group(g: Any) -> dict[str, Any]:
+    def group(g: GroupPlan) -> dict[str, object]:
         return {
             "group": g.group,
             "cells": g.cells,
@@ -108,7 +107,7 @@ def plan_record(plan: SweepPlan) -> dict[str, Any]:
     }
 
 
-def print_json(record: dict[str, Any]) -> None:
+def print_json(record: dict[str, object]) -> None:
     print(json.dumps(record, indent=2, ensure_ascii=False, default=str))
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 from rstsweep.errors import RstError
 from rstsweep.store.store import Store, open_store
@@ -22,7 +21,7 @@ from rstsweep.sweeps import expand, load_sweeps
 
 def report_inputs(
     store_dir: str | Path, file: Path | None
-) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
+) -> tuple[dict[str, object], list[dict[str, object]], list[str]]:
     """(status record, plan records, notes) of every sweep recorded in the store. A sweep the
     sweeps file cannot expand (not declared, another profile) is shown from the cells table,
     without a plan, and a note says why."""
@@ -45,7 +44,7 @@ def report_inputs(
     return record, plans, notes
 
 
-def _plan(store: Store, sweep: str, profiles: list[str], file: Path) -> dict[str, Any] | None:
+def _plan(store: Store, sweep: str, profiles: list[str], file: Path) -> dict[str, object] | None:
     if len(profiles) != 1:
         return None
     try:

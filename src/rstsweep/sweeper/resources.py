@@ -18,7 +18,7 @@ import shutil
 import socket
 import tempfile
 from collections.abc import Iterator
-from typing import Any
+from types import ModuleType
 
 from rstsweep.errors import RstError
 from rstsweep.sweeper.auth import prepare_auth
@@ -84,7 +84,7 @@ def fits(request: Placement, resources: dict[str, float]) -> bool:
     )
 
 
-def check_fits(request: Placement, nodes: list[dict[str, Any]]) -> None:
+def check_fits(request: Placement, nodes: list[dict[str, object]]) -> None:
     """RstError unless some alive node of `ray.nodes()` can hold one trial."""
     alive = [n.get("Resources", {}) for n in nodes if n.get("Alive", True)]
     if not any(fits(request, res) for res in alive):
@@ -117,7 +117,7 @@ def concurrent_here(placement: Placement) -> int:
     return max(1, int(by_cpu))
 
 
-def cluster_gpus(ray: Any) -> float:
+def cluster_gpus(ray: ModuleType) -> float:
     """GPUs of the Ray cluster this process is connected to (logical ones included)."""
     return float(ray.cluster_resources().get("GPU", 0.0))
 
@@ -151,7 +151,7 @@ def ray_temp_dir() -> str:
 @contextlib.contextmanager
 def ray_session(
     address: str | None, *, num_cpus: float | None = None, num_gpus: float | None = None
-) -> Iterator[Any]:
+) -> Iterator[ModuleType]:
     """Yield the `ray` module, initialised: reuse this process's Ray, join `address`, or start a
     fresh local instance (`address="local"`, so a `ray start` cluster on this machine is never
     joined by accident). Shuts Ray down on exit only if it was started or joined here."""
@@ -207,7 +207,7 @@ def probe_address(address: str, timeout: float = 5.0) -> None:
         raise RstError(f"--address {address}: no Ray cluster answers there ({reason})") from None
 
 
-def _session_dir(ray: Any) -> str | None:
+def _session_dir(ray: ModuleType) -> str | None:
     """This local Ray's session directory (logs, sockets), removed after a clean run."""
     try:
         return ray._private.worker._global_node.get_session_dir_path()

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rstsweep.core.config import CellConfig
 from rstsweep.core.fields import parse_scalar
 from rstsweep.errors import RstError, unknown_key
+
+if TYPE_CHECKING:
+    from rstsweep.sweeps import Cell
 
 # Where a cell sits in its sweep (sweeper.cell.Cell's attributes besides its config).
 PLACE_KEYS = ("sweep", "group", "label", "x", "cell_id", "figure", "table", "group_index")
@@ -76,19 +79,19 @@ def _parse_seeds(text: str | None) -> tuple[int, ...] | None:
     return seeds
 
 
-def cell_value(cell: Any, key: str) -> Any:
+def cell_value(cell: Cell, key: str) -> object:
     """A cell's value of a `--where` key (its place in the sweep, else its config field)."""
     return getattr(cell, key) if key in PLACE_KEYS else getattr(cell.config, key)
 
 
-def _matches(actual: Any, text: str) -> bool:
+def _matches(actual: object, text: str) -> bool:
     wanted = parse_scalar(text)
     if isinstance(actual, float) and isinstance(wanted, (int, float)):
         return not isinstance(wanted, bool) and abs(actual - wanted) <= 1e-12 * max(1, abs(actual))
     return actual == wanted or str(actual) == text
 
 
-def select(cells: Sequence[Any], chosen: Slice) -> list[Any]:
+def select(cells: Sequence[Cell], chosen: Slice) -> list[Cell]:
     """The cells of `chosen`, in their order. A slice that selects nothing is a one-line RstError
     saying which values the key has (a typo must not look like a finished sweep)."""
     if not chosen:

@@ -12,7 +12,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,9 @@ from rstsweep.store.store import Store, open_store
 from rstsweep.sweeper.live import STATES
 from rstsweep.sweeper.membership import cell_rows, cell_states, membership
 from rstsweep.sweeper.slices import Slice
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 # The driver rewrites the heartbeat every few seconds; older than this it is a dead run's.
 STALE_S = 120.0
@@ -40,7 +43,7 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def heartbeat_live(beat: dict[str, Any] | None, now: float | None = None) -> bool:
+def heartbeat_live(beat: dict[str, object] | None, now: float | None = None) -> bool:
     """A heartbeat belongs to a live run: recent, and (on this host) its pid still exists."""
     if not beat:
         return False
@@ -97,7 +100,7 @@ class SweepStatus:
 class StoreStatus:
     store: str | Path
     sweeps: list[SweepStatus]
-    heartbeat: dict[str, Any] | None
+    heartbeat: dict[str, object] | None
     live: bool
     trials: int
     passes: int
@@ -315,7 +318,7 @@ def print_status(status: StoreStatus, detail: bool) -> None:
     _print_failures(console, failures)
 
 
-def _console() -> Any:
+def _console() -> Console:
     from rich.console import Console
 
     console = Console()
@@ -324,7 +327,7 @@ def _console() -> Any:
     return console
 
 
-def _print_failures(console: Any, failures: pd.DataFrame, limit: int = 20) -> None:
+def _print_failures(console: Console, failures: pd.DataFrame, limit: int = 20) -> None:
     if failures.empty:
         return
     from rich.table import Table

@@ -20,28 +20,35 @@ import hashlib
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from mlflow import MlflowClient
 
 CELL_TAG, ATTEMPT_TAG, STORE_TAG = "rstsweep.cell", "rstsweep.attempt", "rstsweep.store"
 
+StoreRoot = str | os.PathLike[str]  # a store's local directory or object-store URI
 
-def store_text(root: Any) -> str:
+
+def store_text(root: StoreRoot) -> str:
     """The store as one stable string (an absolute path, or the object-store URI)."""
     text = str(root)
     return text if "://" in text else str(Path(text).absolute())
 
 
-def cell_key(root: Any, cell_id: str) -> str:
+def cell_key(root: StoreRoot, cell_id: str) -> str:
     """A cell of a store, as a tracker key: the same cell_id in two stores is two cells."""
     return hashlib.sha256(f"{store_text(root)}\n{cell_id}".encode()).hexdigest()[:24]
 
 
-def run_id(root: Any, cell_id: str, attempt: int = 0) -> str:
+def run_id(root: StoreRoot, cell_id: str, attempt: int = 0) -> str:
     """The tracker run id of a cell's attempt (W&B ids: lowercase letters and digits)."""
     return f"{cell_key(root, cell_id)}{attempt if attempt else ''}"
 
 
-def tracker_dir(root: Any) -> tuple[Path, bool]:
+def tracker_dir(root: StoreRoot) -> tuple[Path, bool]:
     """Where file-based trackers write (TensorBoard events, the default MLflow file store, W&B
     offline runs): the store's directory, or, for an object-store root (s3://, gs://), a local
     directory: `RSTSWEEP_TRACKER_DIR`, else the store's local scratch (`Store.scratch_root`).
@@ -56,7 +63,7 @@ def tracker_dir(root: Any) -> tuple[Path, bool]:
     return object_scratch_root(text) / "trackers", True
 
 
-def mlflow_uri(root: Any) -> str:
+def mlflow_uri(root: StoreRoot) -> str:
     """`MLFLOW_TRACKING_URI`, else the file store `<tracker dir>/mlruns`."""
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
@@ -65,7 +72,13 @@ def mlflow_uri(root: Any) -> str:
     return (tracker_dir(root)[0] / "mlruns").absolute().as_uri()
 
 
-def open_mlflow_run(client: Any, experiment: str, root: Any, cid: str, create: Any) -> str:
+def open_mlflow_run(
+    client: MlflowClient,
+    experiment: str,
+    root: StoreRoot,
+    cid: str,
+    create: Callable[[dict[str, str]], str],
+) -> str:
     """The run id of the cell's current attempt: its unfinished run reopened, or a new run made by
     `create(tags)` for attempt n = the cell's finished runs."""
     key = cell_key(root, cid)
@@ -78,7 +91,7 @@ def open_mlflow_run(client: Any, experiment: str, root: Any, cid: str, create: A
     return create(tags)
 
 
-def end_stale_mlflow_runs(client: Any, root: Any) -> int:
+def end_stale_mlflow_runs(client: MlflowClient, root: StoreRoot) -> int:
     """End as KILLED the store's runs still RUNNING (their driver is gone: call only when no live
     run holds the store). Returns how many."""
     store = store_text(root).replace("'", "\\'")
@@ -93,7 +106,7 @@ def end_stale_mlflow_runs(client: Any, root: Any) -> int:
     return len(stale)
 
 
-def end_stale_runs(root: Any) -> int:
+def end_stale_runs(root: StoreRoot) -> int:
     """`status` with no live run: end the MLflow runs a killed driver left RUNNING. Only where
     MLflow is installed and its store is configured or present (status stays fast and offline
     otherwise); W&B runs are continued, and ended, by the cell's next attempt instead."""

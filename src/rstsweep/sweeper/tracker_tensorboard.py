@@ -18,16 +18,21 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from rstsweep.sweeper.tracker_runs import tracker_dir
+from rstsweep.sweeper.tracker_runs import StoreRoot, tracker_dir
+
+if TYPE_CHECKING:
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 SESSION_DIR = "hparams"
 METRIC_TAGS = {"test_error": "hparams/test_error", "realized_extra": "hparams/realized_extra"}
 STATUS = {"ok": "STATUS_SUCCESS", "diverged": "STATUS_FAILURE", "failed": "STATUS_FAILURE"}
 
 
-def hparams_of(info: dict[str, Any]) -> dict[str, bool | int | float | str]:
+def hparams_of(info: dict[str, object]) -> dict[str, bool | int | float | str]:
     """The cell's fields as HParams values (bool, number or string; unset fields left out)."""
     out: dict[str, bool | int | float | str] = {
         k: str(info[k]) for k in ("sweep", "group", "label", "cell_id")
@@ -42,7 +47,7 @@ def hparams_of(info: dict[str, Any]) -> dict[str, bool | int | float | str]:
 class TensorBoardTracker:
     """One event directory per cell (`tensorboard --logdir <dir>/tensorboard`)."""
 
-    def __init__(self, root: Any, sweep: str) -> None:
+    def __init__(self, root: StoreRoot, sweep: str) -> None:
         from tensorboard.compat.proto import event_pb2, summary_pb2
         from tensorboard.plugins.hparams import api_pb2, metadata, summary_v2
         from tensorboard.summary.writer.event_file_writer import EventFileWriter
@@ -56,11 +61,11 @@ class TensorBoardTracker:
         self.root = base / "tensorboard" / safe_name(sweep)
         if outside:  # say where the events went: not next to the results
             print(f"rstsweep: tensorboard events: {self.root} (store not local)", file=sys.stderr)
-        self.writers: dict[str, Any] = {}
+        self.writers: dict[str, EventFileWriter] = {}
         self.dirs: dict[str, Path] = {}
         self.last_step: dict[str, int] = {}
 
-    def start(self, cid: str, info: dict[str, Any]) -> None:
+    def start(self, cid: str, info: dict[str, object]) -> None:
         directory = self.root / self._safe(info["group"]) / self._run_name(info)
         self.dirs[cid] = directory
         self.writers[cid] = self._writer_cls(str(directory))
@@ -89,7 +94,7 @@ class TensorBoardTracker:
         for writer in self.writers.values():
             writer.close()
 
-    def _session_end(self, status: str) -> Any:
+    def _session_end(self, status: str) -> Summary:
         """The HParams plugin's session-end summary (what TensorBoard's v1 `session_end_pb`
         builds, which needs TensorFlow)."""
         data = self._meta.plugin_data_pb2.HParamsPluginData(
@@ -107,14 +112,14 @@ class TensorBoardTracker:
             ]
         )
 
-    def _event_of(self, step: int, summary: Any) -> Any:
+    def _event_of(self, step: int, summary: Summary) -> Event:
         return self._event.Event(wall_time=time.time(), step=step, summary=summary)
 
-    def _write(self, cid: str, step: int, summary: Any) -> None:
+    def _write(self, cid: str, step: int, summary: Summary) -> None:
         self.writers[cid].add_event(self._event_of(step, summary))
         self.writers[cid].flush()
 
-    def _session(self, cid: str, events: list[Any]) -> None:
+    def _session(self, cid: str, events: list[Event]) -> None:
         """The HParams session of the cell lives in `<run>/hparams` (as tensorboardX's
         `add_hparams` does): its start, and at the end its metrics and status, each write a new
         event file there, so the epoch curves of `<run>` stay as they are."""
@@ -124,7 +129,7 @@ class TensorBoardTracker:
         writer.close()
 
 
-def event_dir(root: Any, sweep: str) -> Path:
+def event_dir(root: StoreRoot, sweep: str) -> Path:
     """Where the TensorBoard events of `sweep` go (for messages and the README)."""
     from rstsweep.sweeper.trackers import safe_name
 

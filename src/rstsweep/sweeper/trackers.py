@@ -27,18 +27,34 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from rstsweep.errors import RstError
 from rstsweep.sweeper.tracker_runs import (
+    StoreRoot,
     end_stale_mlflow_runs,
     mlflow_uri,
     open_mlflow_run,
     run_id,
     tracker_dir,
 )
+
+if TYPE_CHECKING:
+    from wandb.sdk.wandb_run import Run as WandbRun
+
+    from rstsweep.sweeps import Cell
+
+
+class Tracker(Protocol):
+    """What the hub feeds: one run per cell, started, given epochs, ended; closed at the end."""
+
+    def start(self, cid: str, info: dict[str, object]) -> None: ...
+    def epoch(self, cid: str, step: int, metrics: dict[str, float]) -> None: ...
+    def end(self, cid: str, status: str, summary: dict[str, float]) -> None: ...
+    def close(self) -> None: ...
+
 
 TRACKERS = ("tensorboard", "mlflow", "wandb")
 DEFAULT_TRACKERS = ("tensorboard",)
@@ -75,7 +91,7 @@ def parse_trackers(names: Iterable[str] | None) -> tuple[str, ...]:
     return chosen
 
 
-def epoch_metrics(result: dict[str, Any]) -> dict[str, float]:
+def epoch_metrics(result: dict[str, object]) -> dict[str, float]:
     """The tracker metrics of one epoch report (keys of `METRICS` plus realized extra compute)."""
     out = {name: float(result[key]) for key, name in METRICS.items() if result.get(key) is not None}
     steps, sa_steps = result.get("steps"), result.get("sa_steps")
@@ -86,20 +102,19 @@ def epoch_metrics(result: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def cell_info(cell: Any, profile: str) -> dict[str, Any]:
+def cell_info(cell: Cell, profile: str) -> dict[str, object]:
     """What a tracker run is named and tagged with: the cell's place in its sweep and config."""
-    config = cell.config.model_dump(mode="json") if hasattr(cell.config, "model_dump") else {}
     return {
         "cell_id": cell.cell_id,
         "sweep": cell.sweep,
         "group": cell.group,
         "label": cell.label,
         "profile": profile,
-        "config": config,
+        "config": cell.config.model_dump(mode="json"),
     }
 
 
-def run_name(info: dict[str, Any]) -> str:
+def run_name(info: dict[str, object]) -> str:
     """`<label>_<cell_id>`, safe as a directory name."""
     label = re.sub(r"[^A-Za-z0-9_.=,+-]+", "-", str(info.get("label") or info["group"]))
     return f"{label}_{info['cell_id']}"
@@ -109,7 +124,7 @@ class MlflowTracker:
     """One MLflow run per cell, in one experiment per sweep (the tracking client, no fluent API:
     concurrent cells are concurrent runs)."""
 
-    def __init__(self, root: Any, sweep: str) -> None:
+    def __init__(self, root: StoreRoot, sweep: str) -> None:
         from mlflow import MlflowClient
 
         self.root = root
@@ -121,7 +136,7 @@ class MlflowTracker:
         # this run holds the store (sweeper.guard): RUNNING runs of it are a killed driver's
         end_stale_mlflow_runs(self.client, root)
 
-    def start(self, cid: str, info: dict[str, Any]) -> None:
+    def start(self, cid: str, info: dict[str, object]) -> None:
         """Continue the cell's unfinished run (a retry, a resume) or open its next attempt's."""
 
         def create(keys: dict[str, str]) -> str:
@@ -158,7 +173,7 @@ class WandbTracker:
     """One W&B run per cell (`reinit="create_new"`: concurrent cells are concurrent runs), grouped
     by sweep group."""
 
-    def __init__(self, root: Any, sweep: str) -> None:
+    def __init__(self, root: StoreRoot, sweep: str) -> None:
         import wandb
 
         self.wandb, self.root = wandb, root
@@ -166,9 +181,9 @@ class WandbTracker:
         default = tracker_dir(root)[0]
         self.dir = Path(os.environ["WANDB_DIR"]) if os.environ.get("WANDB_DIR") else default
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.runs: dict[str, Any] = {}
+        self.runs: dict[str, WandbRun] = {}
 
-    def start(self, cid: str, info: dict[str, Any]) -> None:
+    def start(self, cid: str, info: dict[str, object]) -> None:
         # the derived id: a retried or resumed cell continues its run (`resume="allow"`)
         self.runs[cid] = self.wandb.init(
             id=run_id(self.root, cid),
@@ -210,12 +225,18 @@ class TrackerHub:
     the trackers (when the hub is made) and feeds them. `close(timeout)` waits at most `timeout`.
     `root`: the store's root (a local directory, or a URL some trackers cannot write under)."""
 
-    def __init__(self, names: Iterable[str], root: Any, sweep: str, warn: Any = None) -> None:
+    def __init__(
+        self,
+        names: Iterable[str],
+        root: StoreRoot,
+        sweep: str,
+        warn: Callable[[str], object] | None = None,
+    ) -> None:
         self.names, self.root, self.sweep = tuple(names), root, sweep
         stream = sys.stderr  # the stream of the log lines, bound once
         self._warn_fn = warn or (lambda text: print(f"rstsweep: warning: {text}", file=stream))
         self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_SIZE)
-        self._trackers: dict[str, Any] = {}
+        self._trackers: dict[str, Tracker] = {}
         self._warned: set[str] = set()
         self._started: set[str] = set()
         self._thread = threading.Thread(target=self._work, name="rstsweep-trackers", daemon=True)
@@ -224,7 +245,7 @@ class TrackerHub:
 
     # -- driver side (never blocks)
 
-    def start(self, cid: str, info: dict[str, Any]) -> None:
+    def start(self, cid: str, info: dict[str, object]) -> None:
         """A cell's run begins (a retried trial continues the same tracker run)."""
         if cid not in self._started:
             self._started.add(cid)
@@ -247,7 +268,7 @@ class TrackerHub:
         if self._thread.is_alive():
             self._warn("trackers", f"trackers still busy after {timeout:.0f} s; not waiting")
 
-    def _put(self, item: Any) -> None:
+    def _put(self, item: tuple | None) -> None:
         if not self.names:
             return
         try:

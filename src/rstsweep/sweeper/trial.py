@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from ray import tune
@@ -32,17 +32,22 @@ from rstsweep.plugins import load_plugins
 from rstsweep.store.rows import pack_draws, pack_signal, unpack_draws, unpack_signal
 from rstsweep.sweeper.resources import memory_share
 
+if TYPE_CHECKING:
+    from rstsweep.core.config import CellConfig
+
 FINAL_KEY = "rst_result"
 EPOCH_MARKER = "epoch"  # beside a checkpoint.pt: the epoch it ends at
 
 TrainFn = Callable[..., TrainResult]
 
 
-def default_train(config: Any, out_dir: Path, resume: bool, on_epoch: Callable) -> TrainResult:
+def default_train(
+    config: CellConfig, out_dir: Path, resume: bool, on_epoch: Callable
+) -> TrainResult:
     """The real trainer (imported here: torch loads in the worker, not the driver); a cell with
     world_size > 1 runs data-parallel over the trial's placement group (`sweeper.multi`)."""
     require_given_gpu(config)
-    if getattr(config, "world_size", 1) > 1:
+    if config.world_size > 1:
         from rstsweep.sweeper.multi import train_multi
 
         return train_multi(config, out_dir, resume, on_epoch)
@@ -52,8 +57,8 @@ def default_train(config: Any, out_dir: Path, resume: bool, on_epoch: Callable) 
 
 
 def run_cell(
-    params: dict[str, Any],
-    configs: dict[str, Any],
+    params: dict[str, str],
+    configs: dict[str, CellConfig],
     train_fn: TrainFn | None = None,
     threads: int | None = None,
     work_root: str | None = None,
@@ -76,17 +81,15 @@ def run_cell(
     shutil.rmtree(work, ignore_errors=True)
 
 
-def with_threads(config: Any, threads: int | None) -> Any:
+def with_threads(config: CellConfig, threads: int | None) -> CellConfig:
     # torch threads = the CPUs Ray reserved for the trial; GPU memory cap = the trial's share of
     # its GPU when several trials are packed on one (both runtime-only: cell_id unchanged); a
     # config that already sets them wins.
-    if not hasattr(config, "model_copy"):
-        return config
-    update: dict[str, Any] = {}
-    if threads and getattr(config, "threads", 0) is None:
+    update: dict[str, object] = {}
+    if threads and config.threads is None:
         update["threads"] = threads
     share = memory_share(_assigned_gpus())
-    if share is not None and getattr(config, "memory_fraction", 0) is None:
+    if share is not None and config.memory_fraction is None:
         update["memory_fraction"] = share
     return config.model_copy(update=update) if update else config
 
@@ -98,7 +101,7 @@ def hide_gpus_unless_given() -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
 
 
-def require_given_gpu(config: Any) -> None:
+def require_given_gpu(config: CellConfig) -> None:
     """A trial given a GPU that cannot see one fails (one line) instead of training on CPU."""
     ids = _given_gpu_ids()
     if not ids or not str(config.device).startswith(("auto", "cuda")):
@@ -169,7 +172,7 @@ def _read_epoch(marker: Path) -> int:
         return 1
 
 
-def trial_placement() -> dict[str, Any]:
+def trial_placement() -> dict[str, object]:
     """Where this trial runs (node, GPU ids Ray assigned, pid): reported for the event log."""
     import ray
 
@@ -250,7 +253,7 @@ class _EpochReporter:
         os._exit(17)  # die like a killed process: no exception, no cleanup, no report
 
 
-def result_to_payload(result: TrainResult) -> dict[str, Any]:
+def result_to_payload(result: TrainResult) -> dict[str, object]:
     """A TrainResult as plain picklable data (epochs as dicts, draws bit-packed)."""
     payload = {f.name: getattr(result, f.name) for f in fields(result)}
     draws = np.asarray(result.draws, dtype=bool)
@@ -260,7 +263,7 @@ def result_to_payload(result: TrainResult) -> dict[str, Any]:
     return payload
 
 
-def payload_to_result(payload: dict[str, Any]) -> TrainResult:
+def payload_to_result(payload: dict[str, object]) -> TrainResult:
     """Inverse of `result_to_payload`."""
     data = dict(payload)
     draws = data.pop("draws")

@@ -16,14 +16,19 @@ Imported only after Ray is up (module-level `ray.tune` import).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ray import tune
+from ray.tune.experiment import Trial
 
 from rstsweep.errors import RstError
 from rstsweep.sweeper.live import EventLog, SweepProgress
 from rstsweep.sweeper.trackers import TrackerHub, cell_info, epoch_metrics
 from rstsweep.sweeper.trial import FINAL_KEY, payload_to_result
+from rstsweep.sweeps import Cell
+
+if TYPE_CHECKING:
+    from rstsweep.store.store import Store
 
 PLACEMENT_KEYS = ("node_id", "gpu_ids", "cuda_visible", "pid")
 
@@ -33,8 +38,8 @@ class StoreCallback(tune.Callback):
 
     def __init__(
         self,
-        cells: dict[str, Any],
-        store: Any,
+        cells: dict[str, Cell],
+        store: Store,
         profile: str,
         progress: SweepProgress,
         events: EventLog,
@@ -47,26 +52,30 @@ class StoreCallback(tune.Callback):
         self.failed: dict[str, str] = {}
         self.statuses: dict[str, str] = {}
 
-    def __getstate__(self) -> dict[str, Any]:
+    def __getstate__(self) -> dict[str, object]:
         # The Tuner pickles its run config (callbacks included) into the scratch dir for
         # `Tuner.restore`, which rstsweep never uses (the store is the resume state): pickle only
         # the plain bookkeeping, not the live display, lock and store handle.
         return {k: v for k, v in self.__dict__.items() if k in ("written", "failed", "statuses")}
 
-    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def on_trial_start(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: object
+    ) -> None:
         cid = trial.config["cell_id"]
         self.progress.start(cid)
         self.events.log("start", cid, failures=trial.num_failures)
         self.trackers.start(cid, cell_info(self.cells[cid], self.profile))
 
-    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def on_trial_recover(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: object
+    ) -> None:
         cid = trial.config["cell_id"]
         error = trial_error(trial)
         self.progress.retry(cid, error)
         self.events.log("retry", cid, failures=trial.num_failures, error=error)
 
     def on_trial_result(
-        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+        self, iteration: int, trials: list[Trial], trial: Trial, result: dict, **info: object
     ) -> None:
         cid = trial.config["cell_id"]
         placement = {k: result.get(k) for k in PLACEMENT_KEYS}
@@ -87,7 +96,7 @@ class StoreCallback(tune.Callback):
                 **placement,
             )
 
-    def _write(self, cid: str, payload: dict, start_epoch: Any, placement: dict) -> None:
+    def _write(self, cid: str, payload: dict, start_epoch: int | None, placement: dict) -> None:
         if cid in self.written:  # a retry after the final report: the cell is already stored
             return
         result = payload_to_result(payload)
@@ -108,12 +117,16 @@ class StoreCallback(tune.Callback):
             **placement,
         )
 
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def on_trial_complete(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: object
+    ) -> None:
         cid = trial.config["cell_id"]
         if cid not in self.written:  # returned without a final report: cannot count as done
             self._fail(cid, "trial ended without reporting a result")
 
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def on_trial_error(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: object
+    ) -> None:
         cid = trial.config["cell_id"]
         if cid not in self.written:
             self._fail(cid, trial_error(trial) or "trial failed")
@@ -125,10 +138,10 @@ class StoreCallback(tune.Callback):
         self.trackers.end(cid, "failed")
         self.events.log("failed", cid, error=error)
 
-    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+    def on_step_end(self, iteration: int, trials: list[Trial], **info: object) -> None:
         self.progress.tick()
 
-    def on_experiment_end(self, trials: list, **info: Any) -> None:
+    def on_experiment_end(self, trials: list[Trial], **info: object) -> None:
         self._compact(full=True)
 
     def _compact(self, *, full: bool) -> None:
@@ -143,12 +156,12 @@ class StoreCallback(tune.Callback):
             self.events.log("compact-failed", None, error=f"{type(exc).__name__}: {exc}")
 
 
-def _load_error(trial: Any) -> BaseException | None:
+def _load_error(trial: Trial) -> BaseException | None:
     """The exception Tune pickled for the trial's latest failure (the local copy: the one in
     storage may not be synced yet when the callback runs)."""
     import ray.cloudpickle as cloudpickle
 
-    path = getattr(trial, "pickled_error_file", None)
+    path = trial.pickled_error_file
     try:
         if path:
             with open(path, "rb") as fh:
@@ -158,7 +171,7 @@ def _load_error(trial: Any) -> BaseException | None:
         return None
 
 
-def trial_error(trial: Any) -> str | None:
+def trial_error(trial: Trial) -> str | None:
     """One line describing the trial's latest error (the user exception, or a dead worker)."""
     exc = _load_error(trial)
     if exc is None:
@@ -169,7 +182,7 @@ def trial_error(trial: Any) -> str | None:
         cause = exc.as_instanceof_cause()
         if isinstance(cause, RayActorError):
             return "the trial's worker process died"
-        inner = getattr(exc, "cause", None) or cause
+        inner = exc.cause or cause
         text = str(inner).strip().splitlines()
         return f"{type(inner).__name__}: {text[-1] if text else ''}".strip()
     if isinstance(exc, RayActorError):

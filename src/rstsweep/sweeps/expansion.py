@@ -14,12 +14,18 @@ import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 from pydantic import ValidationError
 
 from rstsweep.core.config import CellConfig
-from rstsweep.errors import RstError, format_validation_error, validation_detail, yaml_path
+from rstsweep.errors import (
+    PathPart,
+    RstError,
+    format_validation_error,
+    validation_detail,
+    yaml_path,
+)
 from rstsweep.schedules import ScheduleError, linear_group, parse, piecewise_group
 from rstsweep.sweeps.cell import Cell
 from rstsweep.sweeps.templates import fill, format_value, refs, template_of
@@ -35,9 +41,10 @@ from rstsweep.sweeps.yaml_schema import (
 )
 
 # A grid point: axis -> (index in the YAML list, value)
-_Point = dict[str, tuple[int, Any]]
+_Point = dict[str, tuple[int, object]]
 # A resolved field: (value, YAML path that set it, template it came from or None)
-_Layer = dict[str, tuple[Any, tuple[Any, ...], str | None]]
+_Layer = dict[str, tuple[object, tuple[PathPart, ...], str | None]]
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -53,7 +60,7 @@ def expand(
     path_or_file: str | Path | SweepsFile,
     sweep: str,
     profile: str,
-    overrides: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, object] | None = None,
 ) -> list[Cell]:
     """All cells of `sweep` under `profile`, deduplicated by cell_id (first occurrence wins).
 
@@ -83,14 +90,14 @@ def expand(
 def expand_all(
     path_or_file: str | Path | SweepsFile,
     profile: str,
-    overrides: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, object] | None = None,
 ) -> dict[str, list[Cell]]:
     """Every sweep of the file expanded under `profile` (validates the whole file)."""
     spec = as_sweeps_file(path_or_file)
     return {name: expand(spec, name, profile, overrides) for name in spec.sweeps}
 
 
-def _pick(kind: str, name: str, known: Mapping[str, Any]) -> Any:
+def _pick(kind: str, name: str, known: Mapping[str, _T]) -> _T:
     if name not in known:
         raise RstError(f"unknown {kind} {name!r} (known: {', '.join(known)})")
     return known[name]
@@ -119,7 +126,7 @@ def _base_layers(
     return out
 
 
-def _last_layers(prof: ProfileSpec, profile: str, overrides: Mapping[str, Any]) -> _Layer:
+def _last_layers(prof: ProfileSpec, profile: str, overrides: Mapping[str, object]) -> _Layer:
     out: _Layer = {
         k: (v, ("profiles", profile, "overrides", k), None) for k, v in prof.overrides.items()
     }
@@ -175,7 +182,7 @@ def _make_cell(
     )
 
 
-def _label(g: GroupSpec, values: dict[str, Any], group: GroupRef) -> str:
+def _label(g: GroupSpec, values: dict[str, object], group: GroupRef) -> str:
     if g.label is not None:
         return str(fill(g.label, values, (*group.where, "label"), numeric=False))
     if not values:
@@ -184,8 +191,8 @@ def _label(g: GroupSpec, values: dict[str, Any], group: GroupRef) -> str:
 
 
 def _schedule(
-    sched: str | dict[str, Any], values: dict[str, Any], group: GroupRef, point: _Point
-) -> tuple[str, tuple[Any, ...]]:
+    sched: str | dict[str, object], values: dict[str, object], group: GroupRef, point: _Point
+) -> tuple[str, tuple[PathPart, ...]]:
     """The schedule spec string of a cell (helpers called), and the YAML path it came from."""
     if isinstance(sched, str):
         where = (*group.where, "schedule")
@@ -207,7 +214,11 @@ def _schedule(
 
 
 def _grid_error(
-    exc: Exception, where: tuple[Any, ...], template: str | None, group: GroupRef, point: _Point
+    exc: Exception,
+    where: tuple[PathPart, ...],
+    template: str | None,
+    group: GroupRef,
+    point: _Point,
 ) -> str:
     """Point the message at the grid value responsible when the field's template uses one axis:
     `sweeps.constant.groups.constant.grid.a_c[3]: 1.2 is not in [0, 1]`."""
@@ -225,7 +236,7 @@ def _grid_error(
     return f"{yaml_path(*group.where, 'grid', axis, index)}: {text}"
 
 
-def _same_number(a: Any, b: Any) -> bool:
+def _same_number(a: object, b: object) -> bool:
     try:
         return float(a) == float(b)
     except (TypeError, ValueError):

@@ -9,9 +9,8 @@ import math
 import operator
 import string
 from collections.abc import Mapping
-from typing import Any
 
-from rstsweep.errors import RstError, yaml_path
+from rstsweep.errors import PathPart, RstError, yaml_path
 
 
 def refs(template: str) -> list[str]:
@@ -22,14 +21,14 @@ def refs(template: str) -> list[str]:
         return []
 
 
-def template_of(value: Any) -> str | None:
+def template_of(value: object) -> str | None:
     """`value` (or a schedule helper's `value:`) if it is a template string, else None."""
     if isinstance(value, dict):
         value = value.get("value")
     return value if isinstance(value, str) and refs(value) else None
 
 
-def format_value(value: Any) -> str:
+def format_value(value: object) -> str:
     """A grid value as it is substituted and shown: whole floats without `.0` (`1.0` -> `1`)."""
     if isinstance(value, float) and value.is_integer():
         return str(int(value)) if abs(value) < 1e15 else repr(value)
@@ -37,8 +36,8 @@ def format_value(value: Any) -> str:
 
 
 def fill(
-    value: Any, values: Mapping[str, Any], where: tuple[Any, ...], numeric: bool = True
-) -> Any:
+    value: object, values: Mapping[str, object], where: tuple[PathPart, ...], numeric: bool = True
+) -> object:
     """Substitute grid values into a template (`where`: its YAML path, for errors); with `numeric`,
     a result that is arithmetic becomes a number. Non-templates are returned unchanged."""
     if not isinstance(value, str) or not refs(value):

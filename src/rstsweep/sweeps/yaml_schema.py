@@ -9,14 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from rstsweep.core.catalog import DATASETS, MODEL_NAMES, is_known_model
 from rstsweep.core.config import CellConfig
-from rstsweep.errors import RstError, format_validation_error, unknown_key, yaml_path
+from rstsweep.errors import PathPart, RstError, format_validation_error, unknown_key, yaml_path
 from rstsweep.sweeps.templates import refs
 
 # Names the cell loop sets itself; a config section may not set them.
@@ -35,10 +34,10 @@ class ProfileSpec(_Strict):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     models: list[str] | None = None
     datasets: list[str] | None = None
-    config: dict[str, Any] = Field(default_factory=dict)
-    per_model: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    per_dataset: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    overrides: dict[str, Any] = Field(default_factory=dict)
+    config: dict[str, object] = Field(default_factory=dict)
+    per_model: dict[str, dict[str, object]] = Field(default_factory=dict)
+    per_dataset: dict[str, dict[str, object]] = Field(default_factory=dict)
+    overrides: dict[str, object] = Field(default_factory=dict)
 
 
 class GroupSpec(BaseModel):
@@ -47,14 +46,14 @@ class GroupSpec(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     description: str = ""
-    grid: dict[str, list[Any]] = Field(default_factory=dict)
-    schedule: str | dict[str, Any] | None = None
+    grid: dict[str, list[object]] = Field(default_factory=dict)
+    schedule: str | dict[str, object] | None = None
     label: str | None = None
     x: float | str | None = None
     rho_scale: float = Field(1.0, gt=0)
 
     @property
-    def overrides(self) -> dict[str, Any]:
+    def overrides(self) -> dict[str, object]:
         return dict(self.model_extra or {})
 
     @property
@@ -73,8 +72,8 @@ class SweepSpec(_Strict):
     models: list[str] | None = None
     datasets: list[str] | None = None
     max_seeds: int | None = Field(None, ge=1)
-    config: dict[str, Any] = Field(default_factory=dict)
-    per_model: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    config: dict[str, object] = Field(default_factory=dict)
+    per_model: dict[str, dict[str, object]] = Field(default_factory=dict)
     include: list[str] = Field(default_factory=list)
     groups: dict[str, GroupSpec] = Field(default_factory=dict)
 
@@ -152,7 +151,7 @@ def sweep_names(path_or_file: str | Path | SweepsFile) -> list[str]:
 # ----------------------------------------------------------------------------- semantic checks
 
 
-def check_config_keys(section: Mapping[str, Any], *where: Any) -> None:
+def check_config_keys(section: Mapping[str, object], *where: PathPart) -> None:
     """Every key of a config section is a CellConfig field the cell loop does not set itself."""
     for key in section:
         if key in LOOP_FIELDS:
@@ -166,7 +165,7 @@ def check_config_keys(section: Mapping[str, Any], *where: Any) -> None:
             raise RstError(f"{yaml_path(*where, key)}: {msg}", field=key)
 
 
-def _check_names(names: list[str] | None, *where: Any) -> None:
+def _check_names(names: list[str] | None, *where: PathPart) -> None:
     for i, name in enumerate(names or []):
         known = DATASETS if where[-1] == "datasets" else None
         ok = name in known if known else is_known_model(name)
@@ -206,7 +205,7 @@ def _check_semantics(spec: SweepsFile) -> None:
         resolve_groups(spec, name)  # include targets exist, no cycles, at least one group
 
 
-def _check_group(group: GroupSpec, *where: Any) -> None:
+def _check_group(group: GroupSpec, *where: PathPart) -> None:
     for key in group.overrides:
         if key not in CONFIG_FIELDS:
             if key in LOOP_FIELDS:
@@ -233,7 +232,7 @@ def _check_group(group: GroupSpec, *where: Any) -> None:
                 )
 
 
-def _check_helper(helper: dict[str, Any], *where: Any) -> None:
+def _check_helper(helper: dict[str, object], *where: PathPart) -> None:
     kinds = [k for k in helper if k in SCHEDULE_HELPERS]
     extra = [k for k in helper if k not in (*SCHEDULE_HELPERS, "value")]
     if extra:

@@ -18,18 +18,21 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rstsweep.core.names import CHECKPOINT_NAME
 from rstsweep.core.result import EpochRecord, TrainResult
 
+if TYPE_CHECKING:
+    from rstsweep.core.config import CellConfig
+
 STEPS_PER_EPOCH = 4
 
 
 def standin_train(
-    config: Any,
+    config: CellConfig,
     out_dir: str | os.PathLike[str],
     resume: bool = False,
     on_epoch: Callable[[EpochRecord], None] | None = None,
@@ -40,7 +43,7 @@ def standin_train(
     """Run `config.epochs` epochs of `epoch_s` seconds each, checkpointing after every epoch."""
     out = Path(out_dir)
     ckpt = out / CHECKPOINT_NAME
-    state: dict[str, Any] = {"epoch": 0, "ran": []}
+    state: dict[str, object] = {"epoch": 0, "ran": []}
     if resume and ckpt.exists():
         state = json.loads(ckpt.read_text())
     t0 = time.perf_counter()
@@ -85,7 +88,7 @@ def _wait_until(deadline: float, busy: bool) -> None:
             x += i * i
 
 
-def _result(config: Any, records: list[EpochRecord], compute_s: float) -> TrainResult:
+def _result(config: CellConfig, records: list[EpochRecord], compute_s: float) -> TrainResult:
     last = records[-1]
     draws = np.arange(last.steps) % 2 == 0
     return TrainResult(

@@ -78,7 +78,7 @@ def grid_cells(
 
 def _tagged(cell: Cell, figure: str | None, table: str | None, group_index: int | None) -> Cell:
     found = {"figure": figure, "table": table, "group_index": group_index}
-    missing = {k: v for k, v in found.items() if getattr(cell, k, None) is None}
+    missing = {k: v for k, v in found.items() if getattr(cell, k) is None}
     return dataclasses.replace(cell, **missing) if missing else cell
 
 

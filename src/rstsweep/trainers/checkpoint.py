@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import random
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -39,15 +38,15 @@ def remove_stale_temporaries(directory: Path) -> None:
         _remove_stale(directory, name)
 
 
-def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, object]:
     """Read a checkpoint written by `atomic_torch_save` (plain data only: weights_only=True)."""
     return torch.load(Path(path), map_location=map_location, weights_only=True)
 
 
-def capture_rng_state() -> dict[str, Any]:
+def capture_rng_state() -> dict[str, object]:
     """torch (CPU + every CUDA device), numpy-global and python `random` states as plain data."""
     name, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
-    state: dict[str, Any] = {
+    state: dict[str, object] = {
         "torch": torch.get_rng_state(),
         "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
         "python": _to_lists(random.getstate()),
@@ -57,7 +56,7 @@ def capture_rng_state() -> dict[str, Any]:
     return state
 
 
-def restore_rng_state(state: dict[str, Any]) -> None:
+def restore_rng_state(state: dict[str, object]) -> None:
     """Inverse of `capture_rng_state`."""
     torch.set_rng_state(state["torch"].cpu())
     name, keys, pos, has_gauss, cached = state["numpy"]
@@ -67,20 +66,20 @@ def restore_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
-def _to_lists(value: Any) -> Any:
+def _to_lists(value: object) -> object:
     # python's random state is nested tuples; lists survive any serializer unchanged.
     if isinstance(value, tuple):
         return [_to_lists(v) for v in value]
     return value
 
 
-def _to_tuples(value: Any) -> Any:
+def _to_tuples(value: object) -> object:
     if isinstance(value, list):
         return tuple(_to_tuples(v) for v in value)
     return value
 
 
-def checkpoint_state(run: Run) -> dict[str, Any]:
+def checkpoint_state(run: Run) -> dict[str, object]:
     """Everything a resumed run needs to continue bit-identically, as plain data."""
     signals = run.coins.signals
     return {

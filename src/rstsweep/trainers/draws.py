@@ -154,6 +154,6 @@ def draw_source(
 ) -> ScheduleDraws | PolicyDraws:
     """The per-step draw source of a run: precomputed for schedules, policy-driven for policies
     (deciding from the signal of step t − lag); the first `warmup` coins are 0 (`warmup_sgd`)."""
-    if getattr(schedule, "is_policy", False):
-        return PolicyDraws(schedule, total, seed, device, warmup, lag)  # type: ignore[arg-type]
-    return ScheduleDraws(schedule, total, seed, warmup)  # type: ignore[arg-type]
+    if isinstance(schedule, Policy):
+        return PolicyDraws(schedule, total, seed, device, warmup, lag)
+    return ScheduleDraws(schedule, total, seed, warmup)

@@ -15,7 +15,6 @@ import functools
 import platform
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -26,7 +25,7 @@ from rstsweep.trainers.memory import device_memory_bytes
 
 def collect_manifest(
     device: torch.device, precision: str, compiled: bool, deterministic: bool
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """The manifest of a run on `device` (see the module docstring); keys are MANIFEST_KEYS."""
     cuda = device.type == "cuda"
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None

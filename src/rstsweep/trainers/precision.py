@@ -24,8 +24,6 @@ that is the one place the decision exists, and reading it (a host sync) is what
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor
 
@@ -37,7 +35,7 @@ class _SecondPass:
         self.optimizer = optimizer
 
     @property
-    def param_groups(self) -> list[dict[str, Any]]:
+    def param_groups(self) -> list[dict[str, object]]:
         return self.optimizer.param_groups
 
 
@@ -97,11 +95,11 @@ class LossScaling:
         self.optimizer._opt_called = True  # type: ignore[attr-defined]
         self.scaler.update()  # type: ignore[union-attr]
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, object]:
         scaler = self.scaler.state_dict() if self.scaler is not None else None
         return {"scaler": scaler, "skipped_steps": self.skipped_steps}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, object]) -> None:
         self.skipped_steps = int(state.get("skipped_steps", 0))
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])

@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -49,7 +49,7 @@ def time_branches(
     steps: int,
     warmup: int = 2,
     branches: tuple[bool, ...] = (False, True),
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """Mean seconds per step of each branch (`step(False)`: base, `step(True)`: SA) and the peak
     memory of the measurement (see `memory.peak_memory_bytes`)."""
     if steps < 1:
@@ -86,7 +86,12 @@ def time_call(fn: Callable[[], object], device: torch.device, steps: int, warmup
 
 
 def measure_atoms(
-    ctx: StepContext, x: torch.Tensor, y: torch.Tensor, config: Any, steps: int, warmup: int = 2
+    ctx: StepContext,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    config: CellConfig,
+    steps: int,
+    warmup: int = 2,
 ) -> StepAtoms:
     """Time the atoms of a step of `config`'s cell (`ctx`, its own device and setting) on the
     batch (x, y): `warmup` untimed calls each, then `steps` rounds that time every atom once, in
@@ -104,7 +109,7 @@ def measure_atoms(
             for name, fn in unit:  # in order: the vector work needs the pass before it
                 samples[name].append(time_call(fn, device, 1, 0))
     med = {name: statistics.median(values) for name, values in samples.items()}
-    atoms: dict[str, Any] = {k: med[k] for k in ("base_step", "fb", "rank_forward")}
+    atoms: dict[str, object] = {k: med[k] for k in ("base_step", "fb", "rank_forward")}
     atoms["vector"] = med["two_pass"] - med["opt_base"] if "two_pass" in med else 0.0
     if "reuse" in med:
         atoms["reuse_vector"] = med["reuse"] - med["opt_base"]
@@ -118,14 +123,14 @@ def measure_atoms(
     return StepAtoms(**atoms)
 
 
-def _second_fraction(config: Any, batch: int) -> float:
+def _second_fraction(config: CellConfig, batch: int) -> float:
     """The share of the batch the second pass takes (ESAM's ⌊γ·B⌋, at least 1; else 1)."""
     if config.algorithm != "esam":
         return 1.0
     return max(1, int(config.esam_gamma * batch)) / batch
 
 
-def _atom_units(ctx: StepContext, x: torch.Tensor, y: torch.Tensor, config: Any) -> list:
+def _atom_units(ctx: StepContext, x: torch.Tensor, y: torch.Tensor, config: CellConfig) -> list:
     """The timed atoms as units of (name, call) run in order within a round."""
     from rstsweep.trainers.step import train_step
     from rstsweep.trainers.variants import LookSAM
@@ -193,7 +198,7 @@ def synthetic_batch(
     return x.to(device), y.to(device), classes
 
 
-def measure_steps(config: CellConfig, steps: int = 5, warmup: int = 2) -> dict[str, Any]:
+def measure_steps(config: CellConfig, steps: int = 5, warmup: int = 2) -> dict[str, object]:
     """Time `steps` base and `steps` SA steps of `config`'s cell (its model, algorithm, batch
     size, precision, compile setting and device) on a synthetic batch; returns sgd_step_s,
     sa_step_s (None for SGD), peak_memory_bytes, device_memory_bytes and what was measured."""

@@ -8,7 +8,6 @@ makes a resumed run bit-identical. A closed-loop policy decides X_t during the e
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
@@ -59,7 +58,7 @@ class Run:
         self.records.append(record)
         self.epoch += 1
 
-    def restore(self, state: dict[str, Any]) -> None:
+    def restore(self, state: dict[str, object]) -> None:
         """Put this freshly built run (same config) at the position a checkpoint's `state`
         captured (`checkpoint.checkpoint_state`); checked against the config by the caller."""
         self.ctx.model.load_state_dict(state["model"])

@@ -71,7 +71,7 @@ class SAM(torch.optim.Optimizer):
 
     def __init__(
         self,
-        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        params: Iterable[Tensor] | Iterable[dict[str, object]],
         base_optimizer: Callable[..., torch.optim.Optimizer],
         rho: float = 0.05,
         adaptive: bool = False,
@@ -211,7 +211,7 @@ class SAM(torch.optim.Optimizer):
         raise RuntimeError(f"{type(self).__name__} has no one-pass SA step (needs_second_pass())")
 
     @torch.no_grad()
-    def step(self, closure: Callable[[], Any] | None = None) -> None:  # type: ignore[override]
+    def step(self, closure: Callable[[], Tensor] | None = None) -> None:  # type: ignore[override]
         """A whole SA step. The caller has done the first pass; `closure` runs a full forward-
         backward pass at θ+ε (freeze BN running stats inside it: see disable_running_stats)."""
         if not self.needs_second_pass():
@@ -255,7 +255,7 @@ class SAM(torch.optim.Optimizer):
         # in place, without a temporary ε (large allocations cost more than the arithmetic on CPU)
         torch._foreach_addcmul_(params, th, factors)
 
-    def _rho(self, group: dict[str, Any]) -> float:
+    def _rho(self, group: dict[str, object]) -> float:
         """The radius of `group` at this step (GSAM schedules it with the lr)."""
         return group["rho"]
 
@@ -336,14 +336,14 @@ class SAM(torch.optim.Optimizer):
             self.zero_grad()
 
     # --- checkpoints -----------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, object]:
         """Base optimizer state (momentum etc., param groups with lr/rho) and the mask RNG state."""
         if self._perturbed:
             raise RuntimeError("state_dict between first_step and second_step")
         generator = None if self._generator is None else self._generator.get_state()
         return {"base": self.base_optimizer.state_dict(), "mask_generator": generator}
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+    def load_state_dict(self, state_dict: dict[str, object]) -> None:
         self.base_optimizer.load_state_dict(state_dict["base"])
         # the base optimizer builds new group dicts on load: share them again
         self.param_groups = self.base_optimizer.param_groups
@@ -356,12 +356,14 @@ class SAM(torch.optim.Optimizer):
         return f"{type(self).__name__}({self.base_optimizer!r})"
 
 
-def _split_names(params: Iterable[Any]) -> tuple[list[Any], dict[int, str]]:
+def _split_names(
+    params: Iterable[Tensor | tuple[str, Tensor] | dict[str, object]],
+) -> tuple[list[Tensor] | list[dict[str, object]], dict[int, str]]:
     """Accept tensors, param-group dicts or `named_parameters()` pairs (also inside groups);
     return the davda54-style params and a name per tensor (for ASAM's weight/bias rule)."""
     names: dict[int, str] = {}  # id(tensor) -> name
 
-    def strip(items: Iterable[Any]) -> list[Tensor]:
+    def strip(items: Iterable[Tensor | tuple[str, Tensor]]) -> list[Tensor]:
         out = []
         for item in items:
             if isinstance(item, tuple):

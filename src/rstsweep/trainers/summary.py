@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
 
 import numpy as np
 
 from rstsweep.core.result import TrainResult
 
 
-def result_summary(result: TrainResult) -> dict[str, Any]:
+def result_summary(result: TrainResult) -> dict[str, object]:
     """The TrainResult's scalar fields plus the coin fraction `sa_fraction` (ΣX_t/T), its value
     over each third of the steps `sa_fraction_by_third` (how a schedule or policy spends over
     training) and `realized_extra` (extra pass units run per step), JSON-safe (non-finite floats →
@@ -28,7 +27,7 @@ def result_summary(result: TrainResult) -> dict[str, Any]:
     return {k: _json_safe(v) for k, v in summary.items()}
 
 
-def _json_safe(value: Any) -> Any:
+def _json_safe(value: object) -> object:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value

@@ -27,7 +27,7 @@ class GSAM(SAM):
 
     def __init__(
         self,
-        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        params: Iterable[Tensor] | Iterable[dict[str, object]],
         base_optimizer: Callable[..., torch.optim.Optimizer],
         rho: float = 0.05,
         gsam_alpha: float = 0.1,
@@ -42,7 +42,7 @@ class GSAM(SAM):
         for group in self.param_groups:  # lr_max; LambdaLR sets the same key to the same value
             group.setdefault("initial_lr", group["lr"])
 
-    def _rho(self, group: dict[str, Any]) -> float:
+    def _rho(self, group: dict[str, object]) -> float:
         if self.rho_schedule == "constant":
             return group["rho"]
         lr_ratio = group["lr"] / group["initial_lr"]
@@ -65,7 +65,7 @@ class LookSAM(SAM):
 
     def __init__(
         self,
-        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        params: Iterable[Tensor] | Iterable[dict[str, object]],
         base_optimizer: Callable[..., torch.optim.Optimizer],
         rho: float = 0.05,
         k: int = 5,
@@ -112,7 +112,7 @@ class LookSAM(SAM):
         self.sa_steps += 1
         self._base_update(zero_grad)
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, object]:
         state = super().state_dict()
         g_v = [self.state[p].get("g_v") for p in self._all_params()]
         state["looksam"] = {
@@ -121,7 +121,7 @@ class LookSAM(SAM):
         }
         return state
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+    def load_state_dict(self, state_dict: dict[str, object]) -> None:
         super().load_state_dict(state_dict)
         self.sa_steps = state_dict["looksam"]["sa_steps"]
         for p, g_v in zip(self._all_params(), state_dict["looksam"]["g_v"], strict=True):
@@ -160,7 +160,7 @@ class ESAM(SAM):
 
     def __init__(
         self,
-        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        params: Iterable[Tensor] | Iterable[dict[str, object]],
         base_optimizer: Callable[..., torch.optim.Optimizer],
         beta: float = 0.5,
         sample_fraction: float = 0.5,
@@ -178,7 +178,7 @@ class ESAM(SAM):
         self._frozen: list[Tensor] = []  # requires_grad turned off by before_first_pass
         self._unperturbed: list[Tensor] = []  # G-RST: unchosen tensors whose g is kept
 
-    def _rho(self, group: dict[str, Any]) -> float:
+    def _rho(self, group: dict[str, object]) -> float:
         return group["rho"] / self.beta
 
     def before_first_pass(self) -> None:
@@ -251,14 +251,14 @@ class ESAM(SAM):
         chosen = torch.topk(loss_after.float() - loss_before.float(), k, sorted=False).indices
         return x[chosen], y[chosen]
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, object]:
         if self._frozen:
             raise RuntimeError("state_dict between before_first_pass and first_step")
         state = super().state_dict()
         state["esam"] = {"generator": self._choice_generator.get_state(), "chosen": self.chosen}
         return state
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+    def load_state_dict(self, state_dict: dict[str, object]) -> None:
         super().load_state_dict(state_dict)
         self._choice_generator.set_state(state_dict["esam"]["generator"])
         self.chosen = state_dict["esam"]["chosen"]

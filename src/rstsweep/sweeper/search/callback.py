@@ -10,7 +10,8 @@ Imported only after Ray is up (module-level `ray.tune` import, via tune_callback
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from rstsweep.core.config import CellConfig
 from rstsweep.sweeper.live import EventLog
@@ -20,11 +21,16 @@ from rstsweep.sweeper.trial import FINAL_KEY
 from rstsweep.sweeper.tune_callback import PLACEMENT_KEYS, StoreCallback, trial_error
 from rstsweep.sweeps import Cell
 
+if TYPE_CHECKING:
+    from ray.tune.experiment import Trial
+
+    from rstsweep.store.store import Store
+
 
 class _Quiet:
     """Stands in for the sweep's live display (a search has no fixed cell list to show)."""
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> Callable[..., None]:
         return lambda *args, **kwargs: None
 
 
@@ -33,7 +39,7 @@ class SearchCallback(StoreCallback):
 
     def __init__(
         self,
-        store: Any,
+        store: Store,
         profile: str,
         events: EventLog,
         total: int,
@@ -42,14 +48,18 @@ class SearchCallback(StoreCallback):
         super().__init__({}, store, profile, _Quiet(), events, trackers)  # type: ignore[arg-type]
         self.total, self.finished = total, 0
 
-    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def on_trial_start(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: object
+    ) -> None:
         self.events.log("start", trial.trial_id, config=_plain(trial.config))
 
-    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def on_trial_recover(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: object
+    ) -> None:
         self.events.log("retry", trial.trial_id, error=trial_error(trial))
 
     def on_trial_result(
-        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+        self, iteration: int, trials: list[Trial], trial: Trial, result: dict, **info: object
     ) -> None:
         meta = result.pop(CELL_KEY, None)
         payload = result.pop(FINAL_KEY, None)
@@ -63,7 +73,9 @@ class SearchCallback(StoreCallback):
             self.trackers.start(cell.cell_id, cell_info(cell, self.profile))
             self._write(cell.cell_id, payload, None, {})
 
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def on_trial_complete(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: object
+    ) -> None:
         self.finished += 1
         last = trial.last_result or {}
         text = (
@@ -76,7 +88,9 @@ class SearchCallback(StoreCallback):
         where = {k: last.get(k) for k in PLACEMENT_KEYS}
         self.events.log("suggestion", trial.trial_id, objective=last.get(OBJECTIVE), **where)
 
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def on_trial_error(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: object
+    ) -> None:
         self.failed[trial.trial_id] = trial_error(trial) or "trial failed"
         self.events.log("failed", trial.trial_id, error=self.failed[trial.trial_id])
 

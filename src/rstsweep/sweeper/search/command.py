@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rstsweep.core.passes import COST_COLUMNS, COSTS
 from rstsweep.errors import RstError
@@ -33,6 +33,16 @@ from rstsweep.store.rows import cost_columns
 from rstsweep.sweeper.live import EventLog
 from rstsweep.sweeper.options import RunOptions
 from rstsweep.sweeps import expand
+
+if TYPE_CHECKING:
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    from rstsweep.core.config import CellConfig
+    from rstsweep.schedules import Policy, Schedule
+    from rstsweep.store.store import Store
+    from rstsweep.sweeper.trial import TrainFn
+    from rstsweep.sweeps import Cell
 
 SUFFIX = "-search"
 STEPS = 200  # quantisation of each parameter range (a stored case maps back onto the grid)
@@ -85,10 +95,10 @@ class Space:
     rho: tuple[float, float] | None = None
     alpha: tuple[float, float] | None = None
 
-    def tune_space(self) -> dict[str, Any]:
+    def tune_space(self) -> dict[str, object]:
         from ray import tune
 
-        space: dict[str, Any] = {
+        space: dict[str, object] = {
             k: tune.quniform(lo, hi, q) for k, (lo, hi, q) in self.params.items()
         }
         if self.rho:
@@ -97,7 +107,9 @@ class Space:
             space["alpha"] = tune.uniform(*self.alpha)
         return space
 
-    def point(self, schedule: Any, rho: float, alpha: float) -> dict[str, float] | None:
+    def point(
+        self, schedule: Schedule | Policy, rho: float, alpha: float
+    ) -> dict[str, float] | None:
         """The space point of a stored case, or None when it lies outside (another budget)."""
         out: dict[str, float] = {}
         for key, (lo, hi, q) in self.params.items():
@@ -117,10 +129,10 @@ class Space:
         return not (self.params or self.rho or self.alpha)
 
 
-def searchable(cells: list[Any]) -> dict[str, list[Any]]:
+def searchable(cells: list[Cell]) -> dict[str, list[Cell]]:
     """family -> its RST cells (SGD and the constant(0)/constant(1) endpoints are not searched)."""
     endpoints = {parse("constant(0)").spec, parse("constant(1)").spec}
-    out: dict[str, list[Any]] = {}
+    out: dict[str, list[Cell]] = {}
     for cell in cells:
         if cell.config.algorithm == "sgd" or cell.config.schedule in endpoints:
             continue
@@ -128,7 +140,9 @@ def searchable(cells: list[Any]) -> dict[str, list[Any]]:
     return out
 
 
-def build_space(o: SearchOptions, families: dict[str, list[Any]]) -> tuple[Space, list[Any]]:
+def build_space(
+    o: SearchOptions, families: dict[str, list[Cell]]
+) -> tuple[Space, list[CellConfig]]:
     """The space and the base configs (one per seed × model × dataset) of the chosen family."""
     if not families:
         raise RstError(f"search: sweep {o.sweep!r} has nothing to search (only SGD/SAM endpoints)")
@@ -164,10 +178,10 @@ def build_space(o: SearchOptions, families: dict[str, list[Any]]) -> tuple[Space
     return space, bases
 
 
-def _bases(cells: list[Any]) -> list[Any]:
+def _bases(cells: list[Cell]) -> list[CellConfig]:
     """One config per (seed, model, dataset): the first cell of the family's first group."""
     group = cells[0].group
-    seen: dict[tuple, Any] = {}
+    seen: dict[tuple, CellConfig] = {}
     for cell in cells:
         c = cell.config
         if cell.group == group:
@@ -175,7 +189,7 @@ def _bases(cells: list[Any]) -> list[Any]:
     return [seen[k] for k in sorted(seen, key=str)]
 
 
-def prior_cases(store: Any, o: SearchOptions, space: Space, n_bases: int) -> list[dict]:
+def prior_cases(store: Store, o: SearchOptions, space: Space, n_bases: int) -> list[dict]:
     """The complete cases of this search already in the store, as dicts with `point`, the means
     and `objective` (for the current budget)."""
     from rstsweep.sweeper.search.objective import objective
@@ -226,7 +240,7 @@ class SearchSummary:
         return min(feasible, key=lambda c: c["test_error"]) if feasible else None
 
 
-def run_search(o: SearchOptions, train_fn: Any = None) -> SearchSummary:
+def run_search(o: SearchOptions, train_fn: TrainFn | None = None) -> SearchSummary:
     """Validate, build the space, feed the store's cases to Optuna, run the rest through Tune."""
     from rstsweep.store.store import open_store
     from rstsweep.sweeper.driver import check_datasets, with_absolute_data_dir
@@ -324,7 +338,7 @@ def _tune(o, space, bases, prior, todo, store, train_fn) -> set[str]:
     return callback.written
 
 
-def _searcher(o: SearchOptions, prior: list[dict]) -> Any:
+def _searcher(o: SearchOptions, prior: list[dict]) -> OptunaSearch:
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
@@ -341,7 +355,7 @@ def _searcher(o: SearchOptions, prior: list[dict]) -> Any:
     )
 
 
-def _scheduler(o: SearchOptions, seeds: int) -> Any:
+def _scheduler(o: SearchOptions, seeds: int) -> ASHAScheduler | None:
     if not o.asha:
         return None
     from ray.tune.schedulers import ASHAScheduler

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import shutil
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ray import tune
 
@@ -34,6 +34,9 @@ from rstsweep.sweeper.trial import (
     work_dir,
 )
 
+if TYPE_CHECKING:
+    from rstsweep.core.result import EpochRecord
+
 CELL_KEY = "rst_cell"
 OBJECTIVE = "objective"
 PARAM_PREFIX = "p_"  # suggested schedule/policy parameters are `p_<name>`; ρ and α as themselves
@@ -49,21 +52,21 @@ def objective(test_error: float, realized_extra: float, budget: float) -> float:
     return 1.0 + (realized_extra - budget)
 
 
-def suggestion_updates(family: str, params: dict[str, Any]) -> dict[str, Any]:
+def suggestion_updates(family: str, params: dict[str, float]) -> dict[str, str | float]:
     """CellConfig updates of a suggestion: the canonical schedule spec, and ρ/α if searched."""
     values = {
         k[len(PARAM_PREFIX) :]: float(v) for k, v in params.items() if k.startswith(PARAM_PREFIX)
     }
     inner = ", ".join(f"{k}={v!r}" for k, v in values.items())
     spec = parse(f"{family}({inner})" if inner else family).spec
-    updates: dict[str, Any] = {"schedule": spec}
+    updates: dict[str, str | float] = {"schedule": spec}
     for key in ("rho", "alpha"):
         if key in params:
             updates[key] = float(f"{float(params[key]):.6g}")
     return updates
 
 
-def case_label(updates: dict[str, Any]) -> str:
+def case_label(updates: dict[str, str | float]) -> str:
     extra = "".join(
         f", {'ρ' if k == 'rho' else 'α'}={updates[k]:g}" for k in ("rho", "alpha") if k in updates
     )
@@ -71,8 +74,8 @@ def case_label(updates: dict[str, Any]) -> str:
 
 
 def run_suggestion(
-    params: dict[str, Any],
-    bases: list[Any],
+    params: dict[str, float],
+    bases: list[CellConfig],
     family: str,
     budget: float,
     known: dict[str, tuple[float, float]],
@@ -101,7 +104,7 @@ def run_suggestion(
             "label": label,
             "config_json": config.model_dump_json(),
         }
-        report: dict[str, Any] = {CELL_KEY: meta, "seeds_done": i + 1, "cell_id": cid}
+        report: dict[str, object] = {CELL_KEY: meta, "seeds_done": i + 1, "cell_id": cid}
         report.update(trial_placement())
         if cid in known:  # already in the store (an earlier search, or an ordinary sweep)
             error, extra = known[cid]
@@ -109,7 +112,7 @@ def run_suggestion(
             work = work_dir(work_root, cid)
             result = train(with_threads(config, threads), work, resume=True, on_epoch=_ignore)
             error, extra = float(result.test_error), float(result.realized_extra)
-            measured = getattr(result, "extra_time_measured", None)
+            measured = result.extra_time_measured
             if cost == "time" and measured is not None:
                 extra = float(measured)
             report[FINAL_KEY] = result_to_payload(result)
@@ -126,5 +129,5 @@ def run_suggestion(
         tune.report(report)
 
 
-def _ignore(record: Any) -> None:
+def _ignore(record: EpochRecord) -> None:
     """Per-epoch callback: nothing to report inside a cell (ASHA acts between seeds)."""
