@@ -9,6 +9,8 @@ pulls in torch or ray:
     plan(sweep, ...), run(sweep, ...)        what `rstsweep plan` / `rstsweep run` call
     figures.figure1(store) ... pareto(store) matplotlib Figures; the backend is left alone
     register_family(...)                     a schedule family (the paper's Table 2 and yours)
+    register_model(name, build, ...)         your model / data set, known to sweeps.yaml, train,
+    register_dataset(name, load, ...)        plan and (from a plugin) the Ray workers
     RstError                                 the one user-error type
 """
 
@@ -27,6 +29,8 @@ _LAZY = {
     "plan": "rstsweep.api",
     "run": "rstsweep.api",
     "register_family": "rstsweep.schedules.families",
+    "register_model": "rstsweep.core.registry",
+    "register_dataset": "rstsweep.core.registry",
     "RstError": "rstsweep.errors",
 }
 _SUBMODULES = ("figures",)

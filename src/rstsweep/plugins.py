@@ -1,8 +1,9 @@
 """User plugins: modules named in the entry-point group `rstsweep.plugins` of any installed
 distribution. The command line imports them when a command starts, and every Ray trial imports
 them before it builds its cell, so what a plugin registers at import time (a schedule family with
-`register_family`, a policy, an algorithm) is known to sweeps.yaml, `rstsweep schedules`, the
-driver and the workers alike. A plugin's pyproject.toml declares, e.g.:
+`register_family`, a policy, an algorithm, a model with `register_model`, a data set with
+`register_dataset`) is known to sweeps.yaml, `rstsweep schedules`, `train`, the driver and the
+workers alike. A plugin's pyproject.toml declares, e.g.:
 
     [project.entry-points."rstsweep.plugins"]
     my_schedules = "my_package.rst_plugin"

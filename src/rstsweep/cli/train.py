@@ -40,8 +40,8 @@ def schedules(
 def train_cmd(
     algorithm: Annotated[str | None, opt(f"The SA branch: {', '.join(algorithm_names())}.")] = None,
     schedule: Annotated[str | None, opt("p(t), e.g. 'constant(0.5)', 'cos1'.")] = None,
-    model: Annotated[str | None, opt(f"{', '.join(MODEL_NAMES)}.")] = None,
-    dataset: Annotated[str | None, opt(f"{', '.join(DATASETS)}.")] = None,
+    model: Annotated[str | None, opt(f"{', '.join(MODEL_NAMES)} or a plugin's.")] = None,
+    dataset: Annotated[str | None, opt(f"{', '.join(DATASETS)} or a plugin's.")] = None,
     epochs: Annotated[int | None, opt("Training epochs.")] = None,
     seed: Annotated[int | None, opt("Seed of the model init, data order and coins.")] = None,
     data_dir: Annotated[str | None, opt("Dataset directory.")] = None,

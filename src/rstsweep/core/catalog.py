@@ -1,13 +1,17 @@
 """What the trainer knows by name, without importing torch: the model and dataset names, which
 network a (model, dataset) pair builds, the training-set sizes, the batching rule and a cell's
 step count. The sweeper validates YAML and plans with these, and the torch modules (models, data,
-augment) use the same definitions, so the two can never disagree."""
+augment) use the same definitions, so the two can never disagree. A user's models and data sets
+(`core.registry`, registered by plugins) join the built-in names through `model_names()`,
+`dataset_names()`, `is_known_model` and the TRAIN_SIZES / DATASET_SHAPES tables."""
 
 from __future__ import annotations
 
 import math
 import re
 from typing import TYPE_CHECKING
+
+from rstsweep.core import registry
 
 if TYPE_CHECKING:  # core.config imports this module
     from rstsweep.core.config import CellConfig
@@ -47,7 +51,7 @@ DATASET_SHAPES: dict[str, tuple[int, int, int]] = {
 # CIFAR layouts the RST paper (Zhao et al.) trains; ImageNet gets the layout the ImageNet papers
 # train, and the pairs no cited recipe covers are refused rather than silently run as a CIFAR net
 # on 224 px inputs.
-SMALL, LARGE = "small-image", "imagenet"
+SMALL, LARGE = registry.SMALL_IMAGE, registry.IMAGENET  # "small-image", "imagenet"
 VARIANTS: dict[tuple[str, str], str] = {
     ("fastcnn", SMALL): "airbench-style demo CNN (widths w/2w/4w)",
     ("fastcnn", LARGE): "airbench-style demo CNN (widths w/2w/4w; a demo net, not a paper's)",
@@ -66,14 +70,41 @@ VARIANTS: dict[tuple[str, str], str] = {
 
 
 def input_kind(dataset: str) -> str:
-    """`imagenet` for ImageNet, `small-image` for every other data set."""
+    """`imagenet` for ImageNet, `small-image` for every other data set (a registered data set:
+    the kind it was registered with)."""
+    if dataset in registry.DATASETS:
+        return registry.DATASETS[dataset].input_kind
     return LARGE if dataset == "imagenet" else SMALL
+
+
+def model_names() -> tuple[str, ...]:
+    """The built-in model names, then those registered (`core.registry.register_model`)."""
+    return (*MODEL_NAMES, *registry.MODELS)
+
+
+def dataset_names() -> tuple[str, ...]:
+    """The built-in data set names, then those registered (`core.registry.register_dataset`)."""
+    return (*DATASETS, *registry.DATASETS)
+
+
+def _registered_variant(model: str, dataset: str) -> str:
+    entry = registry.MODELS[model]
+    kind = input_kind(dataset)
+    if kind not in entry.input_kinds:
+        raise ValueError(
+            f"model: {model} on {dataset}: registered for {', '.join(entry.input_kinds)} inputs "
+            f"only, not {kind}"
+        )
+    return entry.description
 
 
 def model_variant(model: str, dataset: str) -> str:
     """The network `model` builds for `dataset`, described with its source (`VARIANTS`). Raises
     ValueError, naming `model`, for a pair no cited recipe covers (VGG16-BN and WideResNet on
-    ImageNet); unknown model names are left to the model builder's error."""
+    ImageNet); unknown model names are left to the model builder's error. A registered model is
+    refused on the input kinds it was not registered for."""
+    if model in registry.MODELS:
+        return _registered_variant(model, dataset)
     key = "wrn-D-K" if WRN_RE.match(model) else model
     kind = input_kind(dataset)
     if (key, kind) in VARIANTS:
@@ -87,9 +118,14 @@ def model_variant(model: str, dataset: str) -> str:
     return ""
 
 
-def is_known_model(name: str) -> bool:
+def is_builtin_model(name: str) -> bool:
     """Whether `name` is one of MODEL_NAMES (`wrn-D-K` standing for any depth and width)."""
     return name in MODEL_NAMES or bool(WRN_RE.match(name))
+
+
+def is_known_model(name: str) -> bool:
+    """Whether `name` is a built-in model (`is_builtin_model`) or a registered one."""
+    return is_builtin_model(name) or name in registry.MODELS
 
 
 def steps_per_epoch(n_train: int, batch_size: int, drop_last: bool = True) -> int:

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import yaml
 from pydantic import ValidationError
 
+from rstsweep.core import registry
 from rstsweep.core.algorithms import algorithm_names
-from rstsweep.core.catalog import DATASETS, LARGE, MODEL_NAMES, SMALL, VARIANTS
+from rstsweep.core.catalog import LARGE, SMALL, VARIANTS, dataset_names, model_names
 from rstsweep.core.config import RUNTIME_FIELDS, CellConfig
 from rstsweep.errors import RstError, format_validation_error, unknown_key, validation_detail
 
@@ -118,6 +119,10 @@ def variants_text() -> str:
         for kind in (SMALL, LARGE):
             text = VARIANTS.get((model, kind), "refused: no ImageNet recipe is cited for it")
             lines.append(f"  {model:<10} {kind:<12} {text}")
+    for name, entry in registry.MODELS.items():  # a user's models (plugins)
+        for kind in (SMALL, LARGE):
+            text = entry.description if kind in entry.input_kinds else "refused: not registered"
+            lines.append(f"  {name:<10} {kind:<12} {text}")
     return "\n".join(lines)
 
 
@@ -125,8 +130,8 @@ def variants_text() -> str:
 _NAMED_RANGES = {
     "algorithm": lambda: "|".join(algorithm_names()),
     "schedule": lambda: "a spec: `rstsweep schedules`",
-    "model": lambda: "|".join(MODEL_NAMES),
-    "dataset": lambda: "|".join(DATASETS),
+    "model": lambda: "|".join(model_names()),
+    "dataset": lambda: "|".join(dataset_names()),
 }
 
 

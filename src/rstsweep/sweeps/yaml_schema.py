@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-from rstsweep.core.catalog import DATASETS, MODEL_NAMES, is_known_model
+from rstsweep.core.catalog import MODEL_NAMES, dataset_names, is_known_model, model_names
 from rstsweep.core.config import CellConfig
 from rstsweep.errors import PathPart, RstError, format_validation_error, unknown_key, yaml_path
 from rstsweep.sweeps.templates import refs
@@ -167,11 +167,13 @@ def check_config_keys(section: Mapping[str, object], *where: PathPart) -> None:
 
 def _check_names(names: list[str] | None, *where: PathPart) -> None:
     for i, name in enumerate(names or []):
-        known = DATASETS if where[-1] == "datasets" else None
+        known = dataset_names() if where[-1] == "datasets" else None
         ok = name in known if known else is_known_model(name)
         if not ok:
-            # models: the CIFAR ones, then "..." (the ImageNet ResNets are rarely what was meant)
-            hint = ", ".join(known) if known else ", ".join(MODEL_NAMES[:5]) + ", ..."
+            # models: the CIFAR ones, "...", then the registered ones (the ImageNet ResNets are
+            # rarely what was meant)
+            models, builtin = model_names(), len(MODEL_NAMES)
+            hint = ", ".join(known) if known else ", ".join((*models[:5], "...", *models[builtin:]))
             raise RstError(
                 f"{yaml_path(*where, i)}: unknown {where[-1][:-1]} {name!r} (known: {hint})"
             )

@@ -10,6 +10,7 @@ Where each dataset is looked for, in order:
   CIFAR10/CIFAR100 download into that directory.
 - imagenet: torchvision ImageFolder `data_dir/train` and `data_dir/val`, streamed from the files
   by DataLoader workers (`imagefolder.py`: a `FolderData` instead of a DataBundle; any size).
+- a registered data set (`core.registry`, from a plugin): its loader (`registered_data.py`).
 
 Subsets and label noise are seeded and independent of each other: the noisy label of training
 example i depends only on (seed, i), never on the subset size; test labels are never noised.
@@ -26,9 +27,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from rstsweep.core.catalog import DATASETS
+from rstsweep.core.catalog import DATASETS, dataset_names
 from rstsweep.errors import RstError
 from rstsweep.trainers.imagefolder import FolderData, folder_root, load_folder
+from rstsweep.trainers.registered_data import is_registered, load_registered
 
 SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 CACHE_DIR = Path("~/.cache/rstsweep").expanduser()
@@ -298,8 +300,8 @@ def _resolve_device(device: str | torch.device) -> torch.device:
 
 def _dataset_key(dataset: str) -> str:
     key = dataset.strip().lower()
-    if key not in DATASETS:
-        raise RstError(f"dataset: unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
+    if key not in DATASETS and not is_registered(key):
+        raise RstError(f"dataset: unknown dataset {dataset!r}; known: {', '.join(dataset_names())}")
     return key
 
 
@@ -313,7 +315,8 @@ def ensure_dataset(dataset: str, data_dir: str | Path | None = None) -> Path:
         return _fashion_mnist_dir(root)
     if key in _CIFAR:
         return _cifar_folder(key, root)
-    return folder_root(root)
+    # a registered data set's loader finds its own files (checked when a trial loads them)
+    return folder_root(root) if key == "imagenet" else (root or Path.cwd())
 
 
 def load_data(
@@ -342,7 +345,10 @@ def load_data(
         return _stream_imagenet(
             root, device, train_subset, test_subset, seed, label_noise, image_size, loader_workers
         )
-    arrays = _load_fashion_mnist(root) if key == "fashion-mnist" else _load_cifar(key, root)
+    if is_registered(key):
+        arrays = _Arrays(*load_registered(key, root))
+    else:
+        arrays = _load_fashion_mnist(root) if key == "fashion-mnist" else _load_cifar(key, root)
 
     labels = noisy_labels(arrays.train_y, label_noise, arrays.num_classes, seed)
     train_idx = subset_indices(len(labels), train_subset, seed, _SUBSET_TRAIN)

@@ -16,6 +16,7 @@ and `vit-s16` is ViT-S/16 (patch 16), and VGG16-BN and WideResNet are refused.
 - `vit-s16`: ViT-S adapted to small images (patch 4, dim 384, depth 12, heads 6); `width` overrides
   the embedding dim (heads = dim // 64) for small CPU runs.
 - `resnet50`, `resnet101`: torchvision's ImageNet models (weights=None).
+- a registered name (`core.registry.register_model`, usually from a plugin): its builder.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from rstsweep.core import registry
 from rstsweep.core.catalog import LARGE, MODEL_NAMES, WRN_RE, input_kind, model_variant
 from rstsweep.errors import RstError
 
@@ -259,6 +261,8 @@ def build_model(
     (model, dataset) pairs raise RstError.
     """
     key = name.strip().lower()
+    if key in registry.MODELS:
+        return _registered(key, in_channels, num_classes, width, image_size, dataset)
     large = dataset is not None and input_kind(dataset) == LARGE
     if large:
         try:
@@ -279,5 +283,26 @@ def build_model(
         return _vit(in_channels, num_classes, width, image_size, patch=16 if large else 4)
     if key in ("resnet50", "resnet101"):
         return _torchvision_resnet(key, in_channels, num_classes)
-    known = ", ".join(MODEL_NAMES)
+    known = ", ".join((*MODEL_NAMES, *registry.MODELS))
     raise RstError(f"model: unknown model {name!r}; known: {known} (e.g. wrn-28-10, wrn-16-4)")
+
+
+def _registered(
+    key: str,
+    in_channels: int,
+    num_classes: int,
+    width: int | None,
+    image_size: int,
+    dataset: str | None,
+) -> nn.Module:
+    """A registered model from its builder; refused on an input kind it was not registered for,
+    and a builder that returns no nn.Module is a one-line error naming the model."""
+    if dataset is not None:
+        try:
+            model_variant(key, dataset)
+        except ValueError as exc:
+            raise RstError(str(exc), field="model") from None
+    model = registry.MODELS[key].build(in_channels, num_classes, width, image_size)
+    if not isinstance(model, nn.Module):
+        raise RstError(f"model: {key}: its builder returned {type(model).__name__}, not a Module")
+    return model
