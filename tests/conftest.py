@@ -8,7 +8,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 import factories
 
@@ -50,7 +49,4 @@ def small_synthetic_store(tmp_path_factory, sweeps_file: Path) -> Path:
 def cli() -> Callable[..., object]:
     """`cli("train", "--set", "x=1")`: the rstsweep app in-process; the result has exit_code,
     stdout and stderr (separately)."""
-    from rstsweep.cli import app
-
-    runner = CliRunner()
-    return lambda *args: runner.invoke(app, [str(a) for a in args])
+    return factories.invoke_cli

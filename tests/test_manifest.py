@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
+from factories import tiny_fields
 from rstsweep import cli
 from rstsweep.core.config import CellConfig
 from rstsweep.core.result import MANIFEST_KEYS
@@ -28,10 +29,7 @@ from rstsweep.trainers.runtime import CUBLAS_WORKSPACE, set_deterministic
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
-TINY = dict(
-    model="fastcnn", width=4, dataset="fashion-mnist", train_subset=256, test_subset=128,
-    batch_size=64, epochs=1, seed=1, schedule="constant(0.5)", device="cpu", threads=1,
-)  # fmt: skip
+TINY = tiny_fields(seed=1, schedule="constant(0.5)")
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from functools import partial
 
 import numpy as np
 import pyarrow as pa
@@ -15,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from factories import tiny_config
 from rstsweep import cli
 from rstsweep.core.config import CellConfig
 from rstsweep.core.passes import FORWARD, WEIGHT_GRAD, expected_sa_extra
@@ -27,15 +29,10 @@ from rstsweep.trainers.loop import train
 from rstsweep.trainers.models import build_model
 
 torch.set_num_threads(1)
-TINY = dict(
-    model="fastcnn", width=4, dataset="fashion-mnist", train_subset=320, test_subset=64,
-    batch_size=32, epochs=2, seed=4, lr=0.05, threads=1, device="cpu",
-)  # fmt: skip
+tiny = partial(
+    tiny_config, train_subset=320, test_subset=64, batch_size=32, epochs=2, seed=4, lr=0.05
+)  # this file's cells
 STEPS = 20  # 320 / 32 per epoch, 2 epochs
-
-
-def tiny(**kw) -> CellConfig:
-    return CellConfig(**{**TINY, **kw})
 
 
 @pytest.mark.parametrize("k", [1, 3, 5])

@@ -8,11 +8,12 @@ import json
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 
+from factories import tiny_config, tiny_fields
+from processes import kill_when
 from rstsweep import cli
 from rstsweep.core.config import CellConfig
 from rstsweep.trainers.loop import train
@@ -42,10 +43,7 @@ def test_json_summary(monkeypatch, capsys, tmp_path):
     code, out, err = run_main(monkeypatch, capsys, args)
     assert code == 0, err
     summary = json.loads(out)  # stdout holds the JSON only (no progress bar with --json)
-    config = CellConfig(
-        model="fastcnn", width=4, train_subset=256, test_subset=128, batch_size=64, epochs=1,
-        seed=2, schedule="constant(0.5)",
-    )  # fmt: skip
+    config = tiny_config(seed=2, schedule="constant(0.5)")  # runtime fields: not in the id
     assert summary["cell_id"] == config.cell_id()
     assert summary["status"] == "ok" and summary["error"] is None
     assert summary["steps"] == 4 and summary["realized_extra"] == summary["sa_steps"] / 4
@@ -94,26 +92,22 @@ def weights_hash(path) -> str:
 def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     """Start `rstsweep train --out DIR`, SIGKILL it once epoch 1's checkpoint exists, resume with
     `--resume`: final weights (hash) and test metrics equal those of an uninterrupted run."""
-    options = dict(
-        model="fastcnn", width=4, dataset="fashion-mnist", train_subset=1024, test_subset=256,
-        batch_size=64, epochs=3, seed=4, schedule="constant(0.5)", algorithm="sam",
+    options = tiny_fields(
+        train_subset=1024, test_subset=256, epochs=3, seed=4, schedule="constant(0.5)",
+        algorithm="sam",
     )  # fmt: skip
-    args = [sys.executable, "-m", "rstsweep", "train", "--device", "cpu", "--set", "threads=1"]
+    args = [sys.executable, "-m", "rstsweep", "train"]
     for key, value in options.items():
         args += ["--set", f"{key}={value}"]
     out = tmp_path / "killed"
     checkpoint = out / "checkpoint.pt"
-    proc = subprocess.Popen([*args, "--out", str(out), "--json"], stdout=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 120
-        while not checkpoint.exists():
-            assert proc.poll() is None, "the run ended before its first checkpoint"
-            assert time.monotonic() < deadline, "no checkpoint after 120 s"
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
+    proc = kill_when(
+        [*args, "--out", str(out), "--json"],
+        checkpoint.exists,
+        log=tmp_path / "killed.log",
+        waiting_for="first checkpoint",
+        timeout=120,
+    )
     assert proc.returncode == -signal.SIGKILL
     assert not (out / "final.pt").exists(), "killed too late: the run had finished"
     killed_at = torch.load(checkpoint, weights_only=True)["epoch"]
@@ -124,7 +118,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     )
     summary = json.loads(resumed.stdout)
 
-    config = CellConfig(**options, device="cpu", threads=1)
+    config = CellConfig(**options)
     straight = train(config, out_dir=tmp_path / "straight")
     assert summary["cell_id"] == straight.cell_id
     assert weights_hash(out / "final.pt") == weights_hash(tmp_path / "straight" / "final.pt")
