@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +14,6 @@ import pytest
 import torch
 
 from factories import tiny_fields
-from rstsweep import cli
 from rstsweep.core.config import CellConfig
 from rstsweep.core.result import MANIFEST_KEYS
 from rstsweep.store.store import Store
@@ -66,14 +64,11 @@ def test_trained_cell_row_carries_manifest_memory_and_skipped_steps(tmp_path, re
     assert bool(row["git_dirty"]) == bool(git("status", "--porcelain", "--untracked-files=no"))
 
 
-def test_deterministic_flag_from_the_cli_and_off_again(monkeypatch, capsys, restore_determinism):
+def test_deterministic_flag_from_the_cli_and_off_again(cli_main, restore_determinism):
     options = [part for k, v in TINY.items() for part in ("--set", f"{k}={v}")]
-    args = ["rstsweep", "train", *options, "--deterministic", "--json"]
-    monkeypatch.setattr(sys, "argv", args)
-    with pytest.raises(SystemExit) as done:
-        cli.main()
-    assert done.value.code == 0
-    assert '"deterministic": true' in capsys.readouterr().out
+    code, out, _ = cli_main("train", *options, "--deterministic", "--json")
+    assert code == 0
+    assert '"deterministic": true' in out
     assert torch.are_deterministic_algorithms_enabled()
     assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == CUBLAS_WORKSPACE
     set_deterministic(False)  # what the next (non-deterministic) cell in this process does

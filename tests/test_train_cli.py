@@ -14,7 +14,6 @@ import torch
 
 from factories import tiny_config, tiny_fields
 from processes import kill_when
-from rstsweep import cli
 from rstsweep.core.config import CellConfig
 from rstsweep.trainers.loop import train
 
@@ -27,20 +26,9 @@ TINY_ARGS = [
 ]  # fmt: skip
 
 
-def run_main(monkeypatch, capsys, args: list[str]) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["rstsweep", *args])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_json_summary(monkeypatch, capsys, tmp_path):
+def test_json_summary(tmp_path, cli_main):
     args = ["train", *TINY_ARGS, "--schedule", "constant(0.5)", "--json", "--out", str(tmp_path)]
-    code, out, err = run_main(monkeypatch, capsys, args)
+    code, out, err = cli_main(*args)
     assert code == 0, err
     summary = json.loads(out)  # stdout holds the JSON only (no progress bar with --json)
     config = tiny_config(seed=2, schedule="constant(0.5)")  # runtime fields: not in the id
@@ -52,8 +40,8 @@ def test_json_summary(monkeypatch, capsys, tmp_path):
     assert (tmp_path / "checkpoint.pt").exists() and (tmp_path / "final.pt").exists()
 
 
-def test_human_summary(monkeypatch, capsys):
-    code, out, _ = run_main(monkeypatch, capsys, ["train", *TINY_ARGS, "--algorithm", "sgd"])
+def test_human_summary(cli_main):
+    code, out, _ = cli_main("train", *TINY_ARGS, "--algorithm", "sgd")
     assert code == 0
     assert "status ok" in out and "SA steps 0" in out and "test error" in out
 
@@ -68,8 +56,8 @@ def test_human_summary(monkeypatch, capsys):
         (["--model", "nosuch"], "nosuch"),
     ],
 )
-def test_bad_options_give_one_line_and_exit_2(monkeypatch, capsys, args, message):
-    code, out, err = run_main(monkeypatch, capsys, ["train", *TINY_ARGS, *args])
+def test_bad_options_give_one_line_and_exit_2(args, message, cli_main):
+    code, out, err = cli_main("train", *TINY_ARGS, *args)
     assert code == 2
     assert out == ""
     assert len(err.strip().splitlines()) == 1 and message in err
