@@ -29,7 +29,7 @@ def ray_env(ray_dir: Path, **extra: str) -> dict[str, str]:
 
 
 def cli_process(
-    *args: object, cwd: Path, timeout: float = 120, env: dict[str, str] | None = None
+    *args: object, cwd: Path | None = None, timeout: float = 120, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """`rstsweep ARGS` in a subprocess, stdout and stderr captured as text; `env` is its whole
     environment (None: this one)."""
