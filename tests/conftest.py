@@ -1,14 +1,14 @@
 """Fixtures shared by the tests: the repository's sweeps.yaml, synthetic cells and TrainResults
-(no torch), a small synthetic result store, and the CLI run in-process through typer's CliRunner
-(the same error handling as the console script)."""
+(no torch), a small synthetic result store, and the CLI run in-process, either through typer's
+CliRunner (`cli`) or through the console script's entry point cli.main() (`cli_main`)."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 import factories
 
@@ -50,7 +50,24 @@ def small_synthetic_store(tmp_path_factory, sweeps_file: Path) -> Path:
 def cli() -> Callable[..., object]:
     """`cli("train", "--set", "x=1")`: the rstsweep app in-process; the result has exit_code,
     stdout and stderr (separately)."""
-    from rstsweep.cli import app
+    return factories.invoke_cli
 
-    runner = CliRunner()
-    return lambda *args: runner.invoke(app, [str(a) for a in args])
+
+@pytest.fixture
+def cli_main(monkeypatch, capsys) -> Callable[..., tuple[int, str, str]]:
+    """`cli_main("verify", "-s", store)`: `rstsweep ARGS` through cli.main(), the console script's
+    entry point, in this process; returns (exit code, stdout, stderr) as the user would see them."""
+    from rstsweep import cli
+
+    def run(*args: object) -> tuple[int, str, str]:
+        capsys.readouterr()  # only this command's output
+        monkeypatch.setattr(sys, "argv", ["rstsweep", *map(str, args)])
+        code = 0
+        try:
+            cli.main()
+        except SystemExit as exc:
+            code = exc.code or 0
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from processes import cli_process
 from rstsweep.testing.synthetic import small_store
 
 SWEEPS_FILE = Path(__file__).resolve().parents[1] / "sweeps.yaml"
@@ -24,19 +25,8 @@ def store(tmp_path_factory) -> Path:
     return root
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    # `python -m rstsweep.cli` goes through cli.main(), like the installed console script
-    return subprocess.run(
-        [sys.executable, "-m", "rstsweep.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=120,
-    )
-
-
 def test_figures_prints_the_paths_it_wrote(store, tmp_path):
-    proc = _cli("figures", "--store", str(store), "--out", "figs", cwd=tmp_path)
+    proc = cli_process("figures", "--store", str(store), "--out", "figs", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     paths = [Path(line) for line in proc.stdout.splitlines()]
     assert [p.name for p in paths] == ["figure1.png", "figure3.png", "figure5.png", "paired.png"]
@@ -46,7 +36,9 @@ def test_figures_prints_the_paths_it_wrote(store, tmp_path):
 
 
 def test_tables_to_files_and_stdout(store, tmp_path):
-    proc = _cli("tables", "--store", str(store), "--format", "csv", "--out", "t", cwd=tmp_path)
+    proc = cli_process(
+        "tables", "--store", str(store), "--format", "csv", "--out", "t", cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr
     written = [tmp_path / line for line in proc.stdout.splitlines()]
     names = {p.name for p in written}
@@ -56,7 +48,7 @@ def test_tables_to_files_and_stdout(store, tmp_path):
     t1 = pd.read_csv(tmp_path / "t" / "table1_baselines.csv")
     row = t1[(t1["case"] == "SGD") & (t1["dataset"] == "cifar10")].iloc[0]
     assert row["test_error_pct_mean"] == pytest.approx(sgd.mean() * 100, rel=1e-12)
-    md = _cli("tables", "--store", str(store), cwd=tmp_path)
+    md = cli_process("tables", "--store", str(store), cwd=tmp_path)
     assert md.returncode == 0, md.stderr
     assert "### Table 1: SGD and SAM" in md.stdout and "_partial: " in md.stdout
 
@@ -72,7 +64,7 @@ def test_tables_to_files_and_stdout(store, tmp_path):
 def test_user_errors_exit_2_with_one_line(store, tmp_path, args, message):
     if "--store" not in args:
         args = [*args, "--store", str(store)]
-    proc = _cli(*args, cwd=tmp_path)
+    proc = cli_process(*args, cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stdout == ""
     lines = proc.stderr.strip().splitlines()

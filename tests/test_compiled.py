@@ -13,7 +13,7 @@ import torch._dynamo
 from torch import nn
 from torch._dynamo.utils import counters
 
-from rstsweep.core.config import CellConfig
+from factories import tiny_config
 from rstsweep.trainers import run as run_module
 from rstsweep.trainers.compiled import EAGER, Passes, compiled_passes
 from rstsweep.trainers.loop import train
@@ -100,13 +100,10 @@ def test_inductor_compiled_sam_steps_equal_eager():
 def test_compile_true_cell_matches_the_eager_cell(monkeypatch):
     """`compile: true` through the real trainer (aot_eager backend: no C++ build on the CPU)."""
     monkeypatch.setattr(run_module, "compiled_passes", lambda: compiled_passes(backend="aot_eager"))
-    base = dict(
-        model="fastcnn", width=4, train_subset=256, test_subset=128, batch_size=64, epochs=1,
-        seed=3, schedule="constant(0.5)", device="cpu", threads=1,
-    )  # fmt: skip
+    base = dict(seed=3, schedule="constant(0.5)")
     try:
-        eager = train(CellConfig(**base))
-        compiled = train(CellConfig(**base, compile=True))
+        eager = train(tiny_config(**base))
+        compiled = train(tiny_config(**base, compile=True))
     finally:
         torch._dynamo.reset()
     assert compiled.cell_id == eager.cell_id  # compile is runtime-only

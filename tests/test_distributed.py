@@ -15,6 +15,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from factories import tiny_config
 from rstsweep.core.config import CellConfig
 from rstsweep.trainers.distributed import free_port, init_group, parallelize, train_distributed
 from rstsweep.trainers.optim import build_lr_scheduler, build_optimizer
@@ -136,22 +137,10 @@ def test_sa_branch_averages_per_shard_sam_gradients(tmp_path: Path) -> None:
     )
 
 
-CELL = dict(
-    model="fastcnn",
-    width=8,
-    train_subset=96,
-    test_subset=64,
-    batch_size=32,
-    epochs=2,
-    schedule="constant(0.5)",
-    threads=1,
-    world_size=2,
-    device="cpu",
-)
-
 _KILLED = """
 import os, sys
 from pathlib import Path
+from factories import tiny_config
 from rstsweep.core.config import CellConfig
 from rstsweep.trainers.distributed import train_distributed
 config = CellConfig.model_validate_json(sys.argv[1])
@@ -162,7 +151,10 @@ train_distributed(config, out_dir=Path(sys.argv[2]), on_epoch=die)
 
 
 def test_killed_two_process_cell_resumes_bit_identical(tmp_path: Path) -> None:
-    config = CellConfig(**CELL)
+    config = tiny_config(
+        width=8, train_subset=96, test_subset=64, batch_size=32, epochs=2, schedule="constant(0.5)",
+        world_size=2,
+    )  # fmt: skip
     whole = train_distributed(config, out_dir=tmp_path / "whole")
     assert whole.world_size == 2 and whole.steps == 6
     killed = subprocess.run(
@@ -183,17 +175,13 @@ def test_killed_two_process_cell_resumes_bit_identical(tmp_path: Path) -> None:
     assert resumed.draws.tolist() == whole.draws.tolist()
 
 
-def test_train_cli_with_world_size_two_reports_it() -> None:
+def test_train_cli_with_world_size_two_reports_it(cli) -> None:
     import json
-
-    from typer.testing import CliRunner
-
-    from rstsweep.cli import app
 
     args = ["train", "--world-size", "2", "--json", "--device", "cpu", "--set", "threads=1"]
     args += ["--set", "width=8", "--set", "train_subset=64", "--set", "test_subset=64"]
     args += ["--set", "batch_size=32"]
-    done = CliRunner().invoke(app, args)
+    done = cli(*args)
     assert done.exit_code == 0, done.output
     summary = json.loads(done.output.strip().splitlines()[-1])
     assert summary["world_size"] == 2 and summary["steps"] == 2 and summary["status"] == "ok"

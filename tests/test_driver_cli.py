@@ -8,26 +8,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from processes import cli_command, cli_process, kill_when, ray_env
 from rstsweep.sweeper.live import read_events
 from tiny_sweeps import write_tiny_sweeps
-
-
-def rstsweep_cmd(*args: str | Path) -> list[str]:
-    return [sys.executable, "-m", "rstsweep.cli", *map(str, args)]
 
 
 @pytest.fixture
@@ -39,22 +31,8 @@ def ray_dir():
     shutil.rmtree(parent, ignore_errors=True)
 
 
-def env_for(ray_dir: Path, **extra: str) -> dict[str, str]:
-    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", **extra)
-    env["RSTSWEEP_RAY_TMPDIR"] = str(ray_dir)
-    env.pop("RAY_ADDRESS", None)
-    return env
-
-
 def run_cli(tmp_path: Path, ray_dir: Path, *args: str | Path, timeout: float = 180, **env: str):
-    return subprocess.run(
-        rstsweep_cmd(*args),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env_for(ray_dir, **env),
-        cwd=tmp_path,
-    )
+    return cli_process(*args, cwd=tmp_path, timeout=timeout, env=ray_env(ray_dir, **env))
 
 
 def raw_trials(store: Path) -> pd.DataFrame:
@@ -112,25 +90,15 @@ def test_driver_sigkilled_mid_sweep_then_rerun_runs_every_cell_exactly_once(tmp_
     sweeps = write_tiny_sweeps(tmp_path / "s.yaml", [0.2, 0.4, 0.6, 0.8], epochs=2)
     store = tmp_path / "st"
     args = ("run", "s", "--file", sweeps, "--profile", "t", "--store", store, "--no-progress")
-    with open(tmp_path / "first.log", "w") as log:
-        proc = subprocess.Popen(
-            rstsweep_cmd(*args),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env_for(ray_dir),
-            cwd=tmp_path,
-            start_new_session=True,  # its own process group: Ray's processes die with it
-        )
-        try:
-            deadline = time.monotonic() + 150
-            while not list((store / "trials").glob("part-*.parquet")):
-                assert proc.poll() is None, (tmp_path / "first.log").read_text()
-                assert time.monotonic() < deadline, "no cell finished in time"
-                time.sleep(0.05)
-        finally:
-            with contextlib.suppress(ProcessLookupError):  # keep a failed assert's message
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
+    proc = kill_when(
+        cli_command(*args),
+        lambda: bool(list((store / "trials").glob("part-*.parquet"))),
+        log=tmp_path / "first.log",
+        waiting_for="finished cell",
+        group=True,  # its own process group: Ray's processes die with it
+        cwd=tmp_path,
+        env=ray_env(ray_dir),
+    )
     first_log = (tmp_path / "first.log").read_text()
     assert proc.returncode == -signal.SIGKILL, first_log
     early = raw_trials(store)
@@ -196,25 +164,15 @@ def test_driver_killed_mid_cell_then_rerun_resumes_that_cell_from_its_epoch_chec
     sweeps = write_tiny_sweeps(tmp_path / "s.yaml", [0.5], epochs=4, train_subset=2048)
     args = ("run", "s", "--file", sweeps, "--profile", "t", "--no-progress", "--store")
     cells_dir = tmp_path / "st" / ".scratch" / "cells"
-    with open(tmp_path / "first.log", "w") as log:
-        proc = subprocess.Popen(
-            rstsweep_cmd(*args, tmp_path / "st"),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env_for(ray_dir),
-            cwd=tmp_path,
-            start_new_session=True,
-        )
-        try:
-            deadline = time.monotonic() + 150
-            while not list(cells_dir.glob("*/epoch")):  # some cell has an epoch checkpoint
-                assert proc.poll() is None, (tmp_path / "first.log").read_text()
-                assert time.monotonic() < deadline, "no epoch checkpoint in time"
-                time.sleep(0.05)
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
+    kill_when(
+        cli_command(*args, tmp_path / "st"),
+        lambda: bool(list(cells_dir.glob("*/epoch"))),  # some cell has an epoch checkpoint
+        log=tmp_path / "first.log",
+        waiting_for="epoch checkpoint",
+        group=True,
+        cwd=tmp_path,
+        env=ray_env(ray_dir),
+    )
     interrupted = {p.parent.name for p in cells_dir.glob("*/checkpoint.pt")}
     done_before = (
         set(raw_trials(tmp_path / "st")["cell_id"]) if (tmp_path / "st/trials").exists() else set()

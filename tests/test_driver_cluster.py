@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from processes import cli_process
 from rstsweep.sweeper.live import read_events
 from tiny_sweeps import write_tiny_sweeps
 
@@ -43,19 +43,12 @@ def cluster(monkeypatch):
         shutil.rmtree(short, ignore_errors=True)
 
 
-RUN = [sys.executable, "-m", "rstsweep.cli", "run", "s", "--file", "s.yaml", "--profile", "t"]
+RUN = ("run", "s", "--file", "s.yaml", "--profile", "t", "--store", "st", "--no-progress")
 
 
 def run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    return subprocess.run(
-        [*RUN, "--store", "st", "--no-progress", *args],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env=env,
-        cwd=tmp_path,
-    )
+    return cli_process(*RUN, *args, cwd=tmp_path, timeout=240, env=env)
 
 
 def test_two_node_cluster_runs_a_sweep_with_fractional_gpus(cluster, tmp_path):

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
-import sys
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from processes import cli_process
 from rstsweep.sweeps import expand
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,16 +21,8 @@ SWEEPS_FILE = REPO / "sweeps.yaml"
 pytestmark = pytest.mark.slow
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    return subprocess.run(
-        [sys.executable, "-m", "rstsweep.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=600,
-    )
+# a real `ci` run may take minutes; no usage stats from the Ray it starts
+_cli = partial(cli_process, timeout=600, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ end to end through `rstsweep run`."""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
+from processes import cli_process
 from rstsweep.trainers.augment import test_batches, train_batches
 from rstsweep.trainers.data import ensure_dataset, load_data
 from rstsweep.trainers.imagefolder import FolderData, crop_box
@@ -105,12 +105,12 @@ def test_crop_box_follows_random_resized_crop() -> None:
 def test_imagenet_sweep_runs_through_rstsweep_run(folder: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "RAY_USAGE_STATS_ENABLED": "0"}
     store = tmp_path / "store"
-    command = [sys.executable, "-m", "rstsweep.cli", "run", "imagenet", "--profile", "ci-imagenet"]
+    command = ["run", "imagenet", "--profile", "ci-imagenet"]
     command += ["--data-dir", str(folder), "--store", str(store), "--num-cpus", "2"]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    done = cli_process(*command, env=env, timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
     trials = pd.read_parquet(store / "trials")
     assert len(trials) == 3 and set(trials["dataset"]) == {"imagenet"}
     assert set(trials["status"]) == {"ok"} and (trials["steps"] == 240 // 32).all()
-    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    again = cli_process(*command, env=env, timeout=900)
     assert again.returncode == 0 and "0 run now, 3 already done" in again.stdout

@@ -7,12 +7,14 @@ Everything runs on tiny settings (fastcnn width 4, a few hundred Fashion-MNIST i
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from factories import crash_after_epoch, tiny_config
 from rstsweep.core.config import CellConfig
 from rstsweep.errors import RstError
 from rstsweep.schedules import parse
@@ -32,23 +34,7 @@ from rstsweep.trainers.sam import disable_running_stats
 
 torch.set_num_threads(1)
 
-TINY = dict(
-    model="fastcnn",
-    width=4,
-    dataset="fashion-mnist",
-    train_subset=256,
-    test_subset=256,
-    batch_size=64,
-    epochs=2,
-    seed=3,
-    lr=0.05,
-    threads=1,
-    device="cpu",
-)
-
-
-def tiny(**overrides) -> CellConfig:
-    return CellConfig(**{**TINY, **overrides})
+tiny = partial(tiny_config, test_subset=256, epochs=2, seed=3, lr=0.05)  # this file's cells
 
 
 def final_weights(out_dir) -> dict[str, torch.Tensor]:
@@ -252,15 +238,7 @@ def test_resume_after_crash_matches_uninterrupted_run(tmp_path):
     cfg = tiny(schedule="constant(0.5)", epochs=3, algorithm="looksam", looksam_k=2)
     straight = loop_module.train(cfg, out_dir=tmp_path / "straight")
 
-    class Crash(Exception):
-        pass
-
-    def crash_after_first(record):
-        if record.epoch == 1:
-            raise Crash
-
-    with pytest.raises(Crash):
-        loop_module.train(cfg, out_dir=tmp_path / "resumed", on_epoch=crash_after_first)
+    crash_after_epoch(loop_module.train, cfg, tmp_path / "resumed")
     state = load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")
     assert state["epoch"] == 1
     acc = state["accounting"]  # first step of each branch kept apart as warm-up

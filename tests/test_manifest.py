@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
-from rstsweep import cli
+from factories import tiny_fields
 from rstsweep.core.config import CellConfig
 from rstsweep.core.result import MANIFEST_KEYS
 from rstsweep.store.store import Store
@@ -28,10 +27,7 @@ from rstsweep.trainers.runtime import CUBLAS_WORKSPACE, set_deterministic
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
-TINY = dict(
-    model="fastcnn", width=4, dataset="fashion-mnist", train_subset=256, test_subset=128,
-    batch_size=64, epochs=1, seed=1, schedule="constant(0.5)", device="cpu", threads=1,
-)  # fmt: skip
+TINY = tiny_fields(seed=1, schedule="constant(0.5)")
 
 
 @pytest.fixture
@@ -68,14 +64,11 @@ def test_trained_cell_row_carries_manifest_memory_and_skipped_steps(tmp_path, re
     assert bool(row["git_dirty"]) == bool(git("status", "--porcelain", "--untracked-files=no"))
 
 
-def test_deterministic_flag_from_the_cli_and_off_again(monkeypatch, capsys, restore_determinism):
+def test_deterministic_flag_from_the_cli_and_off_again(cli_main, restore_determinism):
     options = [part for k, v in TINY.items() for part in ("--set", f"{k}={v}")]
-    args = ["rstsweep", "train", *options, "--deterministic", "--json"]
-    monkeypatch.setattr(sys, "argv", args)
-    with pytest.raises(SystemExit) as done:
-        cli.main()
-    assert done.value.code == 0
-    assert '"deterministic": true' in capsys.readouterr().out
+    code, out, _ = cli_main("train", *options, "--deterministic", "--json")
+    assert code == 0
+    assert '"deterministic": true' in out
     assert torch.are_deterministic_algorithms_enabled()
     assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == CUBLAS_WORKSPACE
     set_deterministic(False)  # what the next (non-deterministic) cell in this process does

@@ -134,19 +134,16 @@ def test_models_without_an_imagenet_recipe_are_refused(name: str) -> None:
     assert CellConfig(model=name, dataset="cifar10").model == name  # small images: fine
 
 
-def test_the_catalogue_and_fields_say_which_layout_a_pair_gets() -> None:
-    from typer.testing import CliRunner
-
-    from rstsweep.cli import app
+def test_the_catalogue_and_fields_say_which_layout_a_pair_gets(cli) -> None:
     from rstsweep.core.catalog import model_variant
 
     assert "7×7 stride-2 stem + max-pool" in model_variant("resnet18", "imagenet")
     assert "3×3 stride-1 stem, no max-pool" in model_variant("resnet18", "cifar100")
     assert model_variant("wrn-16-4", "fashion-mnist").startswith("WideResNet")
-    assert "rstsweep fields --models" in CliRunner().invoke(app, ["fields"]).output
-    listing = CliRunner().invoke(app, ["fields", "--models"])
+    assert "rstsweep fields --models" in cli("fields").output
+    listing = cli("fields", "--models")
     assert listing.exit_code == 0
     assert "ImageNet ResNet-18: 7×7 stride-2 stem" in listing.output
     assert "vgg16-bn   imagenet     refused" in listing.output
-    bad = CliRunner().invoke(app, ["train", "--model", "vgg16-bn", "--dataset", "imagenet"])
+    bad = cli("train", "--model", "vgg16-bn", "--dataset", "imagenet")
     assert bad.exit_code == 2 and "model: vgg16-bn on imagenet" in bad.output

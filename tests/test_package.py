@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from processes import cli_process
 from rstsweep.core.shipped import packaged_sweeps_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,17 +45,6 @@ sweeps:
 """
 
 
-def cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "rstsweep.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=120,
-    )
-
-
 def one_error_line(proc: subprocess.CompletedProcess) -> str:
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
@@ -70,40 +60,40 @@ def test_the_repository_sweeps_file_is_the_packaged_one():
 
 
 def test_plan_uses_the_packaged_file_then_a_local_copy_from_init(tmp_path):
-    proc = cli("plan", "constant", "--profile", "demo", "--no-probe", cwd=tmp_path)
+    proc = cli_process("plan", "constant", "--profile", "demo", "--no-probe", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     first = proc.stdout.splitlines()[0]
     assert first == f"sweeps file: {PACKAGED} (the paper's grids shipped with rstsweep)"
     assert "constant · profile demo · fastcnn × fashion-mnist × 3 seeds" in proc.stdout
 
-    proc = cli("init", cwd=tmp_path)
+    proc = cli_process("init", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     copy = tmp_path / "sweeps.yaml"
     assert copy.read_bytes() == PACKAGED.read_bytes() and not copy.is_symlink()
-    assert one_error_line(cli("init", cwd=tmp_path)).endswith(
+    assert one_error_line(cli_process("init", cwd=tmp_path)).endswith(
         "sweeps.yaml: already exists (pass --force to overwrite it)"
     )
 
     # the user's edit (a 4th seed for demo) is what plan reads now
     copy.write_text(copy.read_text().replace("seeds: [0, 1, 2]", "seeds: [0, 1, 2, 3]", 1))
-    proc = cli("plan", "constant", "--profile", "demo", "--no-probe", cwd=tmp_path)
+    proc = cli_process("plan", "constant", "--profile", "demo", "--no-probe", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[0] == "sweeps file: sweeps.yaml"
     assert "fastcnn × fashion-mnist × 4 seeds" in proc.stdout
 
 
 def test_init_into_a_new_directory_and_force(tmp_path):
-    proc = cli("init", "exp/one", cwd=tmp_path)
+    proc = cli_process("init", "exp/one", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     target = tmp_path / "exp" / "one" / "sweeps.yaml"
     target.write_text("edited")
-    assert cli("init", "exp/one", "--force", cwd=tmp_path).returncode == 0
+    assert cli_process("init", "exp/one", "--force", cwd=tmp_path).returncode == 0
     assert target.read_bytes() == PACKAGED.read_bytes()
 
 
 def test_a_missing_file_is_one_line(tmp_path):
     for command in (["plan", "constant"], ["status"]):
-        line = one_error_line(cli(*command, "--file", "nope.yaml", cwd=tmp_path))
+        line = one_error_line(cli_process(*command, "--file", "nope.yaml", cwd=tmp_path))
         assert line == "rstsweep: error: nope.yaml: sweeps file not found (pass --file PATH)"
 
 
@@ -121,7 +111,7 @@ def test_shell_completion_completes_commands_and_options(tmp_path):
         capture_output=True, text=True, cwd=tmp_path, env={**env, **words},
     )  # fmt: skip
     assert proc.stdout.split() == ["--profile"], proc.stderr
-    help_text = cli("--help", cwd=tmp_path).stdout
+    help_text = cli_process("--help", cwd=tmp_path).stdout
     assert "--install-completion" in help_text
 
 
@@ -146,12 +136,12 @@ def test_a_plugin_family_is_known_to_schedules_and_plan(tmp_path):
     (tmp_path / "sweeps.yaml").write_text(PLUGIN_SWEEPS)
     env = plugin_env(site)
 
-    proc = cli("schedules", "--spec", "ramp(0.4)", cwd=tmp_path, env=env)
+    proc = cli_process("schedules", "--spec", "ramp(0.4)", cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
     ramp = [line for line in proc.stdout.splitlines() if "ramp" in line]
     assert ramp and any("0.2" in line for line in ramp), proc.stdout  # Δη = h/2 = 0.2
 
-    proc = cli("plan", "ramps", "--profile", "t", "--no-probe", cwd=tmp_path, env=env)
+    proc = cli_process("plan", "ramps", "--profile", "t", "--no-probe", cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[0] == "sweeps file: sweeps.yaml"
     total = next(line for line in proc.stdout.splitlines() if line.lstrip().startswith("total"))
@@ -163,7 +153,7 @@ def test_a_plugin_family_is_known_to_schedules_and_plan(tmp_path):
     assert mean_extra == f"{want:.3f}" == "0.291"
 
     # the same sweeps file without the plugin: the family is unknown
-    proc = cli("plan", "ramps", "--profile", "t", "--no-probe", cwd=tmp_path)
+    proc = cli_process("plan", "ramps", "--profile", "t", "--no-probe", cwd=tmp_path)
     assert "ramp" in one_error_line(proc)
 
 
@@ -171,5 +161,5 @@ def test_a_plugin_family_is_known_to_schedules_and_plan(tmp_path):
 def test_a_broken_plugin_is_one_line_naming_it(tmp_path, body):
     site = tmp_path / "site"
     write_plugin(site, body)
-    line = one_error_line(cli("fields", cwd=tmp_path, env=plugin_env(site)))
+    line = one_error_line(cli_process("fields", cwd=tmp_path, env=plugin_env(site)))
     assert line.startswith("rstsweep: error: plugin 'ramp' (rst_ramp_plugin, entry point ")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import math
-import sys
+from functools import partial
 
 import numpy as np
 import pyarrow as pa
@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from rstsweep import cli
+from factories import tiny_config
 from rstsweep.core.config import CellConfig
 from rstsweep.core.passes import FORWARD, WEIGHT_GRAD, expected_sa_extra
 from rstsweep.store import schema
@@ -27,15 +27,10 @@ from rstsweep.trainers.loop import train
 from rstsweep.trainers.models import build_model
 
 torch.set_num_threads(1)
-TINY = dict(
-    model="fastcnn", width=4, dataset="fashion-mnist", train_subset=320, test_subset=64,
-    batch_size=32, epochs=2, seed=4, lr=0.05, threads=1, device="cpu",
-)  # fmt: skip
+tiny = partial(
+    tiny_config, train_subset=320, test_subset=64, batch_size=32, epochs=2, seed=4, lr=0.05
+)  # this file's cells
 STEPS = 20  # 320 / 32 per epoch, 2 epochs
-
-
-def tiny(**kw) -> CellConfig:
-    return CellConfig(**{**TINY, **kw})
 
 
 @pytest.mark.parametrize("k", [1, 3, 5])
@@ -160,26 +155,24 @@ def test_old_rows_read_with_sa_fraction_from_their_realized_extra(tmp_path) -> N
     assert trials.loc["other", "realized_extra"] < trials.loc["other", "sa_fraction"]
 
 
-def _train_json(monkeypatch, capsys, *args: str) -> dict:
+def _train_json(cli_main, *args: str) -> dict:
     tiny = {"width": 4, "train_subset": 320, "test_subset": 64, "batch_size": 32, "threads": 1}
     sets = [part for k, v in tiny.items() for part in ("--set", f"{k}={v}")]
-    argv = ["rstsweep", "train", "--model", "fastcnn", "--epochs", "1", "--device", "cpu", *sets]
-    monkeypatch.setattr(sys, "argv", [*argv, *args, "--json"])
-    with pytest.raises(SystemExit) as done:
-        cli.main()
-    assert not done.value.code
-    return json.loads(capsys.readouterr().out)
+    argv = ["train", "--model", "fastcnn", "--epochs", "1", "--device", "cpu", *sets]
+    code, out, _ = cli_main(*argv, *args, "--json")
+    assert not code
+    return json.loads(out)
 
 
-def test_cli_json_reports_both_fractions_and_the_first_pass(monkeypatch, capsys) -> None:
-    summary = _train_json(monkeypatch, capsys, "--algorithm", "esam")
+def test_cli_json_reports_both_fractions_and_the_first_pass(cli_main) -> None:
+    summary = _train_json(cli_main, "--algorithm", "esam")
     assert summary["sa_fraction"] == 1.0 and summary["realized_extra"] < 1.0
     assert summary["first_pass_s"] is not None and summary["extra_passes"] > 0
 
 
-def test_cli_looksam_k5_runs_a_fifth_of_the_extra_passes(monkeypatch, capsys) -> None:
+def test_cli_looksam_k5_runs_a_fifth_of_the_extra_passes(cli_main) -> None:
     args = ("--algorithm", "looksam", "--set", "looksam_k=5", "--schedule", "constant(1)")
-    summary = _train_json(monkeypatch, capsys, *args)
+    summary = _train_json(cli_main, *args)
     # 10 SA steps, every 5th a full SAM step (t = 0, 5): 2 extra passes over 10 steps
     assert summary["steps"] == 10 and summary["sa_fraction"] == 1.0
     assert summary["realized_extra"] == pytest.approx(0.2)

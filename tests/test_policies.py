@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from factories import crash_after_epoch, tiny_config
 from rstsweep.core.config import CellConfig
 from rstsweep.schedules import SALT, SIGNAL_LAG, Policy, ScheduleError, parse
 from rstsweep.store.rows import draws_row, pack_signal, unpack_signal
@@ -183,32 +184,16 @@ def test_policy_cell_trains_resumes_and_replays(tmp_path):
     epoch 1 then resume ends with the same draws, signals and weights."""
     from rstsweep.trainers import loop
 
-    cfg = CellConfig(
-        model="fastcnn",
-        width=4,
-        train_subset=192,
-        test_subset=64,
-        batch_size=32,
-        epochs=2,
-        seed=5,
-        lr=0.05,
-        threads=1,
-        device="cpu",
+    cfg = tiny_config(
+        train_subset=192, test_subset=64, batch_size=32, epochs=2, seed=5, lr=0.05,
         schedule="budget(0.5)",
-    )
+    )  # fmt: skip
     straight = loop.train(cfg, out_dir=tmp_path / "straight")
     assert straight.signals is not None and straight.signals.size == straight.steps == 12
     assert np.all(np.isfinite(straight.signals)) and np.all(straight.signals > 0)
     np.testing.assert_array_equal(
         parse(cfg.schedule).replay(straight.signals, cfg.seed), straight.draws
     )
-
-    class Crash(Exception):
-        pass
-
-    def crash(record):
-        if record.epoch == 1:
-            raise Crash
 
     # the published rule (lag 0): each step decides from its own first pass
     exact_cfg = cfg.model_copy(update={"schedule": "aesam", "signal_lag": 0})
@@ -223,23 +208,18 @@ def test_policy_cell_trains_resumes_and_replays(tmp_path):
     by_third = [sum(d[:4]) / 4, sum(d[4:8]) / 4, sum(d[8:]) / 4]
     assert result_summary(exact)["sa_fraction_by_third"] == pytest.approx(by_third)
 
-    with pytest.raises(Crash):
-        loop.train(cfg, out_dir=tmp_path / "resumed", on_epoch=crash)
+    crash_after_epoch(loop.train, cfg, tmp_path / "resumed")
     resumed = loop.train(cfg, out_dir=tmp_path / "resumed", resume=True)
     np.testing.assert_array_equal(resumed.draws, straight.draws)
     np.testing.assert_array_equal(resumed.signals, straight.signals)
     assert resumed.test_loss == straight.test_loss
 
 
-def test_schedules_command_lists_the_policies_and_accepts_their_specs():
-    from typer.testing import CliRunner
-
-    from rstsweep.cli import app
-
-    result = CliRunner().invoke(app, ["schedules", "-T", "10", "--spec", "budget(0.3)"])
+def test_schedules_command_lists_the_policies_and_accepts_their_specs(cli):
+    result = cli("schedules", "-T", "10", "--spec", "budget(0.3)")
     assert result.exit_code == 0, result.output
     assert "Closed-loop policies" in result.output
     for text in ("aesam", "l1 in [-5, 5] (default -1)", "Jiang et al., ICLR 2023", "d in [0, 1]"):
         assert text in result.output
-    bad = CliRunner().invoke(app, ["schedules", "--spec", "budget(3)"])
+    bad = cli("schedules", "--spec", "budget(3)")
     assert bad.exit_code != 0

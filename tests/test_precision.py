@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from factories import crash_after_epoch, tiny_config
 from rstsweep.core.config import CellConfig
 from rstsweep.trainers.precision import LossScaling
 from rstsweep.trainers.runtime import Runtime, resolve_precision
@@ -146,22 +147,9 @@ def test_fp16_cell_resumes_bit_identical_with_its_scaler_state(tmp_path):
     from rstsweep.trainers.checkpoint import load_checkpoint
     from rstsweep.trainers.loop import train
 
-    config = CellConfig(
-        model="fastcnn", width=4, dataset="fashion-mnist", train_subset=256, test_subset=128,
-        batch_size=64, epochs=2, seed=4, schedule="constant(0.5)", device="cpu", threads=1,
-        precision="fp16",
-    )  # fmt: skip
+    config = tiny_config(epochs=2, seed=4, schedule="constant(0.5)", precision="fp16")
     straight = train(config, out_dir=tmp_path / "straight")
-
-    class Crash(Exception):
-        pass
-
-    def crash_after_first(record):
-        if record.epoch == 1:
-            raise Crash
-
-    with pytest.raises(Crash):
-        train(config, out_dir=tmp_path / "resumed", on_epoch=crash_after_first)
+    crash_after_epoch(train, config, tmp_path / "resumed")
     state = load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")
     assert state["scaling"]["scaler"]["scale"] > 0 and "skipped_steps" in state["scaling"]
     resumed = train(config, out_dir=tmp_path / "resumed", resume=True)

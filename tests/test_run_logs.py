@@ -12,9 +12,9 @@ import subprocess
 import pandas as pd
 import pytest
 
+from processes import cli_command, ray_env
 from rstsweep.sweeper.live import SweepProgress
 from rstsweep.sweeper.loglines import LogLines
-from test_driver_cli import env_for, rstsweep_cmd
 from tiny_sweeps import write_tiny_sweeps
 from trackers_read import mlflow_runs, tensorboard_scalars, wandb_offline_runs
 
@@ -104,7 +104,7 @@ def test_run_with_stderr_to_a_file_writes_greppable_lines(tmp_path):
     try:
         with open(log, "w") as err:
             done = subprocess.run(
-                rstsweep_cmd(
+                cli_command(
                     "run",
                     "s",
                     "--file",
@@ -125,7 +125,7 @@ def test_run_with_stderr_to_a_file_writes_greppable_lines(tmp_path):
                 timeout=240,
                 cwd=tmp_path,
                 # the first trial's worker dies after its epoch; with no retries it fails
-                env=env_for(
+                env=ray_env(
                     ray_dir,
                     RSTSWEEP_LOG_EVERY="1",
                     RSTSWEEP_TEST_CRASH_ONCE=str(tmp_path / "c"),

@@ -15,9 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from rstsweep.cli import app
 from rstsweep.core.result import EpochRecord, TrainResult
 from rstsweep.errors import RstError
 from rstsweep.schedules import parse, uniforms
@@ -111,7 +109,7 @@ def test_objective_penalises_over_budget_and_divergence():
         ({"budget": 0.0}, "no parameter to search"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(tmp_path, kw, needle):
+def test_bad_input_is_one_line_and_exit_2(tmp_path, kw, needle, cli, cli_main):
     o = options(tmp_path, **kw)
     with pytest.raises(RstError, match=None) as info:
         run_search(o)
@@ -133,14 +131,9 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, kw, needle):
     ]
     if o.family:
         args += ["--family", o.family]
-    from rstsweep import cli
-
-    result = CliRunner().invoke(app, args)
+    result = cli(*args)
     assert result.exit_code == 2 and result.stderr.count("\n") == 1 and needle in result.stderr
-    with pytest.raises(SystemExit) as code:
-        sys.argv = ["rstsweep", *args]
-        cli.main()
-    assert code.value.code == 2
+    assert cli_main(*args)[0] == 2
 
 
 @pytest.mark.slow

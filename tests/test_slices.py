@@ -128,29 +128,22 @@ def test_status_json_and_pending(cli, sweeps_file, demo_cells, tmp_path) -> None
 def test_run_where_runs_only_the_slice_and_leaves_a_report(tmp_path) -> None:
     """`rstsweep run` for real (local Ray, the real trainer, tiny cells): only the slice runs, and
     the run ends by writing the store's report.html, which lists the slice's cells."""
-    import os
     import shutil
-    import subprocess
-    import sys
     import tempfile
 
     import pandas as pd
 
+    from processes import cli_process, ray_env
     from tiny_sweeps import write_tiny_sweeps
 
     sweeps = write_tiny_sweeps(tmp_path / "s.yaml", [0.2, 0.4, 0.6], epochs=1)
     ray_parent = Path(tempfile.mkdtemp(prefix="rst-", dir="/tmp"))  # short: Ray's socket paths
-    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RSTSWEEP_RAY_TMPDIR=str(ray_parent / "r"))
-    env.pop("RAY_ADDRESS", None)
     store = tmp_path / "st"
     args = ["run", "s", "--file", sweeps, "--profile", "t", "--store", store, "--no-progress"]
     args += ["--tracker", "none", "--where", "group=constant", "--where", "x=0.4"]
     args += ["--where", "x=0.6", "--seeds", "0"]
     try:
-        done = subprocess.run(
-            [sys.executable, "-m", "rstsweep.cli", *map(str, args)],
-            capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
-        )  # fmt: skip
+        done = cli_process(*args, cwd=tmp_path, timeout=300, env=ray_env(ray_parent / "r"))
     finally:
         shutil.rmtree(ray_parent, ignore_errors=True)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from rstsweep.cli import app
+from factories import invoke_cli
 from rstsweep.errors import RstError
 from rstsweep.sweeps import expand
 from slurm_local import local_slurm
@@ -23,9 +22,8 @@ SWEEPS = Path(__file__).resolve().parents[1] / "sweeps.yaml"
 
 def write(tmp_path: Path, *args: str) -> tuple[str, str]:
     out = tmp_path / "job.sbatch"
-    result = CliRunner().invoke(
-        app,
-        ["slurm", "baselines", "--file", str(SWEEPS), "--profile", "ci", "--out", str(out), *args],
+    result = invoke_cli(
+        "slurm", "baselines", "--file", SWEEPS, "--profile", "ci", "--out", out, *args
     )
     if result.exit_code == 2:  # a user error: one line on stderr, as the console script prints it
         (line,) = result.stderr.strip().splitlines()

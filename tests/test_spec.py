@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from processes import cli_process
 from rstsweep import sweeps as spec_mod
 from rstsweep.errors import RstError
 from rstsweep.schedules import parse
@@ -298,14 +297,6 @@ def test_cycles_and_arithmetic() -> None:
 # ----------------------------------------------------------------------------- through the CLI
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COLUMNS": "120"}
-    return subprocess.run(
-        [sys.executable, "-m", "rstsweep.cli", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=60, env=env,
-    )  # fmt: skip
-
-
 def _snapshot(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
@@ -313,7 +304,7 @@ def _snapshot(root: Path) -> dict[str, bytes]:
 def test_cli_bad_input_exits_2_with_one_line_and_store_untouched(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture,
+    cli_main,
     make_cell,
     make_result,
 ) -> None:
@@ -342,28 +333,18 @@ def test_cli_bad_input_exits_2_with_one_line_and_store_untouched(
     # the first two as real processes, the rest in-process through the same entry point (faster)
     for i, (args, expected) in enumerate(cases):
         if i < 2:
-            proc = _cli(*args, cwd=tmp_path)
+            wide = {**os.environ, "COLUMNS": "120"}
+            proc = cli_process(*args, cwd=tmp_path, timeout=60, env=wide)
             code, out, err = proc.returncode, proc.stdout, proc.stderr
-        else:
-            code, out, err = _in_process(args, monkeypatch, capsys)
+        else:  # from where the sweeps file is (or the repository)
+            monkeypatch.chdir(Path(args[args.index("-f") + 1]).parent if "-f" in args else ROOT)
+            code, out, err = cli_main(*args)
         assert code == 2, (args, err)
         lines = err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(expected), (args, err)
         assert out == ""
     assert _snapshot(store_dir) == before
     assert not (tmp_path / "results").exists()
-
-
-def _in_process(args, monkeypatch, capsys) -> tuple[int, str, str]:
-    from rstsweep import cli
-
-    capsys.readouterr()
-    monkeypatch.chdir(Path(args[args.index("-f") + 1]).parent if "-f" in args else ROOT)
-    monkeypatch.setattr(sys, "argv", ["rstsweep", *args])
-    with pytest.raises(SystemExit) as info:
-        cli.main()
-    captured = capsys.readouterr()
-    return info.value.code, captured.out, captured.err
 
 
 def test_cells_carry_figure_table_and_group_index(sweeps) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -67,20 +66,6 @@ def keys(client, prefix: str) -> list[str]:
     return sorted(o["Key"][len(prefix) + 1 :] for p in pages for o in p.get("Contents", []))
 
 
-def _main(args: list[str], monkeypatch, capsys) -> tuple[int, str, str]:
-    from rstsweep import cli
-
-    capsys.readouterr()
-    monkeypatch.setattr(sys, "argv", ["rstsweep", *args])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = exc.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def test_results_heartbeat_and_compaction_on_s3(s3):
     uri = f"s3://{BUCKET}/api"
     store = open_store(uri, must_exist=False)
@@ -110,7 +95,7 @@ def test_results_heartbeat_and_compaction_on_s3(s3):
     assert "heartbeat.json" not in keys(s3, "api")
 
 
-def test_status_figures_tables_verify_read_s3_like_a_local_store(s3, tmp_path, monkeypatch, capsys):
+def test_status_figures_tables_verify_read_s3_like_a_local_store(s3, tmp_path, cli_main):
     uri = f"s3://{BUCKET}/synthetic/run1"
     local = tmp_path / "local"
     for where in (uri, local):
@@ -118,30 +103,30 @@ def test_status_figures_tables_verify_read_s3_like_a_local_store(s3, tmp_path, m
 
     outputs = {}
     for where in (uri, str(local)):
-        code, out, err = _main(["tables", "-s", where, "--format", "csv"], monkeypatch, capsys)
+        code, out, err = cli_main("tables", "-s", where, "--format", "csv")
         assert code == 0, err
         outputs[where] = out
     assert outputs[uri] == outputs[str(local)] and "SGD" in outputs[uri]
 
-    code, out, err = _main(["status", "-s", uri], monkeypatch, capsys)
+    code, out, err = cli_main("status", "-s", uri)
     assert code == 0, err
     assert f"sweeps in {uri}" in out and "store: 22 finished cells" in out
 
-    code, out, err = _main(["figures", "-s", uri, "-o", str(tmp_path / "fig")], monkeypatch, capsys)
+    code, out, err = cli_main("figures", "-s", uri, "-o", str(tmp_path / "fig"))
     assert code == 0, err
     assert str(tmp_path / "fig" / "figure1.png") in out.split()
     assert (tmp_path / "fig" / "figure1.png").stat().st_size > 0
 
-    code, out, _ = _main(["verify", "-s", uri], monkeypatch, capsys)
+    code, out, _ = cli_main("verify", "-s", uri)
     assert code == 0 and "ok: no problems found" in out
 
-    code, _, err = _main(["status", "-s", f"s3://{BUCKET}/nothing"], monkeypatch, capsys)
+    code, _, err = cli_main("status", "-s", f"s3://{BUCKET}/nothing")
     assert code == 2
     expected = f"s3://{BUCKET}/nothing: no result store here (pass --store DIR)"
     assert err.strip() == f"rstsweep: error: {expected}"
 
 
-def test_truncated_object_is_named_and_quarantined_on_s3(s3, monkeypatch, capsys):
+def test_truncated_object_is_named_and_quarantined_on_s3(s3, cli_main):
     uri = f"s3://{BUCKET}/broken"
     store = Store(uri)
     cells = [make_cell(f"constant({a})", seed=3) for a in (0.1, 0.9)]
@@ -152,11 +137,11 @@ def test_truncated_object_is_named_and_quarantined_on_s3(s3, monkeypatch, capsys
     body = s3.get_object(Bucket=BUCKET, Key=victim_key)["Body"].read()
     s3.put_object(Bucket=BUCKET, Key=victim_key, Body=body[:100])
 
-    code, _, err = _main(["status", "-s", uri], monkeypatch, capsys)
+    code, _, err = cli_main("status", "-s", uri)
     (line,) = err.strip().splitlines()
     assert code == 2 and f"s3://{BUCKET}/{victim_key}: unreadable Parquet part file" in line
 
-    code, out, _ = _main(["verify", "--repair", "-s", uri], monkeypatch, capsys)
+    code, out, _ = cli_main("verify", "--repair", "-s", uri)
     assert code == 0, out
     assert f"quarantine/{trials[0]}" in out and "1 cells pending again" in out
     after = keys(s3, "broken")

@@ -24,21 +24,6 @@ from tiny_sweeps import write_tiny_sweeps
 SWEEPS = Path(__file__).resolve().parents[1] / "sweeps.yaml"
 
 
-def _main(args: list[str], monkeypatch, capsys) -> tuple[int, str, str]:
-    """`rstsweep ARGS` in-process through cli.main (the console script's error handling)."""
-    from rstsweep import cli
-
-    capsys.readouterr()
-    monkeypatch.setattr(sys, "argv", ["rstsweep", *args])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = exc.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def _three_cells(root: Path) -> tuple[Store, list]:
     store = Store(root)
     cells = [make_cell(f"constant({a})", seed=1) for a in (0.2, 0.4, 0.6)]
@@ -64,7 +49,7 @@ def _truncate(path: Path) -> bytes:
     return data[: len(data) // 2]
 
 
-def test_every_reading_command_names_the_truncated_file(tmp_path, monkeypatch, capsys):
+def test_every_reading_command_names_the_truncated_file(tmp_path, cli_main):
     _store, cells = _three_cells(tmp_path / "st")
     bad = _part_of(tmp_path / "st", "trials", cells[1].cell_id)
     _truncate(bad)
@@ -80,7 +65,7 @@ def test_every_reading_command_names_the_truncated_file(tmp_path, monkeypatch, c
         ["run", "s", "-p", "t", "-f", str(sweeps), "-s", s, "--no-progress"],
     ]
     for args in commands:
-        code, out, err = _main(args, monkeypatch, capsys)
+        code, out, err = cli_main(*args)
         lines = err.strip().splitlines()
         assert code == 2, (args, out, err)
         assert len(lines) == 1 and lines[0].startswith("rstsweep: error: "), (args, err)
@@ -89,17 +74,15 @@ def test_every_reading_command_names_the_truncated_file(tmp_path, monkeypatch, c
     assert len(list((tmp_path / "st" / "trials").glob("part-*"))) == 3
 
 
-def test_verify_clean_store_exit_0(tmp_path, monkeypatch, capsys):
+def test_verify_clean_store_exit_0(tmp_path, cli_main):
     _three_cells(tmp_path / "st")
-    code, out, _ = _main(["verify", "-s", str(tmp_path / "st")], monkeypatch, capsys)
+    code, out, _ = cli_main("verify", "-s", str(tmp_path / "st"))
     assert code == 0
     assert "10 part files, 3 trials rows checked" in out  # 3 x (trials, epochs, draws) + cells
     assert "ok: no problems found" in out
 
 
-def test_verify_repair_quarantines_a_bad_epochs_part_and_its_cell_is_pending(
-    tmp_path, monkeypatch, capsys
-):
+def test_verify_repair_quarantines_a_bad_epochs_part_and_its_cell_is_pending(tmp_path, cli_main):
     root = tmp_path / "st"
     _store, cells = _three_cells(root)
     victim = cells[1].cell_id
@@ -107,13 +90,13 @@ def test_verify_repair_quarantines_a_bad_epochs_part_and_its_cell_is_pending(
     trials_part = _part_of(root, "trials", victim)
     kept_bytes = _truncate(bad)
 
-    code, out, _ = _main(["verify", "-s", str(root)], monkeypatch, capsys)
+    code, out, _ = cli_main("verify", "-s", str(root))
     assert code == 1
     assert f"unreadable: {bad}:" in out
     assert f"incomplete cell {victim}: " in out and "no epochs rows" in out
     assert bad.exists()  # without --repair nothing moves
 
-    code, out, _ = _main(["verify", "--repair", "-s", str(root)], monkeypatch, capsys)
+    code, out, _ = cli_main("verify", "--repair", "-s", str(root))
     assert code == 0, out
     quarantined = root / ".quarantine" / "epochs" / bad.name
     assert quarantined.read_bytes() == kept_bytes and not bad.exists()
@@ -124,7 +107,7 @@ def test_verify_repair_quarantines_a_bad_epochs_part_and_its_cell_is_pending(
     assert sorted(fresh.read("epochs")["cell_id"].unique()) == sorted(
         [cells[0].cell_id, cells[2].cell_id]
     )
-    code, out, _ = _main(["verify", "-s", str(root)], monkeypatch, capsys)
+    code, out, _ = cli_main("verify", "-s", str(root))
     assert code == 0 and "ok: no problems found" in out
 
 
@@ -172,14 +155,14 @@ def test_corrupt_part_error_is_one_line(tmp_path):
 # ----------------------------------------------------------------------------- live-run guard
 
 
-def test_second_run_refuses_while_a_live_run_holds_the_store(tmp_path, monkeypatch, capsys):
+def test_second_run_refuses_while_a_live_run_holds_the_store(tmp_path, cli_main):
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         store = Store(tmp_path / "st")
         store.write_heartbeat({"pid": other.pid, "sweep": "s", "profile": "t", "running": []})
         sweeps = write_tiny_sweeps(tmp_path / "s.yaml", [0.5])
         args = ["run", "s", "-p", "t", "-f", str(sweeps), "-s", str(tmp_path / "st")]
-        code, out, err = _main(args, monkeypatch, capsys)
+        code, out, err = cli_main(*args)
         assert code == 2 and out == ""
         (line,) = err.strip().splitlines()
         host = socket.gethostname()

@@ -212,11 +212,10 @@ def test_killed_driver_runs_end_killed_and_the_resumed_cell_continues_its_run(
     """A driver SIGKILLed mid-cell leaves its MLflow run RUNNING; `status` ends it as KILLED; the
     next run's resumed cell continues that same MLflow run and the same W&B run (derived id)."""
     import os
-    import signal
-    import subprocess
     import sys
     from pathlib import Path
 
+    from processes import kill_when
     from rstsweep.store.store import Store
     from rstsweep.sweeper.tracker_runs import run_id
 
@@ -231,14 +230,15 @@ def test_killed_driver_runs_end_killed_and_the_resumed_cell_continues_its_run(
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     script = KILLED_DRIVER.format(tests=str(Path(__file__).parent), store=str(store))
-    proc = subprocess.Popen(
-        [sys.executable, "-c", script], stdout=subprocess.PIPE, env=env, start_new_session=True
+    log = tmp_path / "driver.log"
+    kill_when(
+        [sys.executable, "-c", script],
+        lambda: "ready" in log.read_text().splitlines(),
+        log=log,
+        waiting_for="ready",
+        group=True,
+        env=env,
     )
-    try:
-        assert proc.stdout.readline().strip() == b"ready"
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
     uri = (store / "mlruns").as_uri()
     (run,) = mlflow_runs(uri, "rstsweep-s").values()
     assert run["status"] == "RUNNING"  # what a killed driver leaves

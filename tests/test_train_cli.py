@@ -8,12 +8,12 @@ import json
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 
-from rstsweep import cli
+from factories import tiny_config, tiny_fields
+from processes import kill_when
 from rstsweep.core.config import CellConfig
 from rstsweep.trainers.loop import train
 
@@ -26,26 +26,12 @@ TINY_ARGS = [
 ]  # fmt: skip
 
 
-def run_main(monkeypatch, capsys, args: list[str]) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["rstsweep", *args])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_json_summary(monkeypatch, capsys, tmp_path):
+def test_json_summary(tmp_path, cli_main):
     args = ["train", *TINY_ARGS, "--schedule", "constant(0.5)", "--json", "--out", str(tmp_path)]
-    code, out, err = run_main(monkeypatch, capsys, args)
+    code, out, err = cli_main(*args)
     assert code == 0, err
     summary = json.loads(out)  # stdout holds the JSON only (no progress bar with --json)
-    config = CellConfig(
-        model="fastcnn", width=4, train_subset=256, test_subset=128, batch_size=64, epochs=1,
-        seed=2, schedule="constant(0.5)",
-    )  # fmt: skip
+    config = tiny_config(seed=2, schedule="constant(0.5)")  # runtime fields: not in the id
     assert summary["cell_id"] == config.cell_id()
     assert summary["status"] == "ok" and summary["error"] is None
     assert summary["steps"] == 4 and summary["realized_extra"] == summary["sa_steps"] / 4
@@ -54,8 +40,8 @@ def test_json_summary(monkeypatch, capsys, tmp_path):
     assert (tmp_path / "checkpoint.pt").exists() and (tmp_path / "final.pt").exists()
 
 
-def test_human_summary(monkeypatch, capsys):
-    code, out, _ = run_main(monkeypatch, capsys, ["train", *TINY_ARGS, "--algorithm", "sgd"])
+def test_human_summary(cli_main):
+    code, out, _ = cli_main("train", *TINY_ARGS, "--algorithm", "sgd")
     assert code == 0
     assert "status ok" in out and "SA steps 0" in out and "test error" in out
 
@@ -70,8 +56,8 @@ def test_human_summary(monkeypatch, capsys):
         (["--model", "nosuch"], "nosuch"),
     ],
 )
-def test_bad_options_give_one_line_and_exit_2(monkeypatch, capsys, args, message):
-    code, out, err = run_main(monkeypatch, capsys, ["train", *TINY_ARGS, *args])
+def test_bad_options_give_one_line_and_exit_2(args, message, cli_main):
+    code, out, err = cli_main("train", *TINY_ARGS, *args)
     assert code == 2
     assert out == ""
     assert len(err.strip().splitlines()) == 1 and message in err
@@ -94,26 +80,22 @@ def weights_hash(path) -> str:
 def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     """Start `rstsweep train --out DIR`, SIGKILL it once epoch 1's checkpoint exists, resume with
     `--resume`: final weights (hash) and test metrics equal those of an uninterrupted run."""
-    options = dict(
-        model="fastcnn", width=4, dataset="fashion-mnist", train_subset=1024, test_subset=256,
-        batch_size=64, epochs=3, seed=4, schedule="constant(0.5)", algorithm="sam",
+    options = tiny_fields(
+        train_subset=1024, test_subset=256, epochs=3, seed=4, schedule="constant(0.5)",
+        algorithm="sam",
     )  # fmt: skip
-    args = [sys.executable, "-m", "rstsweep", "train", "--device", "cpu", "--set", "threads=1"]
+    args = [sys.executable, "-m", "rstsweep", "train"]
     for key, value in options.items():
         args += ["--set", f"{key}={value}"]
     out = tmp_path / "killed"
     checkpoint = out / "checkpoint.pt"
-    proc = subprocess.Popen([*args, "--out", str(out), "--json"], stdout=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 120
-        while not checkpoint.exists():
-            assert proc.poll() is None, "the run ended before its first checkpoint"
-            assert time.monotonic() < deadline, "no checkpoint after 120 s"
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
+    proc = kill_when(
+        [*args, "--out", str(out), "--json"],
+        checkpoint.exists,
+        log=tmp_path / "killed.log",
+        waiting_for="first checkpoint",
+        timeout=120,
+    )
     assert proc.returncode == -signal.SIGKILL
     assert not (out / "final.pt").exists(), "killed too late: the run had finished"
     killed_at = torch.load(checkpoint, weights_only=True)["epoch"]
@@ -124,7 +106,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     )
     summary = json.loads(resumed.stdout)
 
-    config = CellConfig(**options, device="cpu", threads=1)
+    config = CellConfig(**options)
     straight = train(config, out_dir=tmp_path / "straight")
     assert summary["cell_id"] == straight.cell_id
     assert weights_hash(out / "final.pt") == weights_hash(tmp_path / "straight" / "final.pt")
