@@ -62,6 +62,9 @@ def _worker(rank: int, port: int, config_json: str, sa: bool, out: str) -> None:
             train_step(ctx, xs[t, half], ys[t, half], sa)
         if rank == 0:
             torch.save([p.detach() for p in ctx.model.parameters()], out)
+        # both ranks leave together: a gloo group torn down while its peer is still in the last
+        # collective aborts the peer (SIGABRT), a flake seen on loaded machines
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
