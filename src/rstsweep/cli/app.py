@@ -96,6 +96,14 @@ Scratch = Annotated[
 Force = Annotated[
     bool, typer.Option("--force", help="Run even while another run's heartbeat is live.")
 ]
+CostAxis = Annotated[
+    str,
+    typer.Option(
+        "--cost",
+        help="The cost axis of the Pareto view and best-at-budget: flops (the FLOP model's "
+        "extra passes, Δη) or time (extra time the cells' branch timers measured).",
+    ),
+]
 NoProbe = Annotated[
     bool, typer.Option("--no-probe", help="No step-cost probe (do not time unmeasured settings).")
 ]

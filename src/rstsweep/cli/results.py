@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from rstsweep.cli.app import DEFAULT_STORE, StoreDir, app
+from rstsweep.cli.app import DEFAULT_STORE, CostAxis, StoreDir, app
 
 
 @app.command()
@@ -28,14 +28,7 @@ def figures(
         "figures"
     ),
     fmt: Annotated[str, typer.Option("--format", help="png, pdf or svg.")] = "png",
-    cost: Annotated[
-        str,
-        typer.Option(
-            "--cost",
-            help="The cost axis of the Pareto view and best-at-budget: flops (the FLOP model's "
-            "extra passes, Δη) or time (extra time the cells' branch timers measured).",
-        ),
-    ] = "flops",
+    cost: CostAxis = "flops",
 ) -> None:
     """Draw the paper's Figures 1-5 from the store, and the test error vs compute Pareto view when
     it holds two or more schedule families; print the paths written (notes on stderr)."""
@@ -57,14 +50,7 @@ def tables(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Write one file per table here.")
     ] = None,
-    cost: Annotated[
-        str,
-        typer.Option(
-            "--cost",
-            help="The cost axis of the Pareto view and best-at-budget: flops (the FLOP model's "
-            "extra passes, Δη) or time (extra time the cells' branch timers measured).",
-        ),
-    ] = "flops",
+    cost: CostAxis = "flops",
 ) -> None:
     """Print the paper's tables, ours vs the paper's numbers and, with two or more schedule
     families, the best case at each compute budget; with --out, write files."""

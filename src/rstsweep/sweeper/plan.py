@@ -212,8 +212,7 @@ def make_plan(
     trials = store.read("trials") if store else pd.DataFrame()
     costs = step_costs(trials)
     probes = cached_costs(store) if store and device else {}
-    cost_model = cost  # `cost` below is each cell's measured (base, SA) step time
-    atoms = cached_atoms(store) if store and device and cost_model == "time" else {}
+    atoms = cached_atoms(store) if store and device and cost == "time" else {}
     atom_cells = 0
     groups: dict[str, GroupPlan] = {}
     pending: dict[str, CellEstimate] = {}
@@ -233,16 +232,17 @@ def make_plan(
             g.done += 1
             continue
         g.pending_passes += passes
-        cost = costs.get((cfg.model, cfg.dataset, cfg.batch_size))
-        if cost is None and device and setting(cfg, device) in probes:
+        step_time = costs.get((cfg.model, cfg.dataset, cfg.batch_size))  # (base, SA) seconds
+        if step_time is None and device and setting(cfg, device) in probes:
             base, sa = probes[setting(cfg, device)]
-            cost, g.probed = (base, sa if sa is not None else 2 * base), g.probed + 1
-        seconds = None if cost is None or steps is None else cell_seconds(cfg, steps, extra, cost)
-        measured = atoms.get(setting(cfg, device)) if device and seconds is not None else None
-        if cost is not None and steps is not None and measured is not None:
-            # the measured cost model: the step atoms of this device and setting
-            seconds = steps * cost[0] * (1.0 + extra * sa_extra_time(cfg, measured))
-            atom_cells += 1
+            step_time, g.probed = (base, sa if sa is not None else 2 * base), g.probed + 1
+        seconds = None
+        if step_time is not None and steps is not None:
+            seconds = cell_seconds(cfg, steps, extra, step_time)
+            measured = atoms.get(setting(cfg, device)) if device else None
+            if measured is not None:  # the measured cost model: this device's step atoms
+                seconds = steps * step_time[0] * (1.0 + extra * sa_extra_time(cfg, measured))
+                atom_cells += 1
         pending[cell.cell_id] = CellEstimate(cell.group, seconds, passes)
         if seconds is None or g.pending_time_s is None:
             g.pending_time_s = None
@@ -261,7 +261,7 @@ def make_plan(
         packing={key: fit for key, fit in packing(trials).items() if key in keys},
         pending=pending,
         layouts={(c.model, c.dataset): model_variant(c.model, c.dataset) for c in configs},
-        cost=cost_model,
+        cost=cost,
         atom_cells=atom_cells,
     )
 
