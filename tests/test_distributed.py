@@ -17,7 +17,13 @@ from torch import nn
 
 from factories import tiny_config
 from rstsweep.core.config import CellConfig
-from rstsweep.trainers.distributed import free_port, init_group, parallelize, train_distributed
+from rstsweep.trainers.distributed import (
+    free_port,
+    init_group,
+    leave_cleanly,
+    parallelize,
+    train_distributed,
+)
 from rstsweep.trainers.optim import build_lr_scheduler, build_optimizer
 from rstsweep.trainers.runtime import Runtime
 from rstsweep.trainers.sam import disable_running_stats
@@ -67,6 +73,7 @@ def _worker(rank: int, port: int, config_json: str, sa: bool, out: str) -> None:
         dist.barrier()
     finally:
         dist.destroy_process_group()
+    leave_cleanly()  # as the real peers do: no C++ teardown racing gloo's threads
 
 
 def _two_processes(config: CellConfig, sa: bool, tmp_path: Path) -> list[torch.Tensor]:
