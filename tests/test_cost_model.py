@@ -30,6 +30,7 @@ ATOMS = StepAtoms(
 
 def _cfg(algorithm: str, **kw) -> SimpleNamespace:
     base = dict(algorithm=algorithm, batch_size=128, looksam_k=5, esam_beta=0.5, esam_gamma=0.5)
+    base["looksam_mode"] = "periodic"
     return SimpleNamespace(**{**base, **kw})
 
 

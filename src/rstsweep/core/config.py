@@ -41,6 +41,7 @@ MaskKind = Literal["random", "fisher"]
 AsamVariant = Literal["official", "rst"]
 RhoSchedule = Literal["lr", "constant"]
 PadMode = Literal["reflect", "zero"]
+LookSAMMode = Literal["periodic", "adaptive"]
 
 # Fields that decide *where/how fast* a cell runs, not *what* it computes: excluded from cell_id.
 # `eval_every` only thins the per-epoch test metrics; weights and final metrics are unchanged.
@@ -74,6 +75,7 @@ OMITTED_AT_DEFAULT: dict[str, object] = {
     "warmup_sgd": False,
     "mixup_alpha": 0.0,
     "signal_lag": 2,
+    "looksam_mode": "periodic",
 }
 # Options that change what a cell computes only for one algorithm or augmentation: elsewhere they
 # stay out of cell_id, so e.g. a SAM cell without crops keeps its id whatever they are. Where
@@ -85,6 +87,7 @@ ONLY_WHERE: dict[str, Callable[[dict], bool]] = {
     "gsam_rho_schedule": lambda f: f.get("algorithm") == "gsam",
     "gsam_rho_min": lambda f: f.get("algorithm") == "gsam",
     "esam_beta": lambda f: f.get("algorithm") == "esam",
+    "looksam_mode": lambda f: f.get("algorithm") == "looksam",
     "pad_mode": lambda f: (
         f.get("augment") in ("basic", "cutout") and f.get("dataset") != "imagenet"
     ),
@@ -130,6 +133,11 @@ class CellConfig(BaseModel):
     gsam_rho_min: float = Field(0.0, ge=0.0, description="GSAM: rho_t at lr 0 (rho is rho_max)")
     looksam_k: int = Field(5, ge=1, description="LookSAM: full SAM every k-th SA step")
     looksam_alpha: float = Field(0.7, ge=0.0, description="LookSAM: weight of the reused g_v")
+    looksam_mode: LookSAMMode = Field(
+        "periodic",
+        description="LookSAM: periodic (full every k-th SA step); adaptive (AE-LookSAM: every SA "
+        "step full, base steps reuse g_v; the default under schedule aesam)",
+    )
     mask_fraction: float = Field(0.5, gt=0.0, le=1.0, description="SSAM: fraction perturbed")
     mask_kind: MaskKind = Field("random", description="SSAM: which weights are perturbed")
     esam_beta: float = Field(0.5, gt=0.0, le=1.0, description="ESAM SWP: P(tensor perturbed)")
@@ -194,6 +202,24 @@ class CellConfig(BaseModel):
     memory_fraction: float | None = Field(
         None, gt=0.0, le=1.0, description="cap of this process's share of GPU memory"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ae_looksam_under_aesam(cls, data: object) -> object:
+        """LookSAM under the AE-SAM policy is AE-LookSAM (Jiang et al., ICLR 2023): the policy
+        picks the full SAM steps and LookSAM's reuse step replaces the base step. An explicit
+        `looksam_mode: periodic` keeps the k-counted LookSAM on the steps the policy picks."""
+        if not isinstance(data, dict) or "looksam_mode" in data:
+            return data
+        if data.get("algorithm") != "looksam" or not isinstance(data.get("schedule"), str):
+            return data
+        try:
+            kind = parse_schedule(data["schedule"])
+        except ValueError:
+            return data  # the schedule's own validator names the problem
+        if kind.is_policy and kind.family == "aesam":
+            return {**data, "looksam_mode": "adaptive"}
+        return data
 
     @model_validator(mode="before")
     @classmethod

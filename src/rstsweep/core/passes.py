@@ -75,8 +75,8 @@ def expected_sa_extra(config: CellConfig) -> float:
     """Expected extra passes of one sharpness-aware step of `config.algorithm` (a CellConfig):
     LookSAM runs its second pass on every k-th SA step, ESAM as `esam_extra`, the others as their
     registry entry (`AlgorithmSpec.extra_passes`). The planner and status use this."""
-    if config.algorithm == "looksam":
-        return second_pass() / config.looksam_k
+    if config.algorithm == "looksam":  # AE-LookSAM (adaptive): every SA step is a full one
+        return second_pass() / (1 if config.looksam_mode == "adaptive" else config.looksam_k)
     if config.algorithm == "esam":
         ranked, skips = esam_selects(config.esam_gamma), config.alpha == 1.0
         gamma = config.esam_gamma if ranked else 1.0
@@ -149,6 +149,14 @@ ATOM_COLUMNS = {
 }
 
 
+def base_extra_time(config: CellConfig, atoms: StepAtoms) -> float:
+    """Predicted extra time of one X_t = 0 step over a base step, in base-step units: AE-LookSAM
+    reuses g_v there (its vector work), every other algorithm takes the base step itself."""
+    if config.algorithm == "looksam" and config.looksam_mode == "adaptive":
+        return (atoms.reuse_vector or 0.0) / atoms.base_step
+    return 0.0
+
+
 def sa_extra_time(config: CellConfig, atoms: StepAtoms) -> float:
     """Predicted extra time of one sharpness-aware step of `config` (a CellConfig) over a base
     step, in base-step units, from atoms measured on the cell's own device and setting:
@@ -157,7 +165,9 @@ def sa_extra_time(config: CellConfig, atoms: StepAtoms) -> float:
     frozen first pass's saving, the ranking forward (γ < 1), a γ-fraction second pass and the
     vector work."""
     full = atoms.fb + atoms.vector
-    if config.algorithm == "looksam":
+    if config.algorithm == "looksam" and config.looksam_mode == "adaptive":
+        extra = full  # AE-LookSAM: its reuse steps replace base steps (`base_extra_time`)
+    elif config.algorithm == "looksam":
         reuse = atoms.reuse_vector or 0.0
         extra = (full + (config.looksam_k - 1) * reuse) / config.looksam_k
     elif config.algorithm == "esam":

@@ -22,7 +22,7 @@ import pandas as pd
 
 from rstsweep.core.catalog import cell_steps, model_variant, steps_per_epoch
 from rstsweep.core.format import format_count, format_duration
-from rstsweep.core.passes import expected_sa_extra, sa_extra_time
+from rstsweep.core.passes import base_extra_time, expected_sa_extra, sa_extra_time
 from rstsweep.schedules import parse
 from rstsweep.store.store import Store
 from rstsweep.sweeper.estimates import (
@@ -241,7 +241,9 @@ def make_plan(
             seconds = cell_seconds(cfg, steps, extra, step_time)
             measured = atoms.get(setting(cfg, device)) if device else None
             if measured is not None:  # the measured cost model: this device's step atoms
-                seconds = steps * step_time[0] * (1.0 + extra * sa_extra_time(cfg, measured))
+                per_step = extra * sa_extra_time(cfg, measured)
+                per_step += (1.0 - extra) * base_extra_time(cfg, measured)
+                seconds = steps * step_time[0] * (1.0 + per_step)
                 atom_cells += 1
         pending[cell.cell_id] = CellEstimate(cell.group, seconds, passes)
         if seconds is None or g.pending_time_s is None:

@@ -92,9 +92,12 @@ def build_gsam(params: Params, config: CellConfig) -> GSAM:
 
 
 def build_looksam(params: Params, config: CellConfig) -> LookSAM:
-    """LookSAM: a full SAM step every looksam_k-th SA step, the stored direction reused between."""
+    """LookSAM: a full SAM step every looksam_k-th SA step, the stored direction reused between;
+    `looksam_mode: adaptive` is AE-LookSAM (every SA step full, base steps reuse)."""
     base, kwargs = _common(config)
-    return LookSAM(params, base, k=config.looksam_k, looksam_alpha=config.looksam_alpha, **kwargs)
+    ae = config.looksam_mode == "adaptive"
+    k, alpha_l = config.looksam_k, config.looksam_alpha
+    return LookSAM(params, base, k=k, looksam_alpha=alpha_l, replace_base_steps=ae, **kwargs)
 
 
 def build_masked(params: Params, config: CellConfig) -> SAM:

@@ -61,7 +61,11 @@ class LookSAM(SAM):
     (u = g_s, two passes) that also store g_v = g_s − (⟨g,g_s⟩/‖g‖²)·g, the part of g_s orthogonal
     to g. The others are one-pass `reuse_step`s: u = g + α_l·(‖g‖/‖g_v‖)·g_v (α_l = looksam_alpha).
     `needs_second_pass()` tells the loop which one is next. GNR's `alpha` mixes u with g as in
-    SAM."""
+    SAM.
+
+    `replace_base_steps=True` is AE-LookSAM (Jiang et al., ICLR 2023): the coin or policy alone
+    picks the full steps (every SA step is full), and a step it leaves to the base optimizer is
+    the reuse step once a g_v is stored (a plain base step before)."""
 
     def __init__(
         self,
@@ -70,17 +74,21 @@ class LookSAM(SAM):
         rho: float = 0.05,
         k: int = 5,
         looksam_alpha: float = 0.7,
+        replace_base_steps: bool = False,
         **kwargs: Any,
     ) -> None:
         if k < 1:
             raise ValueError(f"k: {k} must be >= 1")
         super().__init__(params, base_optimizer, rho=rho, **kwargs)
         self.k, self.looksam_alpha = k, looksam_alpha
+        self.replace_base_steps = replace_base_steps  # (`adaptive` is ASAM's switch)
         self.sa_steps = 0  # SA steps taken so far (full and reuse)
 
     def needs_second_pass(self) -> bool:
-        has_g_v = any("g_v" in self.state[p] for p in self._all_params())
-        return self.sa_steps % self.k == 0 or not has_g_v
+        return self.replace_base_steps or self.sa_steps % self.k == 0 or not self._has_g_v()
+
+    def _has_g_v(self) -> bool:
+        return any("g_v" in self.state[p] for p in self._all_params())
 
     def _keeps_g(self) -> bool:
         return True
@@ -93,13 +101,24 @@ class LookSAM(SAM):
         super().second_step(zero_grad)
         self.sa_steps += 1
 
-    @torch.no_grad()
     def reuse_step(self, zero_grad: bool = False) -> None:
-        """One-pass SA step on the current gradient g, mixed as a full step is:
-        (1−α)·g + α·u = g + α·α_l·(‖g‖/‖g_v‖)·g_v with u = g + α_l·(‖g‖/‖g_v‖)·g_v, or
-        (1−α)·g/‖g‖ + α·u under `norm_perturbations`; then clip, base step."""
+        """One-pass SA step (periodic LookSAM between its full steps): `_reuse`."""
         if self.needs_second_pass() or self._perturbed:
             raise RuntimeError("LookSAM.reuse_step called when a full SAM step is due")
+        self._reuse(zero_grad)
+
+    def base_step(self, zero_grad: bool = False) -> None:
+        """A base step; AE-LookSAM (`replace_base_steps`) reuses the stored g_v, if any."""
+        if self.replace_base_steps and self._has_g_v() and not self._perturbed:
+            self._reuse(zero_grad)
+        else:
+            super().base_step(zero_grad)
+
+    @torch.no_grad()
+    def _reuse(self, zero_grad: bool) -> None:
+        """One pass on the current gradient g, mixed as a full step is:
+        (1−α)·g + α·u = g + α·α_l·(‖g‖/‖g_v‖)·g_v with u = g + α_l·(‖g‖/‖g_v‖)·g_v, or
+        (1−α)·g/‖g‖ + α·u under `norm_perturbations`; then clip, base step."""
         self._add_l2(self._params_with_grad())
         params = [p for p in self._params_with_grad() if "g_v" in self.state[p]]
         grads = [p.grad for p in params]
