@@ -15,7 +15,9 @@
    `realized_extra` (extra pass units counted by the cost model of `rstsweep.core.passes`); goal
    ratio 1.00 ± 0.05. And ESAM's first forward-backward (up to `first_step`, where its unchosen
    tensors skip their weight gradients) against SAM's, with the cost model's prediction.
-   The measured cost model: the step atoms of each configuration timed by the probe
+   Steps run one configuration at a time in rotation; the measured extra is from each step
+   kind's 10 %-trimmed mean time × its count (`measured_extra`; the plain means are reported
+   beside it). The measured cost model: the step atoms of each configuration timed by the probe
    (`trainers.probe.measure_atoms`, on a fresh cell of the same setting) composed by
    `core.passes.sa_extra_time` into a predicted extra time, against the measured extra
    (`time_predicted_over_measured`, goal 1.00 ± 0.05), with the load average of the machine.
@@ -236,28 +238,34 @@ def bench_passes(args: argparse.Namespace, data: DataBundle) -> dict:
 
         cell.ctx.optimizer.on_first_pass_end = mark
         cell.ctx.optimizer.take_extra_passes()  # count from here on
-    totals = dict.fromkeys(cells, 0.0)
+    realized = dict.fromkeys(cells, 0.0)
+    # one step of each configuration in turn (order rotated every round), each step timed and
+    # labelled by its kind (a full two-pass step or a one-pass step: LookSAM's reuse steps), so
+    # load drift hits every configuration alike at the scale of a single step
+    times: dict[str, list[tuple[bool, float]]] = {k: [] for k in cells}
     names = list(cells)
-    for start in range(0, args.steps, args.block):
-        for name in names if (start // args.block) % 2 == 0 else names[::-1]:
+    for t in range(args.steps):
+        shift = t % len(names)
+        for name in names[shift:] + names[:shift]:
             ctx = cells[name].ctx
-            for t in range(start, min(start + args.block, args.steps)):
-                sync(device)
-                clock["t0"] = time.perf_counter()
-                train_step(ctx, *batches[t % len(batches)], sa=name != "sgd")
-                sync(device)
-                totals[name] += time.perf_counter() - clock["t0"]
-    out: dict = {
-        "steps_per_config": args.steps,
-        "step_s": {k: v / args.steps for k, v in totals.items()},
-    }
+            sync(device)
+            clock["t0"] = time.perf_counter()
+            train_step(ctx, *batches[t % len(batches)], sa=name != "sgd")
+            sync(device)
+            elapsed = time.perf_counter() - clock["t0"]
+            full = ctx.optimizer.take_extra_passes()
+            times[name].append((full > 0.0, elapsed))
+            realized[name] += full
+    robust = {k: _kind_totals(v) / args.steps for k, v in times.items()}
+    plain = {k: sum(s for _, s in v) / args.steps for k, v in times.items()}
+    out: dict = {"steps_per_config": args.steps, "step_s": robust, "step_s_plain_mean": plain}
     for name in ("sam", "looksam", "esam"):
-        realized = cells[name].ctx.optimizer.take_extra_passes() / args.steps
-        measured = (totals[name] - totals["sgd"]) / totals["sgd"]
+        measured = (robust[name] - robust["sgd"]) / robust["sgd"]
         out[name] = {
-            "realized_extra": realized,
+            "realized_extra": realized[name] / args.steps,
             "measured_extra": measured,
-            "measured_over_realized": measured / realized,
+            "measured_extra_plain_mean": (plain[name] - plain["sgd"]) / plain["sgd"],
+            "measured_over_realized": measured / (realized[name] / args.steps),
         }
     out["time_model"] = predicted_vs_measured(args, data, out)
     sam_first, esam_first = statistics.median(marks["sam"]), statistics.median(marks["esam"])
@@ -270,6 +278,18 @@ def bench_passes(args: argparse.Namespace, data: DataBundle) -> dict:
         "predicted": 1.0 - 0.5 / 3.0,
     }
     return out
+
+
+def _kind_totals(steps: list[tuple[bool, float]]) -> float:
+    """Σ over step kinds of (count × 10 %-trimmed mean step time): the run's time, robust to a
+    shared machine's hiccups, without assuming every step of a configuration costs the same."""
+    total = 0.0
+    for kind in (False, True):
+        values = sorted(s for k, s in steps if k == kind)
+        cut = len(values) // 10
+        if values:
+            total += len(values) * statistics.fmean(values[cut : len(values) - cut] or values)
+    return total
 
 
 def predicted_vs_measured(args: argparse.Namespace, data: DataBundle, measured: dict) -> dict:

@@ -8,7 +8,7 @@ the whole measurement. `measure_steps(config, steps)` builds the cell of a CellC
 synthetic data of its dataset's shape (no dataset needed) and times its real `train_step`, then
 the atoms of a step (`measure_atoms`: the base step as the unit, a forward-backward on the whole
 batch and on the fraction the algorithm's second pass takes, the no-grad ranking forward, a first
-pass with a β-draw of tensors frozen, the SAM-family vector work) from which
+pass on fresh β-draws of ESAM's frozen tensors, the SAM-family vector work) from which
 `rstsweep.core.passes.sa_extra_time` predicts a sharpness-aware step's extra time.
 
 Module level is torch only (CellConfig and the cell builder are imported inside
@@ -35,6 +35,7 @@ from rstsweep.trainers.memory import device_memory_bytes, peak_memory_bytes, res
 if TYPE_CHECKING:
     from rstsweep.core.config import CellConfig
     from rstsweep.trainers.step import StepContext
+    from rstsweep.trainers.variants import ESAM
 
 
 def synchronize(device: torch.device) -> None:
@@ -108,7 +109,7 @@ def measure_atoms(
         for unit in units if r % 2 == 0 else units[::-1]:
             for name, fn in unit:  # in order: the vector work needs the pass before it
                 samples[name].append(time_call(fn, device, 1, 0))
-    med = {name: statistics.median(values) for name, values in samples.items()}
+    med = {name: _central(name, values) for name, values in samples.items()}
     atoms: dict[str, object] = {k: med[k] for k in ("base_step", "fb", "rank_forward")}
     atoms["vector"] = med["two_pass"] - med["opt_base"] if "two_pass" in med else 0.0
     if "reuse" in med:
@@ -121,6 +122,20 @@ def measure_atoms(
     if "frozen_first_pass" in med:
         atoms["beta"], atoms["frozen_first_pass"] = config.esam_beta, med["frozen_first_pass"]
     return StepAtoms(**atoms)
+
+
+# Atoms whose cost changes with a random draw (ESAM's tensor choice): the model needs their
+# expectation, so they get a trimmed mean (robust to load spikes, unlike the median not pulled
+# towards the most frequent draw); the others get the median over rounds.
+DRAWN_ATOMS = frozenset({"frozen_first_pass"})
+
+
+def _central(name: str, values: list[float]) -> float:
+    if name not in DRAWN_ATOMS:
+        return statistics.median(values)
+    ordered = sorted(values)
+    cut = len(ordered) // 10
+    return statistics.fmean(ordered[cut : len(ordered) - cut] or ordered)
 
 
 def _second_fraction(config: CellConfig, batch: int) -> float:
@@ -166,25 +181,19 @@ def _atom_units(ctx: StepContext, x: torch.Tensor, y: torch.Tensor, config: Cell
     if k < x.shape[0]:
         units.append([("fb_fraction", lambda: fb(x[:k], y[:k]))])
     if config.algorithm == "esam":
-        frozen = lambda: _frozen_pass(model, config.esam_beta, fb, x, y)  # noqa: E731
-        units.append([("frozen_first_pass", frozen)])
+        units.append([("frozen_first_pass", lambda: _esam_first_pass(opt, fb, x, y))])
     return units
 
 
-def _frozen_pass(model: torch.nn.Module, beta: float, fb: Callable, x, y) -> None:
-    """One first pass with each parameter tensor frozen with probability 1 − β (ESAM's draw)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    keep = torch.rand(len(params)) < beta
-    if not keep.any():
-        keep[0] = True
-    frozen = [p for p, k in zip(params, keep.tolist(), strict=True) if not k]
-    for p in frozen:
-        p.requires_grad_(False)
+def _esam_first_pass(opt: ESAM, fb: Callable, x: torch.Tensor, y: torch.Tensor) -> None:
+    """ESAM's own first pass on a fresh tensor draw: `before_first_pass` freezes the tensors the
+    draw left out (their weight gradients are skipped), as in a training step."""
+    opt.draw_choice()
+    opt.before_first_pass()
     try:
         fb(x, y)
     finally:
-        for p in frozen:
-            p.requires_grad_(True)
+        opt.abandon_first_pass()
 
 
 def synthetic_batch(

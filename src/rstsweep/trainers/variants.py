@@ -246,6 +246,10 @@ class ESAM(SAM):
 
     def second_step(self, zero_grad: bool = False) -> None:
         super().second_step(zero_grad)
+        self.draw_choice()
+
+    def draw_choice(self) -> None:
+        """SWP's draw for the next SA step: each tensor chosen with probability β (at least one)."""
         draws = torch.rand(len(self._all_params()), generator=self._choice_generator)
         chosen = draws < self.beta
         if not chosen.any():
