@@ -45,6 +45,18 @@ def test_every_figure_renders_and_partial_sweep_is_noted(store, tmp_path):
     assert not any(n.startswith(("figure 1", "figure 2", "figure 4")) for n in notes)
 
 
+def test_figures_drawn_in_processes_are_the_serial_ones(store, tmp_path):
+    serial_notes: list[str] = []
+    serial = make_figures(store, tmp_path / "serial", note=serial_notes.append, jobs=1)
+    forked_notes: list[str] = []
+    forked = make_figures(store, tmp_path / "forked", note=forked_notes.append, jobs=3)
+    assert [p.name for p in forked] == [p.name for p in serial]
+    assert forked_notes == serial_notes  # relayed from the workers, in figure order
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(serial, forked, strict=True))
+    with pytest.raises(RstError, match="--jobs: -1 is negative"):
+        make_figures(store, tmp_path / "bad", jobs=-1)
+
+
 @pytest.mark.parametrize(("fmt", "magic"), [("pdf", b"%PDF"), ("svg", b"<?xml")])
 def test_vector_formats(tmp_path, fmt, magic):
     store = tmp_path / "store"

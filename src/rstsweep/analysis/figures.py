@@ -13,6 +13,7 @@ done cells and its title says "k of n cells".
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import sys
 from collections.abc import Callable
@@ -52,26 +53,65 @@ def make_figures(
     note: Note | None = None,
     results: Results | None = None,
     cost: str = "flops",
+    jobs: int = 0,
 ) -> list[Path]:
     """Render every figure the store can feed into `out_dir` (created); returns the paths written.
 
     `note` receives one line per skipped or partial figure (default: printed to stderr);
-    `cost` is the Pareto view's cost axis (flops or time, `pareto.check_cost`).
+    `cost` is the Pareto view's cost axis (flops or time, `pareto.check_cost`); `jobs` is the
+    number of processes drawing figures side by side (0: one per CPU, at most one per figure).
     """
     if fmt not in FORMATS:
         raise RstError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
+    if jobs < 0:
+        raise RstError(f"--jobs: {jobs} is negative (0: one per CPU)")
     note = note or stderr_note
     check_cost(cost)
     res = results if results is not None else load(store)
-    out = Path(out_dir)
+    tasks = [(name, Path(out_dir), fmt, cost) for name in FIGURES]
+    workers = min(jobs or os.cpu_count() or 1, len(tasks))
+    if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+        rendered = _render_in_processes(res, tasks, workers)
+    else:
+        rendered = [_render(res, *task) for task in tasks]
     paths = []
-    with matplotlib.rc_context(STYLE):
-        for name, draw in FIGURES.items():
-            fig = figure_pareto(res, note, cost) if draw is figure_pareto else draw(res, note)
-            if fig is None:
-                continue
-            out.mkdir(parents=True, exist_ok=True)
-            path = out / f"{name}.{fmt}"
-            fig.savefig(path, format=fmt)
+    for path, notes in rendered:  # in FIGURES order, whichever process drew them
+        for message in notes:
+            note(message)
+        if path is not None:
             paths.append(path)
     return paths
+
+
+def _render(
+    res: Results, name: str, out: Path, fmt: str, cost: str
+) -> tuple[Path | None, list[str]]:
+    """Draw and save one figure; returns its path (None: skipped) and its notes."""
+    notes: list[str] = []
+    draw = FIGURES[name]
+    with matplotlib.rc_context(STYLE):
+        fig = draw(res, notes.append, cost) if draw is figure_pareto else draw(res, notes.append)
+        if fig is None:
+            return None, notes
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / f"{name}.{fmt}"
+        fig.savefig(path, format=fmt)
+    return path, notes
+
+
+# Forked workers inherit the loaded results and every imported module (no pickling, no imports):
+# laying out and rasterising the figures is most of `figures`' time, and it is pure CPU work.
+_FORKED: dict[str, Results] = {}
+
+
+def _render_forked(task: tuple[str, Path, str, str]) -> tuple[Path | None, list[str]]:
+    return _render(_FORKED["results"], *task)
+
+
+def _render_in_processes(res: Results, tasks: list, workers: int) -> list:
+    _FORKED["results"] = res
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            return pool.map(_render_forked, tasks, chunksize=1)
+    finally:
+        _FORKED.clear()

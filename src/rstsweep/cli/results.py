@@ -29,6 +29,9 @@ def figures(
     ),
     fmt: Annotated[str, typer.Option("--format", help="png, pdf or svg.")] = "png",
     cost: CostAxis = "flops",
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", help="Processes drawing figures (0: one per CPU).")
+    ] = 0,
 ) -> None:
     """Draw the paper's Figures 1-5 from the store, and the test error vs compute Pareto view when
     it holds two or more schedule families; print the paths written (notes on stderr)."""
@@ -39,7 +42,7 @@ def figures(
     from rstsweep.store.store import open_store
 
     the_store = open_store(store, must_exist=True, read_only=True)
-    for path in make_figures(the_store, out, fmt, cost=cost):
+    for path in make_figures(the_store, out, fmt, cost=cost, jobs=jobs):
         print(path)
 
 
