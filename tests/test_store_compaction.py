@@ -147,6 +147,34 @@ def test_live_compaction_keeps_parts_few_and_rows_whole(tmp_path: Path, monkeypa
     assert len(pd.read_parquet(tmp_path / "trials")) == 20  # plain pandas still reads it
 
 
+def test_compaction_drops_attempts_superseded_by_a_rerun_and_keeps_unfinished_ones(
+    tmp_path: Path,
+) -> None:
+    """A run killed between a cell's epochs/draws parts and its trials row leaves an attempt no
+    reader sees; once the cell is run again, compaction drops it from the raw Parquet, while the
+    rows of a cell with no trials row yet (possibly still being written) stay."""
+    from factories import make_cell, make_result
+    from rstsweep.store.rows import draws_row, epoch_rows
+
+    store = Store(tmp_path)
+    rerun, pending = make_cell("constant(0.5)", seed=1), make_cell("constant(0.3)", seed=2)
+    for cell in (rerun, pending):  # killed: epochs and draws written, no trials row
+        result = make_result(cell, steps=8, seed=0)
+        store._write("epochs", epoch_rows(cell.cell_id, "dead", result))
+        store._write("draws", [draws_row(cell.cell_id, "dead", result.draws, result.signals)])
+    seen_before = Store(tmp_path).read("epochs")
+    attempt = store.write_result(rerun, make_result(rerun, steps=8, seed=1), "ci")
+    store.compact()
+    for table in ("epochs", "draws"):
+        raw = pd.read_parquet(tmp_path / table)
+        by_cell = raw.groupby("cell_id")["attempt_id"].unique().map(sorted).to_dict()
+        assert by_cell == {rerun.cell_id: [attempt], pending.cell_id: ["dead"]}, table
+    assert len(pd.read_parquet(tmp_path / "epochs")) == 2 * 2  # two epochs per attempt kept
+    assert seen_before.empty  # the dead attempts were never visible to a reader
+    after = Store(tmp_path).read("epochs")
+    assert set(after["attempt_id"]) == {attempt}
+
+
 def _run_layout_store(root: Path, sweeps_file: Path) -> None:
     """A few sweeps written one cell at a time (no compaction), some cells left pending."""
     profile = {"seeds": [0, 1], "models": ["resnet18"], "datasets": ["cifar10"]}

@@ -1,14 +1,16 @@
 """Compaction of a store table: many small immutable part files merged into few, crash-safe.
 
 Every write adds a part (a run writes three per finished cell), and a read costs one open per part
-(one request on an object store), so a store that is never compacted slows down as it fills.
-A merge reads its input parts, drops rows whose key repeats (`schema.KEYS`; `trials` keeps the
-earliest finished row of a cell, as readers do), writes the result as ONE new part (the same
-whole-file write as any part) and only then deletes the inputs. A kill at any moment therefore
-leaves either the inputs alone, or the merged part plus the inputs not yet deleted: the same rows
-twice, which every reader drops by key and the next merge removes. No row is lost, because an
-input is deleted only after its rows are durable in the merged part; a reader that listed a part
-a merge has since deleted re-lists (`Store.read`) and finds its rows in the merged one.
+(one request on an object store), so a store that is never compacted slows down as it fills. A
+merge reads its input parts, drops rows whose key repeats (`schema.KEYS`; `trials` keeps the
+earliest finished row of a cell, as readers do) and, in `epochs` and `draws`, the rows of attempts
+superseded by another attempt's trials row (`drop_superseded`), writes the result as ONE new part
+(the same whole-file write as any part) and only then deletes the inputs. A kill at any moment
+therefore leaves either the inputs alone, or the merged part plus the inputs not yet deleted: the
+same rows twice, which every reader drops by key and the next merge removes. No row is lost,
+because an input is deleted only after its rows are durable in the merged part; a reader that
+listed a part a merge has since deleted re-lists (`Store.read`) and finds its rows in the merged
+one.
 
 Levels (tiered merging, as in LSM trees): a writer's part is level 0
 (`part-<time>-<uuid>.parquet`); a merge of level-k parts writes level k+1 (`...-L1.parquet`).
@@ -67,6 +69,40 @@ def dedupe(name: str, table: pa.Table) -> pa.Table:
     return table.take(pa.array(keep, type=pa.int64()))
 
 
+def drop_superseded(location: Location, name: str, table: pa.Table) -> pa.Table:
+    """`epochs`/`draws`: drop the rows of attempts no reader can ever see. A reader keeps the rows
+    of the attempt of a cell's trials row, the earliest finished one, which no later write changes;
+    so once a cell has a trials row, its other attempts' rows (a run killed between writing them
+    and its trials row, then the cell run again) are dead. Rows of cells without a trials row stay:
+    their attempt may still be writing. Without this, raw Parquet would keep them for good."""
+    if name not in ("epochs", "draws") or table.num_rows == 0:
+        return table
+    trials = _trials_rows(location)
+    if trials.num_rows == 0:
+        return table
+    kept = dedupe("trials", trials)
+    done = pc.is_in(table["cell_id"], value_set=kept["cell_id"])
+    pair = pc.binary_join_element_wise(table["cell_id"], table["attempt_id"], "/")
+    kept_pairs = pc.binary_join_element_wise(kept["cell_id"], kept["attempt_id"], "/")
+    live = pc.is_in(pair, value_set=kept_pairs.drop_null())
+    # a row stays unless its cell is done under another attempt (no attempt_id: kept, unknown)
+    keep = pc.or_kleene(pc.invert(done), pc.fill_null(live, True))
+    return table if pc.all(keep).as_py() else table.filter(keep)
+
+
+def _trials_rows(location: Location) -> pa.Table:
+    """cell_id, attempt_id and finished_at of every trials part (re-listed if a concurrent merge
+    removed one meanwhile)."""
+    columns = ["cell_id", "attempt_id", "finished_at"]
+    for attempt in range(5):
+        try:
+            return read_files(location, part_files(location, "trials"), TABLES["trials"], columns)
+        except OSError as exc:
+            if attempt == 4 or not is_missing_file(exc):
+                raise
+    raise AssertionError("unreachable")
+
+
 def merge(location: Location, name: str, files: list[str], level: int) -> str | None:
     """Merge `files` of table `name` into one part of `level`, then delete them (see the module
     docstring for why a kill anywhere in here is safe). Returns the new part, or None when an
@@ -77,7 +113,7 @@ def merge(location: Location, name: str, files: list[str], level: int) -> str | 
         if is_missing_file(exc):
             return None
         raise
-    merged = write_part(location, name, dedupe(name, rows), level=level)
+    merged = write_part(location, name, drop_superseded(location, name, dedupe(name, rows)), level)
     for path in files:
         location.delete(path)
     location.sync_dir(name)
