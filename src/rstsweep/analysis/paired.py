@@ -98,8 +98,16 @@ def seeds_needed(mean: float, sd: float, target: float = POWER, alpha: float = 1
     guess = (z / effect) ** 2  # the normal approximation; the t-test needs a few more
     if guess > MAX_SEEDS:
         return float("inf")
-    n = np.arange(2, int(min(MAX_SEEDS, 2 * guess + 20)) + 1)
-    # a scan, not a bisection: the noncentral t is NaN at large noncentrality (power ≈ 1 there)
+    # A scan, not a bisection: the noncentral t is NaN at large noncentrality (power ≈ 1 there).
+    # The answer lies just above the normal approximation: scan a window from there first (the
+    # power grows with n, so a window starting below the target holds the first n reaching it).
+    last = int(min(MAX_SEEDS, 2 * guess + 20))
+    start = max(2, int(guess) - 1)
+    window = np.arange(start, min(last, int(1.25 * guess) + 10) + 1)
+    reached = power(window, effect, alpha) >= target
+    if len(window) and not reached[0] and reached.any():
+        return float(window[np.argmax(reached)])
+    n = np.arange(2, last + 1)
     ok = np.flatnonzero(power(n, effect, alpha) >= target)
     return float(n[ok[0]]) if len(ok) else float("inf")
 
