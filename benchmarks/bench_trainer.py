@@ -18,8 +18,9 @@
    Steps run one configuration at a time in rotation; the measured extra is from each step
    kind's 10 %-trimmed mean time × its count (`measured_extra`; the plain means are reported
    beside it). The measured cost model: the step atoms of each configuration timed by the probe
-   (`trainers.probe.measure_atoms`, on a fresh cell of the same setting) composed by
-   `core.passes.sa_extra_time` into a predicted extra time, against the measured extra
+   (`trainers.probe.AtomTimer`, on a fresh cell of the same setting, one batch; its rounds run
+   between the rotation's steps, so prediction and measurement see the same machine) composed
+   by `core.passes.sa_extra_time` into a predicted extra time, against the measured extra
    (`time_predicted_over_measured`, goal 1.00 ± 0.05), with the load average of the machine.
 5. Closed-loop policy epoch / open-loop epoch taking the same coins: `budget(0.5)` (first-pass
    ‖g‖² computed every step, copied to the host without blocking, read SIGNAL_LAG steps later,
@@ -239,12 +240,18 @@ def bench_passes(args: argparse.Namespace, data: DataBundle) -> dict:
         cell.ctx.optimizer.on_first_pass_end = mark
         cell.ctx.optimizer.take_extra_passes()  # count from here on
     realized = dict.fromkeys(cells, 0.0)
+    timers = atom_timers(args, data)
+    every = max(1, args.steps // args.atom_rounds)
     # one step of each configuration in turn (order rotated every round), each step timed and
     # labelled by its kind (a full two-pass step or a one-pass step: LookSAM's reuse steps), so
-    # load drift hits every configuration alike at the scale of a single step
+    # load drift hits every configuration alike at the scale of a single step; the probe's atom
+    # rounds run between them, so the prediction sees the machine the measurement sees
     times: dict[str, list[tuple[bool, float]]] = {k: [] for k in cells}
     names = list(cells)
     for t in range(args.steps):
+        if t % every == 0 and t // every < args.atom_rounds:
+            for timer in timers.values() if t // every % 2 == 0 else list(timers.values())[::-1]:
+                timer.time_round()
         shift = t % len(names)
         for name in names[shift:] + names[:shift]:
             ctx = cells[name].ctx
@@ -267,7 +274,7 @@ def bench_passes(args: argparse.Namespace, data: DataBundle) -> dict:
             "measured_extra_plain_mean": (plain[name] - plain["sgd"]) / plain["sgd"],
             "measured_over_realized": measured / (realized[name] / args.steps),
         }
-    out["time_model"] = predicted_vs_measured(args, data, out)
+    out["time_model"] = predicted_vs_measured(args, timers, out)
     sam_first, esam_first = statistics.median(marks["sam"]), statistics.median(marks["esam"])
     out["first_pass"] = {
         "sam_s": sam_first,
@@ -292,22 +299,33 @@ def _kind_totals(steps: list[tuple[bool, float]]) -> float:
     return total
 
 
-def predicted_vs_measured(args: argparse.Namespace, data: DataBundle, measured: dict) -> dict:
-    """The probe's atoms (fresh cells of each configuration, same batch) composed into the
-    predicted extra time of an SA step, against the measured extra of `bench_passes`."""
-    import os
-
-    from rstsweep.core.passes import sa_extra_time
-    from rstsweep.trainers.probe import measure_atoms
+def atom_timers(args: argparse.Namespace, data: DataBundle) -> dict:
+    """The probe's atom timers (`trainers.probe.AtomTimer`) on fresh cells of each SA
+    configuration, on one batch, warmed up; their rounds are timed by `bench_passes`."""
+    from rstsweep.trainers.probe import AtomTimer
 
     x, y = next(iter(train_batches(data, args.batch_size, "basic", seed=0, epoch=0)))
-    out: dict = {"load_average_before": os.getloadavg()[0]}
+    timers = {}
     for name in ("sam", "looksam", "esam"):
         config = config_for(args, **PASS_CONFIGS[name])
         cell = build_run(config, data=data)
         cell.ctx.reset_epoch_sums()
-        atoms = measure_atoms(cell.ctx, x, y, config, steps=args.atom_rounds, warmup=2)
-        predicted = sa_extra_time(config, atoms)
+        timers[name] = AtomTimer(cell.ctx, x, y, config)
+        timers[name].warm_up(2)
+    return timers
+
+
+def predicted_vs_measured(args: argparse.Namespace, timers: dict, measured: dict) -> dict:
+    """The probe's atoms composed into the predicted extra time of an SA step
+    (`core.passes.sa_extra_time`), against the measured extra of `bench_passes`."""
+    import os
+
+    from rstsweep.core.passes import sa_extra_time
+
+    out: dict = {"load_average": os.getloadavg()[0]}
+    for name, timer in timers.items():
+        atoms = timer.atoms()
+        predicted = sa_extra_time(timer.config, atoms)
         real = measured[name]["measured_extra"]
         out[name] = {
             "atoms": {k: v for k, v in vars(atoms).items() if v is not None},
@@ -316,7 +334,6 @@ def predicted_vs_measured(args: argparse.Namespace, data: DataBundle, measured: 
             "time_predicted_over_measured": predicted / real,
             "flops_model": measured[name]["realized_extra"],
         }
-    out["load_average_after"] = os.getloadavg()[0]
     return out
 
 
@@ -474,7 +491,7 @@ def _passes_line(p: dict) -> str:
     )
     return (
         f"time model predicted/measured extra: {timed} (goal 1.00±0.05; load average "
-        f"{tm['load_average_before']:.1f}-{tm['load_average_after']:.1f})"
+        f"{tm['load_average']:.1f})"
         f" | FLOP model, measured/realized extra: {ratios} (goal 1.00±0.05)"
         f" | ESAM/SAM first pass {first['esam_over_sam']:.3f} (model {first['predicted']:.3f})"
     )

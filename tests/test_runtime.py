@@ -1,14 +1,20 @@
 """Device choice, AMP and channels_last: the GPU paths' logic, checked on a CPU-only machine by
-pretending CUDA is there (`torch.cuda.is_available` patched); nothing here touches a real GPU."""
+pretending CUDA is there (`torch.cuda.is_available` patched); nothing here touches a real GPU.
+And the CPU heap a CPU runtime keeps, counted in page faults of fresh processes."""
 
 from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
 
 import pytest
 import torch
 
 from rstsweep.core.config import CellConfig
 from rstsweep.errors import RstError
-from rstsweep.trainers.runtime import resolve_runtime
+from rstsweep.trainers.runtime import resolve_runtime, retain_cpu_heap
 
 
 @pytest.fixture
@@ -57,3 +63,52 @@ def test_amp_autocast_is_bf16_only_when_on():
         forced = type(on)(device=torch.device("cpu"), precision=precision, channels_last=False)
         with forced.autocast():  # CPU autocast shows the dtype the context asks for
             assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == dtype
+
+
+FAULTS_SCRIPT = """
+import resource, sys, torch
+from torch import nn
+torch.set_num_threads(1)
+if sys.argv[1] == "kept":
+    from rstsweep.core.config import CellConfig
+    from rstsweep.trainers.runtime import resolve_runtime
+    resolve_runtime(CellConfig(device="cpu"))
+net = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1),
+                    nn.Flatten(), nn.Linear(16 * 28 * 28, 10))
+x = torch.randn(64, 1, 28, 28)
+def step():
+    net.zero_grad(set_to_none=True)
+    net(x).square().mean().backward()
+for _ in range(3):
+    step()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(10):
+    step()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's allocator only")
+def test_a_cpu_runtime_keeps_step_buffers_in_the_heap(tmp_path):
+    """Page faults of ten forward-backward steps after warm-up, in fresh processes: glibc's
+    defaults fault the activations in again every step; a CPU runtime keeps them."""
+    script = tmp_path / "faults.py"
+    script.write_text(FAULTS_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    env.pop("GLIBC_TUNABLES", None)
+
+    def faults(mode: str) -> int:
+        run = subprocess.run(
+            [sys.executable, str(script), mode], env=env, capture_output=True, text=True
+        )
+        assert run.returncode == 0, run.stderr
+        return int(run.stdout.strip())
+
+    default, kept = faults("default"), faults("kept")
+    assert default > 10_000  # ~2 MB of activations per step, faulted in 4 KiB pages
+    assert kept < default / 10
+
+
+def test_a_user_tuned_allocator_is_left_alone(monkeypatch):
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "2")
+    assert retain_cpu_heap() is False

@@ -86,6 +86,48 @@ def time_call(fn: Callable[[], object], device: torch.device, steps: int, warmup
     return (time.perf_counter() - begin) / steps
 
 
+class AtomTimer:
+    """Times the atoms of a step of `config`'s cell (`ctx`, its own device and setting) on the
+    batch (x, y), one round at a time: `warm_up(n)` runs every atom n times untimed, each
+    `time_round()` times every atom once (units in alternating order from round to round, so load
+    drift on a shared machine hits all alike), `atoms()` composes the rounds so far. One round at
+    a time lets a caller interleave the rounds with other work (a benchmark's real steps).
+    Changes the cell's weights and optimizer state: a probe's throwaway cell."""
+
+    def __init__(self, ctx: StepContext, x: torch.Tensor, y: torch.Tensor, config: CellConfig):
+        self.config, self.device, self.batch = config, x.device, x.shape[0]
+        self.units = _atom_units(ctx, x, y, config)
+        self.samples: dict[str, list[float]] = {n: [] for unit in self.units for n, _ in unit}
+
+    def warm_up(self, calls: int) -> None:
+        for unit in self.units:
+            for _ in range(calls):
+                for _, fn in unit:
+                    fn()
+
+    def time_round(self) -> None:
+        rounds = len(next(iter(self.samples.values())))
+        for unit in self.units if rounds % 2 == 0 else self.units[::-1]:
+            for name, fn in unit:  # in order: the vector work needs the pass before it
+                self.samples[name].append(time_call(fn, self.device, 1, 0))
+
+    def atoms(self) -> StepAtoms:
+        med = {name: _central(name, values) for name, values in self.samples.items()}
+        atoms: dict[str, object] = {k: med[k] for k in ("base_step", "fb", "rank_forward")}
+        atoms["vector"] = med["two_pass"] - med["opt_base"] if "two_pass" in med else 0.0
+        if "reuse" in med:
+            atoms["reuse_vector"] = med["reuse"] - med["opt_base"]
+        if "fb_fraction" in med:
+            atoms["fraction"] = _second_fraction(self.config, self.batch)
+            atoms["fb_fraction"] = med["fb_fraction"]
+        if "frozen_first_pass" in med:
+            atoms["beta"], atoms["frozen_first_pass"] = (
+                self.config.esam_beta,
+                med["frozen_first_pass"],
+            )
+        return StepAtoms(**atoms)
+
+
 def measure_atoms(
     ctx: StepContext,
     x: torch.Tensor,
@@ -94,34 +136,13 @@ def measure_atoms(
     steps: int,
     warmup: int = 2,
 ) -> StepAtoms:
-    """Time the atoms of a step of `config`'s cell (`ctx`, its own device and setting) on the
-    batch (x, y): `warmup` untimed calls each, then `steps` rounds that time every atom once, in
-    alternating order (load drift on a shared machine hits all alike); each atom is the median
-    over the rounds. Changes the cell's weights and optimizer state: a probe's throwaway cell."""
-    device = x.device
-    units = _atom_units(ctx, x, y, config)
-    for unit in units:
-        for _ in range(warmup):
-            for _, fn in unit:
-                fn()
-    samples: dict[str, list[float]] = {name: [] for unit in units for name, _ in unit}
-    for r in range(steps):
-        for unit in units if r % 2 == 0 else units[::-1]:
-            for name, fn in unit:  # in order: the vector work needs the pass before it
-                samples[name].append(time_call(fn, device, 1, 0))
-    med = {name: _central(name, values) for name, values in samples.items()}
-    atoms: dict[str, object] = {k: med[k] for k in ("base_step", "fb", "rank_forward")}
-    atoms["vector"] = med["two_pass"] - med["opt_base"] if "two_pass" in med else 0.0
-    if "reuse" in med:
-        atoms["reuse_vector"] = med["reuse"] - med["opt_base"]
-    if "fb_fraction" in med:
-        atoms["fraction"], atoms["fb_fraction"] = (
-            _second_fraction(config, x.shape[0]),
-            med["fb_fraction"],
-        )
-    if "frozen_first_pass" in med:
-        atoms["beta"], atoms["frozen_first_pass"] = config.esam_beta, med["frozen_first_pass"]
-    return StepAtoms(**atoms)
+    """The atoms of a step of `config`'s cell on the batch (x, y) (see `AtomTimer`): `warmup`
+    untimed calls each, then `steps` timed rounds; each atom is the median over the rounds."""
+    timer = AtomTimer(ctx, x, y, config)
+    timer.warm_up(warmup)
+    for _ in range(steps):
+        timer.time_round()
+    return timer.atoms()
 
 
 # Atoms whose cost changes with a random draw (ESAM's tensor choice): the model needs their
