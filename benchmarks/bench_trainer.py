@@ -250,8 +250,7 @@ def bench_passes(args: argparse.Namespace, data: DataBundle) -> dict:
     names = list(cells)
     for t in range(args.steps):
         if t % every == 0 and t // every < args.atom_rounds:
-            for timer in timers.values() if t // every % 2 == 0 else list(timers.values())[::-1]:
-                timer.time_round()
+            _atom_round(timers, t // every)
         shift = t % len(names)
         for name in names[shift:] + names[:shift]:
             ctx = cells[name].ctx
@@ -263,6 +262,8 @@ def bench_passes(args: argparse.Namespace, data: DataBundle) -> dict:
             full = ctx.optimizer.take_extra_passes()
             times[name].append((full > 0.0, elapsed))
             realized[name] += full
+    for r in range(-(-args.steps // every), args.atom_rounds):  # rounds the steps left over
+        _atom_round(timers, r)
     robust = {k: _kind_totals(v) / args.steps for k, v in times.items()}
     plain = {k: sum(s for _, s in v) / args.steps for k, v in times.items()}
     out: dict = {"steps_per_config": args.steps, "step_s": robust, "step_s_plain_mean": plain}
@@ -313,6 +314,12 @@ def atom_timers(args: argparse.Namespace, data: DataBundle) -> dict:
         timers[name] = AtomTimer(cell.ctx, x, y, config)
         timers[name].warm_up(2)
     return timers
+
+
+def _atom_round(timers: dict, r: int) -> None:
+    """Round r of every atom timer, in alternating order."""
+    for timer in timers.values() if r % 2 == 0 else list(timers.values())[::-1]:
+        timer.time_round()
 
 
 def predicted_vs_measured(args: argparse.Namespace, timers: dict, measured: dict) -> dict:

@@ -137,7 +137,8 @@ def measure_atoms(
     warmup: int = 2,
 ) -> StepAtoms:
     """The atoms of a step of `config`'s cell on the batch (x, y) (see `AtomTimer`): `warmup`
-    untimed calls each, then `steps` timed rounds; each atom is the median over the rounds."""
+    untimed calls each, then `steps` timed rounds; each atom is the median over the rounds (a
+    drawn atom their trimmed mean: `DRAWN_ATOMS`)."""
     timer = AtomTimer(ctx, x, y, config)
     timer.warm_up(warmup)
     for _ in range(steps):

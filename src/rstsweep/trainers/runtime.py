@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import platform
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -77,13 +79,22 @@ MMAP_THRESHOLD_MAX = 4 * 2**20 * ctypes.sizeof(ctypes.c_long)  # glibc: 32 MiB o
 TRIM_THRESHOLD = 2**30
 
 
+@functools.cache
+def _glibc_mallopt() -> Callable[[int, int], int] | None:
+    """glibc's `mallopt` of this process, None under another libc (looked up once: `libc_ver`
+    reads the interpreter's binary, and every CPU cell resolves its runtime)."""
+    if platform.libc_ver()[0] != "glibc":
+        return None
+    return ctypes.CDLL(None).mallopt
+
+
 def retain_cpu_heap() -> bool:
     """Keep a CPU step's buffers in glibc's heap (see above); whether it was applied. Not where
     the libc is not glibc, nor where the user tuned the allocator (MALLOC_* or GLIBC_TUNABLES)."""
     tuned = "GLIBC_TUNABLES" in os.environ or any(k.startswith("MALLOC_") for k in os.environ)
-    if tuned or platform.libc_ver()[0] != "glibc":
+    mallopt = None if tuned else _glibc_mallopt()
+    if mallopt is None:
         return False
-    mallopt = ctypes.CDLL(None).mallopt  # this process's own libc
     return bool(
         mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX) and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
     )
