@@ -22,6 +22,9 @@
    between the rotation's steps, so prediction and measurement see the same machine) composed
    by `core.passes.sa_extra_time` into a predicted extra time, against the measured extra
    (`time_predicted_over_measured`, goal 1.00 ± 0.05), with the load average of the machine.
+   A twin of the SGD cell (same seed and batches: the same arithmetic, its buffers elsewhere in
+   memory) runs in the rotation too; its gap to SGD, over each algorithm's measured extra
+   (`noise_floor`), is the resolution that algorithm's ratio can have on this machine.
 5. Closed-loop policy epoch / open-loop epoch taking the same coins: `budget(0.5)` (first-pass
    ‖g‖² computed every step, copied to the host without blocking, read SIGNAL_LAG steps later,
    controller in Python) vs `constant(0.5)` replaying the coins the policy drew, so both run the
@@ -218,6 +221,9 @@ PASS_CONFIGS = {
     "sam": dict(algorithm="sam", schedule="constant(1)"),
     "looksam": dict(algorithm="looksam", looksam_k=5, schedule="constant(1)"),
     "esam": dict(algorithm="esam", esam_beta=0.5, esam_gamma=0.5, schedule="constant(1)"),
+    # SGD's twin: the same seed and batches, so the same arithmetic on the same numbers; only
+    # where its buffers sit in memory differs. Its gap to "sgd" is the measurement's noise floor.
+    "sgd_twin": dict(algorithm="sgd"),
 }
 
 
@@ -231,7 +237,7 @@ def bench_passes(args: argparse.Namespace, data: DataBundle) -> dict:
     for name, cell in cells.items():
         cell.ctx.reset_epoch_sums()
         for i in range(args.warmup):
-            train_step(cell.ctx, *batches[i % len(batches)], sa=name != "sgd")
+            train_step(cell.ctx, *batches[i % len(batches)], sa=_sharpness_aware(name))
 
         def mark(name: str = name) -> None:  # the first pass ends here (synced: a benchmark)
             sync(device)
@@ -256,7 +262,7 @@ def bench_passes(args: argparse.Namespace, data: DataBundle) -> dict:
             ctx = cells[name].ctx
             sync(device)
             clock["t0"] = time.perf_counter()
-            train_step(ctx, *batches[t % len(batches)], sa=name != "sgd")
+            train_step(ctx, *batches[t % len(batches)], sa=_sharpness_aware(name))
             sync(device)
             elapsed = time.perf_counter() - clock["t0"]
             full = ctx.optimizer.take_extra_passes()
@@ -276,6 +282,7 @@ def bench_passes(args: argparse.Namespace, data: DataBundle) -> dict:
             "measured_over_realized": measured / (realized[name] / args.steps),
         }
     out["time_model"] = predicted_vs_measured(args, timers, out)
+    out["noise_floor"] = noise_floor(robust)
     sam_first, esam_first = statistics.median(marks["sam"]), statistics.median(marks["esam"])
     out["first_pass"] = {
         "sam_s": sam_first,
@@ -286,6 +293,23 @@ def bench_passes(args: argparse.Namespace, data: DataBundle) -> dict:
         "predicted": 1.0 - 0.5 / 3.0,
     }
     return out
+
+
+def _sharpness_aware(name: str) -> bool:
+    return PASS_CONFIGS[name]["algorithm"] != "sgd"
+
+
+def noise_floor(step_s: dict[str, float]) -> dict:
+    """The gap between SGD and its twin (same arithmetic, other buffers), per step: as a share of
+    SGD's step, and as a share of each algorithm's measured extra, the resolution its ratio has."""
+    gap = step_s["sgd_twin"] - step_s["sgd"]
+    return {
+        "twin_minus_sgd_s": gap,
+        "of_sgd_step": gap / step_s["sgd"],
+        "of_measured_extra": {
+            name: gap / (step_s[name] - step_s["sgd"]) for name in ("sam", "looksam", "esam")
+        },
+    }
 
 
 def _kind_totals(steps: list[tuple[bool, float]]) -> float:
@@ -496,9 +520,10 @@ def _passes_line(p: dict) -> str:
         f"{tm[k]['time_predicted_over_measured']:.3f}"
         for k in ("sam", "looksam", "esam")
     )
+    floor = " ".join(f"{k} {v:+.3f}" for k, v in p["noise_floor"]["of_measured_extra"].items())
     return (
         f"time model predicted/measured extra: {timed} (goal 1.00±0.05; load average "
-        f"{tm['load_average']:.1f})"
+        f"{tm['load_average']:.1f}; SGD twin's gap over each extra: {floor})"
         f" | FLOP model, measured/realized extra: {ratios} (goal 1.00±0.05)"
         f" | ESAM/SAM first pass {first['esam_over_sam']:.3f} (model {first['predicted']:.3f})"
     )
