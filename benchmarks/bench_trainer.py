@@ -225,6 +225,7 @@ PASS_CONFIGS = {
     # where its buffers sit in memory differs. Its gap to "sgd" is the measurement's noise floor.
     "sgd_twin": dict(algorithm="sgd"),
 }
+SA_NAMES = tuple(name for name, kw in PASS_CONFIGS.items() if kw["algorithm"] != "sgd")
 
 
 def bench_passes(args: argparse.Namespace, data: DataBundle) -> dict:
@@ -237,7 +238,7 @@ def bench_passes(args: argparse.Namespace, data: DataBundle) -> dict:
     for name, cell in cells.items():
         cell.ctx.reset_epoch_sums()
         for i in range(args.warmup):
-            train_step(cell.ctx, *batches[i % len(batches)], sa=_sharpness_aware(name))
+            train_step(cell.ctx, *batches[i % len(batches)], sa=name in SA_NAMES)
 
         def mark(name: str = name) -> None:  # the first pass ends here (synced: a benchmark)
             sync(device)
@@ -262,7 +263,7 @@ def bench_passes(args: argparse.Namespace, data: DataBundle) -> dict:
             ctx = cells[name].ctx
             sync(device)
             clock["t0"] = time.perf_counter()
-            train_step(ctx, *batches[t % len(batches)], sa=_sharpness_aware(name))
+            train_step(ctx, *batches[t % len(batches)], sa=name in SA_NAMES)
             sync(device)
             elapsed = time.perf_counter() - clock["t0"]
             full = ctx.optimizer.take_extra_passes()
@@ -273,7 +274,7 @@ def bench_passes(args: argparse.Namespace, data: DataBundle) -> dict:
     robust = {k: _kind_totals(v) / args.steps for k, v in times.items()}
     plain = {k: sum(s for _, s in v) / args.steps for k, v in times.items()}
     out: dict = {"steps_per_config": args.steps, "step_s": robust, "step_s_plain_mean": plain}
-    for name in ("sam", "looksam", "esam"):
+    for name in SA_NAMES:
         measured = (robust[name] - robust["sgd"]) / robust["sgd"]
         out[name] = {
             "realized_extra": realized[name] / args.steps,
@@ -281,7 +282,7 @@ def bench_passes(args: argparse.Namespace, data: DataBundle) -> dict:
             "measured_extra_plain_mean": (plain[name] - plain["sgd"]) / plain["sgd"],
             "measured_over_realized": measured / (realized[name] / args.steps),
         }
-    out["time_model"] = predicted_vs_measured(args, timers, out)
+    out["time_model"] = predicted_vs_measured(timers, out)
     out["noise_floor"] = noise_floor(robust)
     sam_first, esam_first = statistics.median(marks["sam"]), statistics.median(marks["esam"])
     out["first_pass"] = {
@@ -295,10 +296,6 @@ def bench_passes(args: argparse.Namespace, data: DataBundle) -> dict:
     return out
 
 
-def _sharpness_aware(name: str) -> bool:
-    return PASS_CONFIGS[name]["algorithm"] != "sgd"
-
-
 def noise_floor(step_s: dict[str, float]) -> dict:
     """The gap between SGD and its twin (same arithmetic, other buffers), per step: as a share of
     SGD's step, and as a share of each algorithm's measured extra, the resolution its ratio has."""
@@ -306,9 +303,7 @@ def noise_floor(step_s: dict[str, float]) -> dict:
     return {
         "twin_minus_sgd_s": gap,
         "of_sgd_step": gap / step_s["sgd"],
-        "of_measured_extra": {
-            name: gap / (step_s[name] - step_s["sgd"]) for name in ("sam", "looksam", "esam")
-        },
+        "of_measured_extra": {name: gap / (step_s[name] - step_s["sgd"]) for name in SA_NAMES},
     }
 
 
@@ -331,7 +326,7 @@ def atom_timers(args: argparse.Namespace, data: DataBundle) -> dict:
 
     x, y = next(iter(train_batches(data, args.batch_size, "basic", seed=0, epoch=0)))
     timers = {}
-    for name in ("sam", "looksam", "esam"):
+    for name in SA_NAMES:
         config = config_for(args, **PASS_CONFIGS[name])
         cell = build_run(config, data=data)
         cell.ctx.reset_epoch_sums()
@@ -346,7 +341,7 @@ def _atom_round(timers: dict, r: int) -> None:
         timer.time_round()
 
 
-def predicted_vs_measured(args: argparse.Namespace, timers: dict, measured: dict) -> dict:
+def predicted_vs_measured(timers: dict, measured: dict) -> dict:
     """The probe's atoms composed into the predicted extra time of an SA step
     (`core.passes.sa_extra_time`), against the measured extra of `bench_passes`."""
     import os
@@ -511,14 +506,14 @@ def main(argv: list[str] | None = None) -> None:
 def _passes_line(p: dict) -> str:
     ratios = " ".join(
         f"{k} {v['measured_extra']:.3f}/{v['realized_extra']:.3f}={v['measured_over_realized']:.3f}"
-        for k, v in ((k, p[k]) for k in ("sam", "looksam", "esam"))
+        for k, v in ((k, p[k]) for k in SA_NAMES)
     )
     first = p["first_pass"]
     tm = p["time_model"]
     timed = " ".join(
         f"{k} {tm[k]['time_predicted']:.3f}/{tm[k]['time_measured']:.3f}="
         f"{tm[k]['time_predicted_over_measured']:.3f}"
-        for k in ("sam", "looksam", "esam")
+        for k in SA_NAMES
     )
     floor = " ".join(f"{k} {v:+.3f}" for k, v in p["noise_floor"]["of_measured_extra"].items())
     return (
